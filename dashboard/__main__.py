@@ -1,0 +1,102 @@
+"""Command line: `python -m dashboard versions` and `python -m dashboard predict` (see SPEC)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from dashboard import service
+from dashboard.errors import DashboardError, InputError, describe, scrub
+from dashboard.predict import safe_csv
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m dashboard", description="Keras prediction dashboard tools.")
+    parser.add_argument("--debug", action="store_true", help="print the full (redacted) error on failure")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("versions", help="list every version, newest first")
+    run = commands.add_parser("predict", help="predict every row of a CSV file")
+    run.add_argument("--input", required=True, type=Path, help="CSV file with one row per prediction")
+    run.add_argument("--output", required=True, type=Path, help="where to write the predictions CSV")
+    run.add_argument("--version", help="exact version, alias, PEP 440 specifier or 'latest' "
+                                       "(default: MODEL_VERSION, else the newest)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "versions":
+            return _versions()
+        return _predict(args.input, args.output, args.version)
+    except DashboardError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if args.debug:
+            print(describe(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # an unexpected failure: still one line, secrets removed
+        print(f"error: unexpected {type(exc).__name__}: {scrub(str(exc))}; rerun with --debug for details",
+              file=sys.stderr)
+        if args.debug:
+            print(describe(exc), file=sys.stderr)
+        return 1
+
+
+def _versions() -> int:
+    settings = service.settings()
+    catalog = service.catalog(settings)
+    if catalog.warning:
+        print(f"warning: {catalog.warning}", file=sys.stderr)
+    for version in catalog.versions:
+        sha = version.digest[:12] if version.pinned else "(unpinned)  "
+        line = f"{version.label:<12} {sha:<12}  {version.notes}".rstrip()
+        if version is catalog.default:
+            line += " (default)"
+        print(line)
+    return 0
+
+
+def _predict(source: Path, target: Path, requested: str | None) -> int:
+    settings = service.settings()
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}; check the path") from exc
+    catalog = service.catalog(settings)
+    version, warning = (catalog.choose(requested) if requested is not None
+                        else (catalog.default, catalog.warning))
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    served = service.load_version(settings, version)
+    result = service.predict_csv(settings, served, data)
+    _write_atomic(target, safe_csv(result.table))
+    if result.failed:
+        first = result.first_errors[0]
+        print(f"{result.failed} of {result.rows} rows have errors (see the error column); first: {first}",
+              file=sys.stderr)
+    if result.predicted == 0:
+        print(f"error: no row could be predicted with version {served.label}; the reasons are in {target}",
+              file=sys.stderr)
+        return 1
+    print(f"predicted {result.predicted} of {result.rows} rows with version {served.label} -> {target}",
+          file=sys.stderr)
+    return 0
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    tmp = target.with_name(f".{target.name}.part")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {target}: {exc.strerror}; check the folder exists and is writable") from exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Settings: environment first, then Streamlit secrets (same names), then the embedded demo store.
+
+This is the only module that reads the environment or the secrets file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+from dashboard.errors import ConfigError
+
+DEMO_MANIFEST = Path(__file__).resolve().parent / "demo" / "manifest.json"
+_VERSIONED_URL = re.compile(r"^MODEL_URL_V(?P<version>[0-9A-Za-z_]+)$")
+_VERSIONED_SHA = re.compile(r"^MODEL_SHA256_V(?P<version>[0-9A-Za-z_]+)$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the core needs to know about where models come from and the limits it runs under."""
+
+    manifest_url: str | None = None
+    model_url: str | None = None
+    architecture_url: str | None = None
+    weights_url: str | None = None
+    builder: str | None = None
+    versioned_urls: tuple[tuple[str, str, str | None], ...] = ()  # (version, url, sha256) per MODEL_URL_V*
+    model_version: str | None = None
+    model_sha256: str | None = None
+    schema_url: str | None = None
+    cache_dir: Path = Path.home() / ".cache" / "keras-dashboard"
+    safe_mode: bool = True
+    runtime: str = "keras"
+    max_download_bytes: int = 1 << 30
+    csv_max_bytes: int = 200 * 1024 * 1024
+    csv_max_rows: int = 1_000_000
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 3
+    refresh_seconds: int = 300
+    cached_versions: int = 2
+    using_demo: bool = False
+
+    @property
+    def source_label(self) -> str:
+        """Where versions come from, in words (URLs are redacted by the caller that shows them)."""
+        parts = []
+        if self.using_demo:
+            return "embedded demo store"
+        if self.manifest_url:
+            parts.append(f"manifest {self.manifest_url}")
+        if self.model_url:
+            parts.append(f"MODEL_URL {self.model_url}")
+        if self.architecture_url:
+            parts.append(f"MODEL_ARCHITECTURE_URL {self.architecture_url}")
+        if self.builder:
+            parts.append(f"MODEL_BUILDER {self.builder}")
+        if self.versioned_urls:
+            parts.append(f"{len(self.versioned_urls)} MODEL_URL_V* variable(s)")
+        return "; ".join(parts)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str, object] | None = None) -> Settings:
+    """Build the Settings from environ (default os.environ) and secrets (default the secrets.toml files)."""
+    env = dict(os.environ if environ is None else environ)
+    sec = _read_secrets(env) if secrets is None else dict(secrets)
+
+    def get(name: str) -> str | None:
+        value = env.get(name)
+        if value is None or value.strip() == "":
+            value = sec.get(name)
+        if value is None:
+            return None
+        value = str(value).strip()
+        return value or None
+
+    names = set(env) | set(sec)
+    shas = {}
+    for name in names:
+        m = _VERSIONED_SHA.match(name)
+        if m and get(name):
+            shas[_version_from_suffix(m.group("version"))] = get(name)
+    versioned = []
+    for name in sorted(names):
+        m = _VERSIONED_URL.match(name)
+        if m and get(name):
+            version = _version_from_suffix(m.group("version"))
+            versioned.append((version, get(name), shas.get(version)))
+
+    values = dict(
+        manifest_url=get("MODEL_MANIFEST_URL"),
+        model_url=get("MODEL_URL"),
+        architecture_url=get("MODEL_ARCHITECTURE_URL"),
+        weights_url=get("MODEL_WEIGHTS_URL"),
+        builder=get("MODEL_BUILDER"),
+        versioned_urls=tuple(versioned),
+        model_version=get("MODEL_VERSION") or get("APP_VERSION"),
+        model_sha256=(get("MODEL_SHA256") or "").lower() or None,
+        schema_url=get("MODEL_SCHEMA_URL"),
+    )
+    if values["architecture_url"] and not values["weights_url"]:
+        raise ConfigError("MODEL_ARCHITECTURE_URL is set but MODEL_WEIGHTS_URL is not; "
+                          "set MODEL_WEIGHTS_URL to the .weights.h5 file saved with the architecture")
+    if values["builder"] and not values["weights_url"]:
+        raise ConfigError("MODEL_BUILDER is set but MODEL_WEIGHTS_URL is not; "
+                          "set MODEL_WEIGHTS_URL to the .weights.h5 file for the builder's model")
+    if values["weights_url"] and not (values["architecture_url"] or values["builder"]):
+        raise ConfigError("MODEL_WEIGHTS_URL is set without MODEL_ARCHITECTURE_URL or MODEL_BUILDER; "
+                          "set one of them so the weights have a model to go into")
+    if values["architecture_url"] and values["builder"]:
+        raise ConfigError("MODEL_ARCHITECTURE_URL and MODEL_BUILDER are both set; keep one of them")
+    if values["model_sha256"] and not re.fullmatch(r"[0-9a-f]{64}", values["model_sha256"]):
+        raise ConfigError("MODEL_SHA256 must be 64 hexadecimal characters (the output of sha256sum)")
+
+    configured = any(values[k] for k in ("manifest_url", "model_url", "architecture_url", "builder")) or versioned
+    cache = get("MODEL_CACHE_DIR")
+    xdg = env.get("XDG_CACHE_HOME")
+    default_cache = Path(xdg) / "keras-dashboard" if xdg else Path(env.get("HOME") or Path.home()) / ".cache" / "keras-dashboard"
+    return Settings(
+        **{**values, "manifest_url": values["manifest_url"] if configured else str(DEMO_MANIFEST)},
+        cache_dir=Path(cache).expanduser() if cache else default_cache,
+        safe_mode=_boolean(get("MODEL_SAFE_MODE"), "MODEL_SAFE_MODE", True),
+        runtime=(get("MODEL_RUNTIME") or "keras").lower(),
+        max_download_bytes=_integer(get("MODEL_MAX_BYTES"), "MODEL_MAX_BYTES", 1 << 30),
+        csv_max_bytes=_integer(get("CSV_MAX_BYTES"), "CSV_MAX_BYTES", 200 * 1024 * 1024),
+        csv_max_rows=_integer(get("CSV_MAX_ROWS"), "CSV_MAX_ROWS", 1_000_000),
+        connect_timeout=_number(get("MODEL_CONNECT_TIMEOUT"), "MODEL_CONNECT_TIMEOUT", 10.0),
+        read_timeout=_number(get("MODEL_READ_TIMEOUT"), "MODEL_READ_TIMEOUT", 60.0),
+        retries=_integer(get("MODEL_RETRIES"), "MODEL_RETRIES", 3, minimum=0),
+        refresh_seconds=_integer(get("MODEL_REFRESH_SECONDS"), "MODEL_REFRESH_SECONDS", 300),
+        cached_versions=_integer(get("MODEL_CACHE_VERSIONS"), "MODEL_CACHE_VERSIONS", 2),
+        using_demo=not configured,
+    )
+
+
+def quiet_tensorflow() -> None:
+    """Keep TensorFlow's C++ start-up chatter out of the logs unless the user asked for it."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _version_from_suffix(suffix: str) -> str:
+    return suffix.replace("_", ".").lower()
+
+
+def _read_secrets(env: Mapping[str, str]) -> dict[str, object]:
+    """Top-level keys of Streamlit's secrets files (global first, project second, as Streamlit does)."""
+    merged: dict[str, object] = {}
+    home = env.get("HOME")
+    candidates = [Path(home) / ".streamlit" / "secrets.toml"] if home else []
+    candidates.append(Path.cwd() / ".streamlit" / "secrets.toml")
+    for path in candidates:
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            continue
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read secrets file {path}: {exc}; fix its TOML syntax or remove it") from exc
+        merged.update({k: v for k, v in data.items() if not isinstance(v, dict)})
+    return merged
+
+
+def _boolean(value: str | None, name: str, default: bool) -> bool:
+    if value is None:
+        return default
+    if value.lower() in _TRUE:
+        return True
+    if value.lower() in _FALSE:
+        return False
+    raise ConfigError(f"{name}={value!r} is not a yes/no value; use true or false")
+
+
+def _integer(value: str | None, name: str, default: int, minimum: int = 1) -> int:
+    if value is None:
+        return default
+    try:
+        number = int(value.replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a whole number; use for example {default}") from None
+    if number < minimum:
+        raise ConfigError(f"{name}={value!r} must be at least {minimum}")
+    return number
+
+
+def _number(value: str | None, name: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"{name}={value!r} is not a number of seconds; use for example {default}") from None
+    if not number > 0:
+        raise ConfigError(f"{name}={value!r} must be more than 0")
+    return number

@@ -1,0 +1,1 @@
+"""The embedded demo store: two versions of an iris classifier, a manifest and a sample CSV."""

@@ -1,0 +1,72 @@
+"""Typed errors with user-facing messages, and redaction of secrets in any text."""
+
+from __future__ import annotations
+
+import re
+import traceback
+
+# Query strings of presigned URLs (X-Amz-Signature, X-Goog-Signature, sig=...) and user:password@.
+_URL_QUERY = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>?#]*)[?#][^\s'\"<>]*")
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s'\"<>@]*@")
+_LOOSE_QUERY = re.compile(r"(?P<head>[/\w.-]+)\?[^\s'\"<>]*(?:X-Amz-|X-Goog-|sig=|Signature=|token=)[^\s'\"<>]*",
+                          re.IGNORECASE)
+
+
+class DashboardError(Exception):
+    """Base of every error whose message is meant for the person using the dashboard."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
+
+    @property
+    def message(self) -> str:
+        """The user-facing message (already redacted)."""
+        return str(self)
+
+
+class ConfigError(DashboardError):
+    """A configuration variable has a value that cannot be used."""
+
+
+class ManifestError(DashboardError):
+    """A manifest (or the set of sources together) is malformed."""
+
+
+class VersionError(DashboardError):
+    """No version can be chosen (for example: no versions at all)."""
+
+
+class ModelSourceError(DashboardError):
+    """A file could not be downloaded: unreachable, not found, too large, cache unusable."""
+
+
+class IntegrityError(ModelSourceError):
+    """A downloaded file is not what was promised: wrong sha256 or truncated."""
+
+
+class ModelLoadError(DashboardError):
+    """A file was downloaded but is not a model Keras can load."""
+
+
+class UnsafeModelError(ModelLoadError):
+    """A model was refused because loading it could run code from the file."""
+
+
+class SchemaError(DashboardError):
+    """A schema is malformed, or disagrees with the model."""
+
+
+class InputError(DashboardError):
+    """An uploaded or given table cannot be used at all (empty, binary, too large, missing column)."""
+
+
+def scrub(text: str) -> str:
+    """Remove query strings, fragments and user:password@ from every URL in text."""
+    text = _USERINFO.sub(lambda m: m.group("scheme"), text)
+    text = _URL_QUERY.sub(lambda m: m.group("head"), text)
+    return _LOOSE_QUERY.sub(lambda m: m.group("head"), text)
+
+
+def describe(exc: BaseException) -> str:
+    """The full redacted traceback of exc, for server logs."""
+    return scrub("".join(traceback.format_exception(exc)))

@@ -1,0 +1,327 @@
+"""Downloads the way pip and huggingface_hub do them: streamed, hashed, atomic, cached, redacted.
+
+Steps of `fetch`:
+1. a local path or file:// URL is used in place (sha256 still checked);
+2. a pinned file (sha256 known) already in the cache is returned without touching the network;
+3. otherwise, under a per-entry file lock, stream the body to a temp file beside the target,
+   hashing and counting while writing, then fsync and os.replace it into place;
+4. on any failure the temp file is deleted, so the cache never holds a partial or unverified file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import os
+import posixpath
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from dashboard.config import Settings
+from dashboard.errors import IntegrityError, ModelSourceError
+
+ProgressFn = Callable[[int, "int | None"], None]
+CHUNK = 1 << 20
+SMALL_FILE_CAP = 16 * 1024 * 1024
+REMOTE_SCHEMES = ("http", "https", "s3", "gs")
+
+
+def redact(url: str) -> str:
+    """The URL without query string, fragment or user:password (presigned URLs carry secrets there)."""
+    parts = urlsplit(url)
+    if not parts.scheme or len(parts.scheme) == 1:  # a plain path (or a Windows drive letter)
+        return url.split("?", 1)[0]
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def scheme_of(url: str) -> str:
+    """'http', 'https', 's3', 'gs', 'file' or '' for a plain path."""
+    scheme = urlsplit(url).scheme.lower()
+    return "" if len(scheme) <= 1 else scheme
+
+
+def is_remote(url: str) -> bool:
+    """True for URLs fetched over the network."""
+    return scheme_of(url) in REMOTE_SCHEMES
+
+
+def resolve(base: str, ref: str) -> str:
+    """ref as written in the manifest at base: relative refs resolve against the manifest's folder."""
+    ref_scheme = scheme_of(ref)
+    if ref_scheme:
+        if is_remote(base) and ref_scheme == "file":
+            raise ModelSourceError(f"manifest {redact(base)} refers to a local file ({redact(ref)}); "
+                                   "a remote manifest may only point to remote files or relative names")
+        return ref
+    base_scheme = scheme_of(base)
+    if base_scheme in ("http", "https"):
+        if ref.startswith("/") and not ref.startswith("//"):
+            pass  # absolute path on the same host: urljoin handles it
+        return urljoin(base, ref)
+    if base_scheme in ("s3", "gs"):
+        parts = urlsplit(base)
+        if ref.startswith("/"):
+            raise ModelSourceError(f"manifest {redact(base)} refers to an absolute path {ref!r}; "
+                                   "inside a bucket use names relative to the manifest")
+        key = posixpath.normpath(posixpath.join(posixpath.dirname(parts.path), ref))
+        return urlunsplit((parts.scheme, parts.netloc, key, "", ""))
+    if base_scheme == "file":
+        parts = urlsplit(base)
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(unquote(parts.path)), ref))
+        return urlunsplit(("file", parts.netloc, path, "", ""))
+    return str(Path(base).expanduser().parent / Path(ref).expanduser())
+
+
+def local_path(url: str) -> Path | None:
+    """The filesystem path of a plain path or file:// URL, else None."""
+    scheme = scheme_of(url)
+    if scheme == "file":
+        return Path(unquote(urlsplit(url).path))
+    if scheme == "":
+        return Path(url).expanduser()
+    return None
+
+
+def file_name(url: str) -> str:
+    """The last path segment of url, for naming the cached copy."""
+    path = local_path(url)
+    name = path.name if path is not None else posixpath.basename(unquote(urlsplit(url).path))
+    name = "".join(c for c in name if c.isalnum() or c in "._-")
+    return name.lstrip(".") or "download"
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_bytes(url: str, settings: Settings, max_bytes: int = SMALL_FILE_CAP) -> bytes:
+    """A small file (manifest, schema, architecture JSON) read whole into memory."""
+    path = local_path(url)
+    if path is not None:
+        _check_local(path, url, max_bytes)
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise ModelSourceError(f"cannot read {redact(url)}: {exc.strerror}; check the path and its permissions") from exc
+    chunks = []
+    for block, _, _ in _stream(url, settings, max_bytes):
+        chunks.append(block)
+    return b"".join(chunks)
+
+
+def fetch(url: str, settings: Settings, sha256: str | None = None, progress: ProgressFn | None = None) -> Path:
+    """A verified local copy of url (see the module docstring for the steps)."""
+    sha256 = sha256.lower() if sha256 else None
+    path = local_path(url)
+    if path is not None:
+        _check_local(path, url, settings.max_download_bytes)
+        if sha256:
+            _verify(sha256_of(path), sha256, url, "the file on disk")
+        return path
+    if sha256:
+        entry = settings.cache_dir / "sha256" / sha256
+    else:
+        entry = settings.cache_dir / "unpinned" / hashlib.sha256(url.encode()).hexdigest()[:40]
+    target = entry / file_name(url)
+    if sha256 and target.is_file():
+        return target
+    _make_dir(entry, settings)
+    with _locked(entry, settings):
+        if sha256 and target.is_file():  # another process finished it while we waited
+            return target
+        _download(url, target, settings, sha256, progress)
+    return target
+
+
+def _download(url: str, target: Path, settings: Settings, sha256: str | None, progress: ProgressFn | None) -> None:
+    digest = hashlib.sha256()
+    try:
+        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=".part-", delete=False)
+    except OSError as exc:
+        raise _cache_error(exc, target.parent) from exc
+    tmp = Path(handle.name)
+    try:
+        with handle:
+            for block, done, total in _stream(url, settings, settings.max_download_bytes):
+                try:
+                    handle.write(block)
+                except OSError as exc:
+                    raise _cache_error(exc, target.parent) from exc
+                digest.update(block)
+                if progress is not None:
+                    progress(done, total)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if sha256:
+            _verify(digest.hexdigest(), sha256, url, "the download")
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _stream(url: str, settings: Settings, max_bytes: int) -> Iterator[tuple[bytes, int, int | None]]:
+    """(block, bytes so far, total or None) for each block of url's body; every failure a ModelSourceError."""
+    scheme = scheme_of(url)
+    shown = redact(url)
+    if scheme in ("s3", "gs"):
+        raise ModelSourceError(f"{scheme}:// URLs are not supported by this release ({shown}); "
+                               "serve the store over https:// (for example with presigned URLs) instead")
+    if scheme not in ("http", "https"):
+        raise ModelSourceError(f"unsupported URL scheme {scheme!r} in {shown}; "
+                               "use https://, http://, file:// or a plain path")
+    try:
+        with _session(settings) as session:
+            response = session.get(url, stream=True, timeout=(settings.connect_timeout, settings.read_timeout),
+                                   headers={"Accept-Encoding": "identity"})
+            with response:
+                _check_status(response, url, settings)
+                total = _content_length(response)
+                if total is not None and total > max_bytes:
+                    raise ModelSourceError(f"{shown} is {_size(total)}, over the {_size(max_bytes)} limit; "
+                                           "raise MODEL_MAX_BYTES if this file is expected to be that large")
+                done = 0
+                for block in response.iter_content(CHUNK):
+                    done += len(block)
+                    if done > max_bytes:
+                        raise ModelSourceError(f"{shown} is over the {_size(max_bytes)} limit; "
+                                               "raise MODEL_MAX_BYTES if this file is expected to be that large")
+                    yield block, done, total
+                if total is not None and done != total:
+                    raise IntegrityError(f"download of {shown} was cut off after {_size(done)} of {_size(total)}; "
+                                         "try again, and check the server if it keeps happening")
+    except requests.exceptions.ChunkedEncodingError as exc:
+        raise IntegrityError(f"download of {shown} was cut off before the end; "
+                             "try again, and check the server if it keeps happening") from exc
+    except requests.exceptions.Timeout as exc:
+        raise ModelSourceError(f"{shown} is unreachable: no answer within {settings.read_timeout:g} s "
+                               "(MODEL_READ_TIMEOUT); check that the server is up") from exc
+    except requests.exceptions.ConnectionError as exc:
+        raise ModelSourceError(f"{shown} is unreachable ({_connection_reason(exc)}); "
+                               "check the URL and that the server is up") from exc
+    except requests.exceptions.RequestException as exc:
+        raise ModelSourceError(f"{shown} is unreachable ({type(exc).__name__}); check the URL") from exc
+
+
+def _session(settings: Settings) -> requests.Session:
+    retry = Retry(total=settings.retries, connect=settings.retries, read=0, other=0, status=settings.retries,
+                  backoff_factor=0.2, status_forcelist=(500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
+                  raise_on_status=False, respect_retry_after_header=False)
+    session = requests.Session()
+    session.trust_env = True
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _check_status(response: requests.Response, url: str, settings: Settings) -> None:
+    code = response.status_code
+    shown = redact(url)
+    if code < 400:
+        return
+    if code == 404:
+        raise ModelSourceError(f"{shown} was not found (HTTP 404); check the URL or the manifest entry")
+    if code in (401, 403):
+        raise ModelSourceError(f"access to {shown} was denied (HTTP {code}); a presigned link may have expired, "
+                               "or the server needs credentials: generate a fresh link or check access")
+    if code >= 500:
+        raise ModelSourceError(f"{shown} is unreachable: the server answered HTTP {code} "
+                               f"(tried {settings.retries + 1} times); try again later")
+    raise ModelSourceError(f"{shown} answered HTTP {code}; check the URL")
+
+
+def _content_length(response: requests.Response) -> int | None:
+    try:
+        return int(response.headers["Content-Length"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _connection_reason(exc: BaseException) -> str:
+    text = str(exc)
+    if "Name or service not known" in text or "nodename nor servname" in text or "NameResolution" in text \
+            or "Temporary failure in name resolution" in text:
+        return "host name not found"
+    if "Connection refused" in text:
+        return "connection refused"
+    if "timed out" in text.lower():
+        return "connection timed out"
+    return "connection failed"
+
+
+def _check_local(path: Path, url: str, max_bytes: int) -> None:
+    if not path.is_file():
+        raise ModelSourceError(f"{redact(url)} does not exist or is not a file; check the path")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise ModelSourceError(f"{redact(url)} is {_size(size)}, over the {_size(max_bytes)} limit; "
+                               "raise MODEL_MAX_BYTES if this file is expected to be that large")
+
+
+def _verify(actual: str, expected: str, url: str, what: str) -> None:
+    if actual != expected:
+        raise IntegrityError(f"sha256 of {redact(url)} is {actual[:12]}…, expected {expected[:12]}…; "
+                             f"{what} is not the published file: republish it or fix the sha256 in the manifest")
+
+
+def _make_dir(entry: Path, settings: Settings) -> None:
+    try:
+        entry.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cache_error(exc, settings.cache_dir) from exc
+
+
+@contextlib.contextmanager
+def _locked(entry: Path, settings: Settings) -> Iterator[None]:
+    try:
+        lock = open(entry / ".lock", "a+b")
+    except OSError as exc:
+        raise _cache_error(exc, entry) from exc
+    with lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _cache_error(exc: OSError, folder: Path) -> ModelSourceError:
+    if exc.errno == errno.ENOSPC:
+        return ModelSourceError(f"no space left in the cache folder {folder}; free some space "
+                                "or set MODEL_CACHE_DIR to a folder on a larger disk")
+    return ModelSourceError(f"the cache folder {folder} is not writable ({exc.strerror}); "
+                            "set MODEL_CACHE_DIR to a writable folder")
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _size(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"

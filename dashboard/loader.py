@@ -1,0 +1,370 @@
+"""File(s) on disk -> a loaded model: formats, archive checks, safe mode, and the compiled call.
+
+TensorFlow and Keras are imported here only, and only when a model is first loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import stat
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable
+
+import numpy as np
+
+from dashboard.config import quiet_tensorflow
+from dashboard.errors import ModelLoadError, UnsafeModelError, scrub
+
+ZIP_MAGIC = b"PK\x03\x04"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+MAX_ARCHIVE_ENTRIES = 1000
+MAX_UNPACKED_BYTES = 4 << 30
+MAX_COMPRESSION_RATIO = 200
+MAX_CONFIG_BYTES = 64 << 20
+UNSAFE_CLASSES = {"Lambda": "a Lambda layer", "TFSMLayer": "a TFSMLayer (it loads a SavedModel from a path)",
+                  "__lambda__": "a Python lambda"}
+FIX_SAFE = ("replace it with a registered custom layer, or set MODEL_SAFE_MODE=false "
+            "only if you trust whoever wrote the file")
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """One model input: its name, per-row shape and dtype name ('float32', 'string', ...)."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+    @property
+    def is_string(self) -> bool:
+        """True for tf.string inputs."""
+        return self.dtype == "string"
+
+
+@dataclass
+class LoadedModel:
+    """A Keras model ready to serve: the model, what it takes and gives, and a thread-safe compiled call."""
+
+    model: Any
+    format: str
+    inputs: tuple[InputInfo, ...]
+    named_inputs: bool
+    output_units: int
+    output_activation: str | None
+    safe_mode: bool
+    load_seconds: float = 0.0
+    _fn: Callable | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def call(self, inputs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+        """Outputs for a batch: a 2-D float array (matrix input) or a dict of per-input columns."""
+        import tensorflow as tf
+
+        with self._lock:
+            if self._fn is None:
+                self._fn = self._compile(tf)
+            if self.named_inputs:
+                tensors = {i.name: tf.constant(inputs[i.name].reshape((-1,) + _row_shape(i)),
+                                               dtype=tf.string if i.is_string else i.dtype) for i in self.inputs}
+                out = self._fn(tensors)
+            else:
+                out = self._fn(tf.constant(inputs, dtype=self.inputs[0].dtype))
+        return np.asarray(out)
+
+    def _compile(self, tf: Any) -> Callable:
+        model = self.model
+        if self.named_inputs:
+            spec = {i.name: tf.TensorSpec((None,) + _row_shape(i), tf.string if i.is_string else i.dtype, name=i.name)
+                    for i in self.inputs}
+        else:
+            spec = tf.TensorSpec((None,) + _row_shape(self.inputs[0]), self.inputs[0].dtype)
+
+        @tf.function(input_signature=[spec], reduce_retracing=True)
+        def run(x: Any) -> Any:
+            out = model(x, training=False)
+            if isinstance(out, (list, tuple)):
+                out = out[0]
+            elif isinstance(out, dict):
+                out = next(iter(out.values()))
+            return tf.cast(out, tf.float64)
+
+        return run
+
+
+def load(kind: str, files: dict[str, Path], safe_mode: bool = True, builder: str | None = None) -> LoadedModel:
+    """Load a version: kind 'file' (files['model']), 'architecture' or 'builder' (with files['weights'])."""
+    started = time.perf_counter()
+    if kind == "file":
+        model, fmt = _load_file(files["model"], safe_mode)
+    elif kind == "architecture":
+        model, fmt = _load_architecture(files["architecture"], files["weights"], safe_mode), "architecture + weights"
+    elif kind == "builder":
+        model, fmt = _load_builder(builder or "", files["weights"]), "builder + weights"
+    else:
+        raise ModelLoadError(f"unknown model kind {kind!r}")
+    loaded = describe_model(model, fmt, safe_mode)
+    loaded.load_seconds = time.perf_counter() - started
+    return loaded
+
+
+def describe_model(model: Any, fmt: str, safe_mode: bool = True) -> LoadedModel:
+    """Wrap a Keras model: read its inputs and output so a schema can be inferred and the call compiled."""
+    raw_inputs = getattr(model, "inputs", None)
+    if not raw_inputs:
+        raise ModelLoadError("the model has no defined inputs (it was never built); "
+                             "build it with keras.Input(shape=...) before saving")
+    inputs = tuple(InputInfo(name=_input_name(t, n), shape=tuple(t.shape[1:]), dtype=_dtype_name(t.dtype))
+                   for n, t in enumerate(raw_inputs))
+    named = len(inputs) > 1 or isinstance(getattr(model, "_inputs_struct", None), dict) or inputs[0].is_string
+    if not named and len(inputs[0].shape) != 1:
+        raise ModelLoadError(f"the model's input has shape {inputs[0].shape} per row; the dashboard serves models "
+                             "that take one row of features (shape (n,)) or one named input per feature")
+    if not named and inputs[0].shape[0] is None:
+        raise ModelLoadError("the model's input has no fixed number of features; "
+                             "give keras.Input a shape such as (4,)")
+    outputs = getattr(model, "outputs", None) or []
+    if len(outputs) != 1:
+        raise ModelLoadError(f"the model has {len(outputs)} outputs; the dashboard serves models with one output")
+    shape = tuple(outputs[0].shape[1:])
+    if len(shape) > 1 or (shape and shape[0] is None):
+        raise ModelLoadError(f"the model's output has shape {shape} per row; expected one value or one score per class")
+    return LoadedModel(model=model, format=fmt, inputs=inputs, named_inputs=named,
+                       output_units=int(shape[0]) if shape else 1, output_activation=_output_activation(model),
+                       safe_mode=safe_mode)
+
+
+def sniff_format(path: Path) -> str:
+    """'keras' for a .keras zip archive, 'h5' for HDF5, else 'unknown'."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path.name}: {exc.strerror}") from exc
+    if head.startswith(ZIP_MAGIC):
+        return "keras"
+    if head == HDF5_MAGIC:
+        return "h5"
+    return "unknown"
+
+
+def check_archive(path: Path, safe_mode: bool = True) -> None:
+    """Refuse .keras archives with unsafe paths, links, bombs, or (in safe mode) code-running config."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelLoadError(f"{path.name} is not a valid .keras archive ({exc}); "
+                             "re-export the model with model.save('model.keras') and republish it") from exc
+    with archive:
+        members = archive.infolist()
+        if len(members) > MAX_ARCHIVE_ENTRIES:
+            raise UnsafeModelError(f"{path.name} holds {len(members)} files (at most {MAX_ARCHIVE_ENTRIES}); "
+                                   "this is not a Keras model archive")
+        unpacked = 0
+        for member in members:
+            name = member.filename
+            pure = PurePosixPath(name.replace("\\", "/"))
+            if pure.is_absolute() or ".." in pure.parts or (len(name) > 1 and name[1] == ":"):
+                raise UnsafeModelError(f"{path.name} contains the path {name!r}, which points outside the archive; "
+                                       "refused: this is not a file Keras wrote")
+            if stat.S_ISLNK(member.external_attr >> 16):
+                raise UnsafeModelError(f"{path.name} contains a link ({name!r}); refused: Keras archives hold no links")
+            unpacked += member.file_size
+            if member.compress_size and member.file_size / member.compress_size > MAX_COMPRESSION_RATIO \
+                    and member.file_size > (1 << 20):
+                raise UnsafeModelError(f"{path.name}: {name!r} unpacks to {member.file_size} bytes from "
+                                       f"{member.compress_size} (a compression bomb); refused")
+        if unpacked > MAX_UNPACKED_BYTES:
+            raise UnsafeModelError(f"{path.name} unpacks to {unpacked} bytes, over the {MAX_UNPACKED_BYTES} limit; refused")
+        names = {m.filename for m in members}
+        if "config.json" not in names:
+            raise ModelLoadError(f"{path.name} has no config.json, so it is not a Keras 3 model archive; "
+                                 "re-export it with model.save('model.keras') and republish it")
+        info = archive.getinfo("config.json")
+        if info.file_size > MAX_CONFIG_BYTES:
+            raise UnsafeModelError(f"{path.name}: config.json is {info.file_size} bytes; refused as too large")
+        try:
+            config = json.loads(archive.read("config.json"))
+        except (ValueError, zipfile.BadZipFile, OSError) as exc:
+            raise ModelLoadError(f"{path.name}: config.json is not valid JSON; "
+                                 "the file is damaged: re-export and republish it") from exc
+    if safe_mode:
+        scan_config(config, path.name)
+
+
+def scan_config(config: Any, where: str) -> None:
+    """Refuse configs that would run code on load: Lambda, TFSMLayer, or functions from non-Keras modules."""
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            cls = node.get("class_name")
+            if isinstance(cls, str) and cls in UNSAFE_CLASSES:
+                raise UnsafeModelError(f"{where} uses {UNSAFE_CLASSES[cls]}, which can run arbitrary code "
+                                       f"when loaded; refused under safe mode: {FIX_SAFE}")
+            module = node.get("module")
+            if isinstance(module, str) and module and not _keras_module(module):
+                raise UnsafeModelError(f"{where} names the Python module {module!r}, which is not part of Keras; "
+                                       f"loading it could run code; refused under safe mode: {FIX_SAFE}")
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+
+
+def _keras_module(module: str) -> bool:
+    return module == "keras" or module.startswith("keras.")
+
+
+def _load_file(path: Path, safe_mode: bool) -> tuple[Any, str]:
+    fmt = sniff_format(path)
+    if fmt == "keras":
+        check_archive(path, safe_mode)
+        return _keras_load(_with_suffix(path, ".keras"), safe_mode), ".keras"
+    if fmt == "h5":
+        _check_h5(path, safe_mode)
+        return _keras_load(_with_suffix(path, ".h5"), safe_mode), ".h5 (full model)"
+    raise ModelLoadError(f"{path.name} is neither a .keras archive nor an HDF5 (.h5) model file; "
+                         "check that the URL points to the model itself, not to a web page or a listing")
+
+
+def _check_h5(path: Path, safe_mode: bool) -> None:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            raw = handle.attrs.get("model_config")
+    except OSError as exc:
+        raise ModelLoadError(f"{path.name} is not a readable HDF5 file; the file is damaged: "
+                             "re-export and republish it") from exc
+    if raw is None:
+        raise ModelLoadError(f"{path.name} holds weights only, not a full model; publish it with its architecture "
+                             "(MODEL_ARCHITECTURE_URL + MODEL_WEIGHTS_URL) or save the whole model as .keras")
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8")
+    try:
+        config = json.loads(raw)
+    except ValueError as exc:
+        raise ModelLoadError(f"{path.name}: its model_config is not valid JSON; re-export and republish it") from exc
+    if safe_mode:
+        scan_config(config, path.name)
+
+
+def _load_architecture(architecture: Path, weights: Path, safe_mode: bool) -> Any:
+    try:
+        text = architecture.read_text(encoding="utf-8-sig")
+        config = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelLoadError(f"{architecture.name} is not an architecture JSON (the output of model.to_json()); "
+                             "re-export it and republish") from exc
+    if safe_mode:
+        scan_config(config, architecture.name)
+    keras = _keras()
+    from keras.src.saving import serialization_lib
+
+    try:
+        with serialization_lib.SafeModeScope(safe_mode):
+            model = keras.models.model_from_json(text)
+    except Exception as exc:  # Keras raises many types for a bad config
+        raise _load_error(architecture.name, exc) from exc
+    _load_weights(model, weights)
+    return model
+
+
+def _load_builder(builder: str, weights: Path) -> Any:
+    module_name, _, function_name = builder.partition(":")
+    if not module_name or not function_name:
+        raise ModelLoadError(f"MODEL_BUILDER={builder!r} must look like package.module:function")
+    _keras()
+    try:
+        function = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelLoadError(f"MODEL_BUILDER={builder!r} cannot be imported ({type(exc).__name__}: {exc}); "
+                             "check the module is installed and the function name") from exc
+    try:
+        model = function()
+    except Exception as exc:
+        raise ModelLoadError(f"MODEL_BUILDER={builder!r} failed when called ({type(exc).__name__}: {exc})") from exc
+    _load_weights(model, weights)
+    return model
+
+
+def _load_weights(model: Any, weights: Path) -> None:
+    path = _with_suffix(weights, ".weights.h5")
+    try:
+        model.load_weights(path)
+    except Exception as exc:
+        raise ModelLoadError(f"the weights in {weights.name} do not fit the model ({type(exc).__name__}: "
+                             f"{_first_line(exc)}); publish the weights saved from this same architecture") from exc
+
+
+def _keras_load(path: Path, safe_mode: bool) -> Any:
+    keras = _keras()
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+    except Exception as exc:
+        raise _load_error(path.name, exc) from exc
+
+
+def _load_error(name: str, exc: BaseException) -> ModelLoadError:
+    text = _first_line(exc)
+    if "safe_mode" in text or "unsafe" in text.lower():
+        return UnsafeModelError(f"{name} was refused by Keras safe mode ({text}); {FIX_SAFE}")
+    return ModelLoadError(f"{name} could not be loaded by Keras ({type(exc).__name__}: {text}); "
+                          "re-export it with Keras 3 (model.save('model.keras')) and republish it")
+
+
+def _keras() -> Any:
+    quiet_tensorflow()
+    import keras
+
+    return keras
+
+
+def _with_suffix(path: Path, suffix: str) -> Path:
+    """path itself when its name already ends with suffix, else a copy that does (Keras picks formats by name)."""
+    if path.name.endswith(suffix):
+        return path
+    folder = Path(tempfile.mkdtemp(prefix="keras-dashboard-"))
+    copy = folder / (path.stem + suffix)
+    shutil.copyfile(path, copy)
+    return copy
+
+
+def _first_line(exc: BaseException) -> str:
+    text = scrub(str(exc)).strip().splitlines()
+    line = text[0] if text else type(exc).__name__
+    return line if len(line) <= 240 else line[:237] + "..."
+
+
+def _input_name(tensor: Any, index: int) -> str:
+    name = getattr(tensor, "name", None) or f"input_{index}"
+    return name.split(":")[0]
+
+
+def _dtype_name(dtype: Any) -> str:
+    name = getattr(dtype, "name", None) or str(dtype)
+    return "string" if name in ("string", "str", "object") else name
+
+
+def _row_shape(info: InputInfo) -> tuple[int, ...]:
+    return tuple(1 if d is None else d for d in info.shape)
+
+
+def _output_activation(model: Any) -> str | None:
+    layers = getattr(model, "layers", None) or []
+    for layer in reversed(layers):
+        name = type(layer).__name__
+        if name == "Softmax":
+            return "softmax"
+        activation = getattr(layer, "activation", None)
+        if activation is not None:
+            return getattr(activation, "__name__", str(activation))
+        if name not in ("Dropout", "Activation", "Reshape", "Flatten"):
+            return None
+    return None

@@ -1,0 +1,138 @@
+"""Validated table -> predictions table (SPEC's "Prediction output"); the fast path and the safe CSV export.
+
+The model is anything with `call(batch) -> 2-D array` (see loader.LoadedModel); the schema's output and the
+validated table are passed in, so this module imports neither the loader nor the schema module.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from dashboard.schema import Output, Validated
+
+CHUNK_ROWS = 65536
+_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+_PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The output table and its counts."""
+
+    table: pd.DataFrame
+    rows: int
+    predicted: int
+    failed: int
+    warnings: tuple[str, ...] = ()
+    warning_count: int = 0
+    extra_columns: tuple[str, ...] = ()
+
+    @property
+    def first_errors(self) -> list[str]:
+        """Up to ten 'row N: why' lines for the validation report."""
+        errors = self.table["error"].to_numpy(dtype=object)
+        bad = np.flatnonzero(errors != "")[:10]
+        return [f"row {i + 1}: {errors[i]}" for i in bad]
+
+
+def output_columns(output: Output) -> list[str]:
+    """The columns added after the inputs, in order."""
+    if output.type == "classification":
+        probabilities = [f"probability_{label}" for label in output.labels]
+    elif output.type == "binary":
+        probabilities = ["probability"]
+    else:
+        probabilities = []
+    return ["prediction", *probabilities, "model_version", "error"]
+
+
+def scores(model: Any, inputs: Any, rows: int, progress: ProgressFn | None = None,
+           chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """Model outputs for every validated row, in large chunks through the compiled call."""
+    if rows == 0:
+        return np.empty((0, 0))
+    parts = []
+    for start in range(0, rows, chunk_rows):
+        stop = min(start + chunk_rows, rows)
+        if isinstance(inputs, dict):
+            batch = {name: column[start:stop] for name, column in inputs.items()}
+        else:
+            batch = inputs[start:stop]
+        out = np.asarray(model.call(batch), dtype=np.float64)
+        parts.append(out.reshape(stop - start, -1))
+        if progress is not None:
+            progress(stop, rows)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def predict_validated(model: Any, frame: pd.DataFrame, validated: Validated, output: Output, version: str,
+                      progress: ProgressFn | None = None, chunk_rows: int = CHUNK_ROWS) -> BatchResult:
+    """Predict the good rows of a validated table and assemble the full output table."""
+    values = scores(model, validated.inputs, validated.ready, progress, chunk_rows)
+    table = assemble(frame, validated.good, validated.errors, values, output, version)
+    return BatchResult(table=table, rows=validated.rows, predicted=validated.ready,
+                       failed=validated.rows - validated.ready, warnings=validated.warnings,
+                       warning_count=validated.warning_count, extra_columns=validated.extra_columns)
+
+
+def assemble(frame: pd.DataFrame, good: np.ndarray, errors: np.ndarray, values: np.ndarray,
+             output: Output, version: str) -> pd.DataFrame:
+    """Inputs as given, then prediction, probabilities, model_version and error, row for row."""
+    rows = len(frame)
+    added: dict[str, Any] = {}
+    if output.type == "classification":
+        labels = np.asarray(output.labels, dtype=object)
+        prediction = np.full(rows, None, dtype=object)
+        if values.size:
+            prediction[good] = labels[np.argmax(values, axis=1)]
+        added["prediction"] = prediction
+        for k, label in enumerate(output.labels):
+            column = np.full(rows, np.nan)
+            if values.size:
+                column[good] = values[:, k]
+            added[f"probability_{label}"] = column
+    elif output.type == "binary":
+        probability = np.full(rows, np.nan)
+        prediction = np.full(rows, None, dtype=object)
+        if values.size:
+            p = values[:, 0]
+            probability[good] = p
+            prediction[good] = np.where(p >= output.threshold, output.labels[1], output.labels[0])
+        added["prediction"] = prediction
+        added["probability"] = probability
+    else:
+        prediction = np.full(rows, np.nan)
+        if values.size:
+            prediction[good] = values[:, 0]
+        added["prediction"] = prediction
+    added["model_version"] = np.full(rows, version, dtype=object)
+    added["error"] = errors
+    inputs = frame.reset_index(drop=True)
+    clashes = {c: f"input_{c}" for c in inputs.columns if c in added}
+    if clashes:
+        inputs = inputs.rename(columns=clashes)
+    result = pd.concat([inputs, pd.DataFrame(added)], axis=1)
+    return result
+
+
+def safe_csv(table: pd.DataFrame) -> bytes:
+    """CSV bytes with formula-looking text cells neutralised by a leading apostrophe (OWASP); numbers untouched."""
+    safe = table.copy(deep=False)
+    for column in safe.columns:
+        series = safe[column]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        text = series.astype("string")
+        risky = text.str.match(_FORMULA_START).fillna(False) & ~text.str.match(_PLAIN_NUMBER).fillna(False)
+        if risky.any():
+            safe[column] = text.where(~risky, "'" + text)
+    header = [("'" + c) if _FORMULA_START.match(str(c)) else c for c in safe.columns]
+    return safe.to_csv(index=False, header=header).encode("utf-8")

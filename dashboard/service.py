@@ -1,0 +1,121 @@
+"""The one place the steps are chained: settings -> versions -> files -> model -> predictions.
+
+The command line and the UI both call these functions; neither repeats the chain.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import pandas as pd
+
+from dashboard import fetch, loader, predict, schema as schemas
+from dashboard.config import Settings, load_settings
+from dashboard.errors import SchemaError
+from dashboard.loader import LoadedModel
+from dashboard.predict import BatchResult
+from dashboard.registry import Catalog, ModelVersion, load_catalog
+from dashboard.schema import Schema
+
+log = logging.getLogger("dashboard")
+
+# stage ("download iris-1.1.0.keras", "load"), bytes or rows done, total (None when unknown)
+Progress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class Served:
+    """A version ready to predict: what it is, the loaded model and its schema."""
+
+    version: ModelVersion
+    model: LoadedModel
+    schema: Schema
+    schema_source: str  # "manifest", "schema_url" or "inferred from the model"
+
+    @property
+    def label(self) -> str:
+        """The version label."""
+        return self.version.label
+
+    @property
+    def short_sha(self) -> str:
+        """The first 12 hex digits of the version's digest."""
+        return self.version.digest[:12]
+
+
+def settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """The settings from the environment and secrets."""
+    return load_settings(environ)
+
+
+def catalog(settings: Settings) -> Catalog:
+    """Every version from every configured source, and the default."""
+    return load_catalog(settings)
+
+
+def fetch_files(settings: Settings, version: ModelVersion, progress: Progress | None = None) -> dict[str, Path]:
+    """Verified local copies of every file of the version."""
+    roles = {"model": version.model, "architecture": version.architecture, "weights": version.weights}
+    files = {}
+    for role, ref in roles.items():
+        if ref is None:
+            continue
+        stage = f"download {fetch.file_name(ref.url)}"
+        report = (lambda done, total, stage=stage: progress(stage, done, total)) if progress else None
+        files[role] = fetch.fetch(ref.url, settings, ref.sha256, report)
+    return files
+
+
+def load_version(settings: Settings, version: ModelVersion, progress: Progress | None = None) -> Served:
+    """Download, load and describe a version; every failure is a typed DashboardError."""
+    files = fetch_files(settings, version, progress)
+    if progress:
+        progress("load", 0, None)
+    model = loader.load(version.kind, files, safe_mode=settings.safe_mode, builder=version.builder)
+    schema, source = resolve_schema(settings, version, model)
+    log.info("loaded version %s (%s, sha256 %s) in %.2f s", version.label, model.format,
+             version.digest[:12], model.load_seconds)
+    return Served(version=version, model=model, schema=schema, schema_source=source)
+
+
+def resolve_schema(settings: Settings, version: ModelVersion, model: LoadedModel) -> tuple[Schema, str]:
+    """The version's schema (inline, from schema_url, or inferred) checked against the model."""
+    where = f"the schema of version {version.label}"
+    if version.schema is not None:
+        schema, source = schemas.parse_schema(version.schema, where), "manifest"
+    elif version.schema_url:
+        raw = fetch.read_bytes(version.schema_url, settings)
+        try:
+            data = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SchemaError(f"{where} ({fetch.redact(version.schema_url)}) is not valid JSON ({exc}); "
+                              "fix the file and republish it") from exc
+        schema, source = schemas.parse_schema(data, where), "schema_url"
+    else:
+        return schemas.infer_schema(model), "inferred from the model"
+    schemas.check_against_model(schema, model, where)
+    return schema, source
+
+
+def predict_frame(served: Served, frame: pd.DataFrame, progress: Callable[[int, int], None] | None = None) -> BatchResult:
+    """Validate a table against the served schema and predict its good rows."""
+    strings = frozenset(i.name for i in served.model.inputs if i.is_string)
+    validated = schemas.validate(frame, served.schema, served.model.named_inputs, strings)
+    return predict.predict_validated(served.model, frame, validated, served.schema.output, served.label, progress)
+
+
+def predict_csv(settings: Settings, served: Served, data: bytes,
+                progress: Callable[[int, int], None] | None = None) -> BatchResult:
+    """Read uploaded CSV bytes (with the settings' limits) and predict them."""
+    frame = schemas.read_csv(data, settings.csv_max_bytes, settings.csv_max_rows)
+    return predict_frame(served, frame, progress)
+
+
+def predict_row(served: Served, values: Mapping[str, Any]) -> BatchResult:
+    """Predict one row given as {feature: value} (the form's path)."""
+    frame = pd.DataFrame([{name: values.get(name) for name in served.schema.names}])
+    return predict_frame(served, frame)
