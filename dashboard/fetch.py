@@ -209,10 +209,10 @@ def _stream(url: str, settings: Settings, max_bytes: int) -> Iterator[tuple[byte
     except requests.exceptions.ChunkedEncodingError as exc:
         raise IntegrityError(f"download of {shown} was cut off before the end; "
                              "try again, and check the server if it keeps happening") from exc
-    except requests.exceptions.Timeout as exc:
-        raise ModelSourceError(f"{shown} is unreachable: no answer within {settings.read_timeout:g} s "
-                               "(MODEL_READ_TIMEOUT); check that the server is up") from exc
-    except requests.exceptions.ConnectionError as exc:
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+        if isinstance(exc, requests.exceptions.ReadTimeout) or "Read timed out" in str(exc):
+            raise ModelSourceError(f"{shown} is unreachable: no answer within {settings.read_timeout:g} s "
+                                   "(MODEL_READ_TIMEOUT); check that the server is up") from exc
         raise ModelSourceError(f"{shown} is unreachable ({_connection_reason(exc)}); "
                                "check the URL and that the server is up") from exc
     except requests.exceptions.RequestException as exc:
