@@ -12,6 +12,7 @@ import stat
 import tempfile
 import threading
 import time
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -297,18 +298,34 @@ def _load_builder(builder: str, weights: Path) -> Any:
 def _load_weights(model: Any, weights: Path) -> None:
     path = _with_suffix(weights, ".weights.h5")
     try:
-        model.load_weights(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.load_weights(path)
     except Exception as exc:
         raise ModelLoadError(f"the weights in {weights.name} do not fit the model ({type(exc).__name__}: "
                              f"{_first_line(exc)}); publish the weights saved from this same architecture") from exc
+    _refuse_partial_weights(caught, weights.name)
+
+
+def _refuse_partial_weights(caught: list, name: str) -> None:
+    """Keras only warns when some layers keep random weights; serving that would be silently wrong."""
+    for warning in caught:
+        text = str(warning.message)
+        if "freshly-initialized" in text or "Skipping variable loading" in text:
+            raise ModelLoadError(f"the weights in {name} do not cover every layer of the model ({_first_line(warning.message)}); "
+                                 "publish the weights saved from this same architecture")
 
 
 def _keras_load(path: Path, safe_mode: bool) -> Any:
     keras = _keras()
     try:
-        return keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = keras.saving.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as exc:
         raise _load_error(path.name, exc) from exc
+    _refuse_partial_weights(caught, path.name)
+    return model
 
 
 def _load_error(name: str, exc: BaseException) -> ModelLoadError:

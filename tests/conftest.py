@@ -205,7 +205,9 @@ def models(tmp_path_factory):
     canary = folder / "canary.txt"
     out["canary"] = canary
     inputs = keras.Input((3,), name="features")
-    payload = keras.layers.Lambda(lambda x, path=str(canary): x if open(path, "w").close() is None else x)(inputs)
+    # the path is a constant inside the code object, so the saved bytecode carries it (no defaults needed)
+    function = eval(f"lambda x: x if open({str(canary)!r}, 'w').close() is None else x")  # noqa: S307
+    payload = keras.layers.Lambda(function)(inputs)
     hostile = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(payload))
     hostile.save(folder / "lambda.keras")
     hostile.save(folder / "lambda.h5")
