@@ -135,4 +135,5 @@ def safe_csv(table: pd.DataFrame) -> bytes:
         if risky.any():
             safe[column] = text.where(~risky, "'" + text)
     header = [("'" + c) if _FORMULA_START.match(str(c)) else c for c in safe.columns]
-    return safe.to_csv(index=False, header=header).encode("utf-8")
+    # CRLF line ends (RFC 4180) make the writer quote any cell holding a bare CR or LF
+    return safe.to_csv(index=False, header=header, lineterminator="\r\n").encode("utf-8")
