@@ -65,7 +65,7 @@ def _predict(source: Path, target: Path, requested: str | None) -> int:
     except OSError as exc:
         raise InputError(f"cannot read {source}: {exc.strerror}; check the path") from exc
     catalog = service.catalog(settings)
-    version, warning = (catalog.choose(requested) if requested is not None
+    version, warning = (catalog.choose(requested, "--version") if requested is not None
                         else (catalog.default, catalog.warning))
     if warning:
         print(f"warning: {warning}", file=sys.stderr)

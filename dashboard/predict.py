@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pandas as pd
 
+from dashboard.errors import SchemaError
+
 if TYPE_CHECKING:
     from dashboard.schema import Output, Validated
 
@@ -137,3 +139,55 @@ def safe_csv(table: pd.DataFrame) -> bytes:
     header = [("'" + c) if _FORMULA_START.match(str(c)) else c for c in safe.columns]
     # CRLF line ends (RFC 4180) make the writer quote any cell holding a bare CR or LF
     return safe.to_csv(index=False, header=header, lineterminator="\r\n").encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two versions' predictions on the same rows: how often they agree, how far apart they are."""
+
+    kind: str  # "labels" (classification / binary) or "values" (regression)
+    compared: int  # rows both versions predicted
+    agreement: float | None  # share of rows with the same label (labels only)
+    differences: np.ndarray  # per compared row: b - a (values) or largest probability change (labels)
+    rows: pd.DataFrame  # the rows that differ most, most different first
+
+
+def compare(a: BatchResult, b: BatchResult, output_a: Output, output_b: Output, label_a: str, label_b: str,
+            top: int = 20) -> Comparison:
+    """Compare two result tables of the same input rows."""
+    labels_a, labels_b = output_a.type != "regression", output_b.type != "regression"
+    if labels_a != labels_b:
+        raise SchemaError(f"version {label_a} gives a {output_a.type} and {label_b} a {output_b.type}; "
+                         "only versions of the same kind of output can be compared")
+    both = (a.table["error"].to_numpy(dtype=object) == "") & (b.table["error"].to_numpy(dtype=object) == "")
+    first, second = a.table.loc[both], b.table.loc[both]
+    inputs = [c for c in a.table.columns if c not in set(output_columns(output_a))]
+    shown = first[inputs].copy()
+    if labels_a:
+        pred_a = first["prediction"].astype(str).to_numpy()
+        pred_b = second["prediction"].astype(str).to_numpy()
+        same = pred_a == pred_b
+        shared = [k for k in output_a.labels if k in output_b.labels]
+        columns = ([f"probability_{k}" for k in shared] if output_a.type == "classification"
+                   and output_b.type == "classification" else ["probability"] if output_a.type == "binary"
+                   and output_b.type == "binary" else [])
+        if columns:
+            change = np.abs(first[columns].to_numpy(float) - second[columns].to_numpy(float)).max(axis=1)
+        else:
+            change = (~same).astype(float)
+        shown[f"prediction_{label_a}"] = pred_a
+        shown[f"prediction_{label_b}"] = pred_b
+        shown["probability_change"] = change
+        order = np.lexsort((-change, same))
+        return Comparison(kind="labels", compared=int(both.sum()),
+                          agreement=float(same.mean()) if same.size else None, differences=change,
+                          rows=shown.iloc[order[:top]])
+    values_a = first["prediction"].to_numpy(float)
+    values_b = second["prediction"].to_numpy(float)
+    difference = values_b - values_a
+    shown[f"prediction_{label_a}"] = values_a
+    shown[f"prediction_{label_b}"] = values_b
+    shown["difference"] = difference
+    order = np.argsort(-np.abs(difference), kind="stable")
+    return Comparison(kind="values", compared=int(both.sum()), agreement=None, differences=difference,
+                      rows=shown.iloc[order[:top]])

@@ -95,9 +95,9 @@ class Catalog:
             raise VersionError(f"version {label!r} is not in {self.source}; available: {', '.join(self.labels)}")
         return chosen
 
-    def choose(self, requested: str | None) -> tuple[ModelVersion, str | None]:
+    def choose(self, requested: str | None, asked_by: str = "MODEL_VERSION") -> tuple[ModelVersion, str | None]:
         """The version requested (exact, alias, specifier or latest) and a warning when it fell back."""
-        return choose(self.versions, self.aliases, requested)
+        return choose(self.versions, self.aliases, requested, asked_by)
 
 
 def choose(versions: tuple[ModelVersion, ...], aliases: Mapping[str, str],

@@ -5,8 +5,11 @@ The command line and the UI both call these functions; neither repeats the chain
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -119,3 +122,50 @@ def predict_row(served: Served, values: Mapping[str, Any]) -> BatchResult:
     """Predict one row given as {feature: value} (the form's path)."""
     frame = pd.DataFrame([{name: values.get(name) for name in served.schema.names}])
     return predict_frame(served, frame)
+
+
+class ModelPool:
+    """Loaded versions kept by (version, digest), at most `size` at once, least recently used dropped first.
+
+    One load per key even when several sessions ask at the same moment; a failed load is not kept,
+    so the next request retries it.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._lock = threading.Lock()
+        self._served: OrderedDict[tuple[str, str], Served] = OrderedDict()
+        self._loading: dict[tuple[str, str], threading.Lock] = {}
+
+    def get(self, settings: Settings, version: ModelVersion, progress: Progress | None = None) -> Served:
+        """The served version, loading it (with progress) if it is not in the pool."""
+        key = (version.label, version.digest)
+        with self._lock:
+            if key in self._served:
+                self._served.move_to_end(key)
+                return self._served[key]
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                if key in self._served:
+                    self._served.move_to_end(key)
+                    return self._served[key]
+            served = load_version(settings, version, progress)
+            with self._lock:
+                self._served[key] = served
+                while len(self._served) > self.size:
+                    dropped, _ = self._served.popitem(last=False)
+                    log.info("released version %s to stay within %d loaded versions", dropped[0], self.size)
+                self._loading.pop(key, None)
+        gc.collect()
+        return served
+
+    def loaded(self) -> list[str]:
+        """Labels of the versions in memory, least recently used first."""
+        with self._lock:
+            return [label for label, _ in self._served]
+
+    def peek(self, version: ModelVersion) -> Served | None:
+        """The served version if it is already loaded, without loading it."""
+        with self._lock:
+            return self._served.get((version.label, version.digest))

@@ -1,0 +1,59 @@
+"""Entry point: `streamlit run dashboard/app.py`. Page config and wiring of the ui/ pieces, nothing else."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashboard` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from dashboard.errors import DashboardError, describe  # noqa: E402
+from dashboard.ui import batch, compare, sidebar, single, state  # noqa: E402
+
+st.set_page_config(page_title="Keras prediction dashboard", page_icon="🔮", layout="wide")
+state.configure_logging()
+
+
+def main() -> None:
+    """Draw the page for this run."""
+    try:
+        settings = state.settings()
+    except DashboardError as exc:
+        st.error(f"The configuration cannot be used: {exc.message}")
+        st.stop()
+    catalog, catalog_error = state.catalog(settings)
+    if catalog is None:
+        st.error(f"No model versions could be read: {catalog_error}")
+        st.button("Try again", key="catalog-retry")
+        st.stop()
+    label, refresh = sidebar.show(settings, catalog, catalog_error)
+    if refresh:
+        state.refresh()
+        st.rerun()
+    served, failure = state.serve(settings, catalog, label)
+    sidebar.show_card(settings, served, failure)
+    st.title("Predictions")
+    if served is None:
+        st.error(f"Version {failure.label} could not be loaded: {failure.message}")
+        st.info("Pick another version in the sidebar, or press Retry once the problem is fixed.")
+        return
+    if failure is not None:
+        st.warning(f"Showing predictions of version {served.label}: version {failure.label} could not be loaded "
+                   "(details in the sidebar).")
+    tab_single, tab_batch, tab_compare = st.tabs(["Single prediction", "Batch (CSV)", "Compare versions"])
+    with tab_single:
+        single.show(served)
+    with tab_batch:
+        batch.show(settings, served)
+    with tab_compare:
+        compare.show(settings, catalog, served)
+
+
+try:
+    main()
+except Exception as exc:  # the last line of defence: no traceback in the browser, a redacted one in the log
+    state.log.error("unexpected error while drawing the page: %s", describe(exc))
+    st.error("Something unexpected went wrong; the details are in the server log. Reload the page to try again.")

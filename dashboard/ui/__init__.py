@@ -1,0 +1,1 @@
+"""Streamlit pieces: each `show(...)` draws one part of the page and returns plain values."""

@@ -1,0 +1,85 @@
+"""Batch: CSV template, upload, validation report, progress, results table, chart, safe download."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import service
+from dashboard.config import Settings
+from dashboard.errors import DashboardError
+from dashboard.predict import BatchResult, safe_csv
+from dashboard.service import Served
+from dashboard.ui.state import report
+
+
+def show(settings: Settings, served: Served) -> BatchResult | None:
+    """Draw the batch tab; returns the result for the uploaded file (None without a usable file)."""
+    st.download_button("Download CSV template", served.schema.template_csv(), key="batch-template",
+                       file_name=f"template-{served.label}.csv", mime="text/csv",
+                       help="A header with the expected columns and one example row.")
+    upload = st.file_uploader("Upload a CSV file (comma, semicolon or tab separated)", type=["csv", "tsv", "txt"],
+                              key="batch-upload", max_upload_size=max(1, settings.csv_max_bytes // 1_000_000))
+    if upload is None:
+        st.session_state.pop("batch-data", None)
+        st.info(f"Expected columns: {', '.join(served.schema.names)}. Extra columns are kept in the results.")
+        return None
+    data = upload.getvalue()
+    st.session_state["batch-data"] = (upload.name, data)
+    key = (hashlib.sha256(data).hexdigest(), served.label, served.version.digest)
+    stored = st.session_state.get("batch-result")
+    if stored and stored[0] == key:
+        result = stored[1]
+    else:
+        bar = st.progress(0.0, text="Checking the file…")
+        try:
+            result = service.predict_csv(settings, served, data,
+                                         lambda done, total: bar.progress(done / total,
+                                                                          text=f"Predicted {done:,} of {total:,} rows"))
+        except DashboardError as exc:
+            report(exc, f"batch file {upload.name!r} refused")
+            st.error(f"{upload.name}: {exc.message}")
+            return None
+        finally:
+            bar.empty()
+        st.session_state["batch-result"] = (key, result)
+    _report(result)
+    st.dataframe(result.table, hide_index=True, key="batch-table")
+    _chart(served, result)
+    st.download_button("Download results", safe_csv(result.table), key="batch-download", type="primary",
+                       file_name=f"predictions-{served.label}.csv", mime="text/csv")
+    return result
+
+
+def _report(result: BatchResult) -> None:
+    ready, failed = st.columns(2)
+    ready.metric("Rows ready", f"{result.predicted:,}", help=f"of {result.rows:,} rows in the file")
+    failed.metric("Rows with errors", f"{result.failed:,}")
+    if result.failed:
+        lines = "\n".join(f"- {line}" for line in result.first_errors)
+        st.warning(f"{result.failed:,} rows could not be predicted; their reason is in the error column. "
+                   f"First ones:\n{lines}")
+    if result.warning_count:
+        with st.expander(f"{result.warning_count:,} values are outside the usual range (predicted anyway)"):
+            st.markdown("\n".join(f"- {w}" for w in result.warnings))
+    if result.extra_columns:
+        st.caption(f"Not used by the model, kept in the results: {', '.join(result.extra_columns)}")
+
+
+def _chart(served: Served, result: BatchResult) -> None:
+    predicted = result.table.loc[result.table["error"] == "", "prediction"]
+    if predicted.empty:
+        return
+    if served.schema.output.type == "regression":
+        counts, edges = np.histogram(predicted.to_numpy(float), bins=min(30, max(5, predicted.size // 10)))
+        frame = pd.DataFrame({"prediction": [f"{(a + b) / 2:.3g}" for a, b in zip(edges[:-1], edges[1:])],
+                              "rows": counts})
+        st.bar_chart(frame, x="prediction", y="rows", height=260)
+    else:
+        labels = list(served.schema.output.labels)
+        counts = predicted.astype(str).value_counts().reindex(labels, fill_value=0)
+        st.bar_chart(counts.rename("rows").rename_axis("prediction").reset_index(), x="prediction", y="rows",
+                     height=260)

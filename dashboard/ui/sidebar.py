@@ -1,0 +1,93 @@
+"""Sidebar: where models come from, the version selector, the model card, Refresh."""
+
+from __future__ import annotations
+
+import streamlit as st
+from packaging.version import Version
+
+from dashboard.config import Settings
+from dashboard.registry import Catalog
+from dashboard.service import Served
+from dashboard.ui.state import Failure
+
+
+def show(settings: Settings, catalog: Catalog, catalog_error: str | None) -> tuple[str, bool]:
+    """Draw source, selector and Refresh; returns (chosen version label, refresh clicked)."""
+    st.sidebar.header(catalog.name)
+    st.sidebar.caption(f"Models from: {catalog.source}")
+    if catalog_error:
+        st.sidebar.error(f"Could not re-read the versions: {catalog_error} Showing the last list that worked.")
+    labels = catalog.labels
+    if "version" not in st.session_state or st.session_state["version"] not in labels:
+        st.session_state["version"] = _initial(catalog)
+    tags = _tags(catalog)
+    label = st.sidebar.selectbox("Version", labels, key="version",
+                                 format_func=lambda v: f"{v}  {tags[v]}".rstrip(),
+                                 help="Every published version, newest first.")
+    if catalog.warning:
+        st.sidebar.warning(catalog.warning)
+    if st.session_state.get("url-warning"):
+        st.sidebar.warning(st.session_state["url-warning"])
+    if st.query_params.get("version") != label:
+        st.query_params["version"] = label
+    refresh = st.sidebar.button("Refresh versions", key="refresh",
+                                help=f"Re-read the sources now (also done every {settings.refresh_seconds} s).")
+    return label, refresh
+
+
+def show_card(settings: Settings, served: Served | None, failure: Failure | None) -> None:
+    """The model card of the version serving, and what failed if the chosen one could not be served."""
+    if failure is not None:
+        still = f" Still serving version {served.label}." if served is not None else ""
+        st.sidebar.error(f"Version {failure.label} could not be loaded: {failure.message}{still}")
+        st.sidebar.button("Retry", key="retry")
+    if not settings.safe_mode:
+        st.sidebar.warning("Safe mode is OFF (MODEL_SAFE_MODE=false): model files may run code when loaded. "
+                           "Only use stores whose every file you trust.")
+    if served is None:
+        return
+    schema, model = served.schema, served.model
+    output = schema.output
+    if output.type == "regression":
+        gives = f"regression: {output.name}" + (f" ({output.unit})" if output.unit else "")
+    else:
+        gives = f"{output.type}: {', '.join(output.labels)}"
+    lines = [
+        f"**Version** {served.label}",
+        f"**sha256** `{served.short_sha}`" + ("" if served.version.pinned else " (not pinned)"),
+        f"**Format** {model.format} · runtime keras",
+        f"**Inputs** {', '.join(schema.names)}",
+        f"**Output** {gives}",
+        f"**Schema** {served.schema_source}",
+        f"**Load time** {model.load_seconds:.2f} s",
+    ]
+    if served.version.created:
+        lines.append(f"**Created** {served.version.created}")
+    with st.sidebar.container(border=True):
+        st.markdown("  \n".join(lines))
+        if served.version.notes:
+            st.caption(served.version.notes)
+
+
+def _initial(catalog: Catalog) -> str:
+    """?version= from a shared link on a session's first run, else the default version."""
+    wanted = None if st.session_state.get("link-read") else st.query_params.get("version")
+    st.session_state["link-read"] = True
+    if not wanted:
+        return catalog.default.label
+    chosen, warning = catalog.choose(wanted, asked_by="?version= in the link")
+    st.session_state["url-warning"] = warning
+    return chosen.label
+
+
+def _tags(catalog: Catalog) -> dict[str, str]:
+    tags = {label: [] for label in catalog.labels}
+    tags[catalog.default.label].append("default")
+    for alias, target in catalog.aliases.items():
+        for v in catalog.versions:
+            if v.version == Version(target):
+                tags[v.label].append(alias)
+    for v in catalog.versions:
+        if v.version.is_prerelease:
+            tags[v.label].append("pre-release")
+    return {label: f"({', '.join(t)})" if t else "" for label, t in tags.items()}

@@ -1,0 +1,73 @@
+"""Single prediction: a form generated from the schema, one click, the result and its chart."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import service
+from dashboard.predict import BatchResult
+from dashboard.schema import Feature
+from dashboard.service import Served
+
+
+def show(served: Served) -> BatchResult | None:
+    """Draw the form; returns the last result for this version (None before the first click)."""
+    schema = served.schema
+    with st.form("single-form", border=True):
+        columns = st.columns(2)
+        values = {}
+        for i, feature in enumerate(schema.features):
+            with columns[i % 2]:
+                values[feature.name] = _field(feature)
+        submitted = st.form_submit_button("Predict", key="single-submit", type="primary")
+    if submitted:
+        result = service.predict_row(served, values)
+        st.session_state["single-result"] = (served.label, served.version.digest, result)
+    stored = st.session_state.get("single-result")
+    if not stored or stored[:2] != (served.label, served.version.digest):
+        return None
+    result = stored[2]
+    _result(served, result)
+    return result
+
+
+def _field(feature: Feature):
+    key = f"single-{feature.name}"
+    if feature.type == "category":
+        choices = list(feature.choices)
+        return st.selectbox(feature.name, choices, index=choices.index(feature.initial), key=key)
+    if feature.type == "text":
+        return st.text_input(feature.name, value=str(feature.initial or ""), key=key)
+    label = f"{feature.name} ({feature.unit})" if feature.unit else feature.name
+    usual = ""
+    if feature.min is not None or feature.max is not None:
+        low = f"{feature.min:g}" if feature.min is not None else "…"
+        high = f"{feature.max:g}" if feature.max is not None else "…"
+        usual = f"Usual range {low} to {high}."
+    step = (feature.max - feature.min) / 100 if feature.min is not None and feature.max is not None \
+        and feature.max > feature.min else 0.1
+    return st.number_input(label, value=float(feature.initial), step=float(f"{step:.2g}"), format="%g", key=key,
+                           help=usual or None)
+
+
+def _result(served: Served, result: BatchResult) -> None:
+    row = result.table.iloc[0]
+    if row["error"]:
+        st.error(f"This row cannot be predicted: {row['error']}. Correct the value and press Predict again.")
+        return
+    for warning in result.warnings:
+        st.warning(warning.replace("row 1: ", "") + " — the prediction may be unreliable.")
+    output = served.schema.output
+    if output.type == "regression":
+        unit = f" {output.unit}" if output.unit else ""
+        st.metric(output.name, f"{row['prediction']:.4g}{unit}")
+        return
+    if output.type == "binary":
+        probabilities = pd.Series({output.labels[1]: row["probability"], output.labels[0]: 1 - row["probability"]})
+    else:
+        probabilities = pd.Series({label: row[f"probability_{label}"] for label in output.labels})
+    st.metric("Prediction", str(row["prediction"]), help=f"Version {served.label}",
+              delta=f"{probabilities[str(row['prediction'])]:.1%} probability", delta_color="off")
+    chart = probabilities.rename("probability").rename_axis("class").reset_index()
+    st.bar_chart(chart, x="class", y="probability", horizontal=True, height=60 + 30 * len(chart))
