@@ -67,7 +67,7 @@ def _result(served: Served, result: BatchResult) -> None:
         probabilities = pd.Series({output.labels[1]: row["probability"], output.labels[0]: 1 - row["probability"]})
     else:
         probabilities = pd.Series({label: row[f"probability_{label}"] for label in output.labels})
-    st.metric("Prediction", str(row["prediction"]), help=f"Version {served.label}",
-              delta=f"{probabilities[str(row['prediction'])]:.1%} probability", delta_color="off")
+    st.metric("Prediction", str(row["prediction"]), help=f"Version {served.label}")
+    st.caption(f"{probabilities[str(row['prediction'])]:.1%} probability · version {served.label}")
     chart = probabilities.rename("probability").rename_axis("class").reset_index()
     st.bar_chart(chart, x="class", y="probability", horizontal=True, height=60 + 30 * len(chart))
