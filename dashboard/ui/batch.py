@@ -47,7 +47,9 @@ def show(settings: Settings, served: Served) -> BatchResult | None:
             bar.empty()
         st.session_state["batch-result"] = (key, result)
     _report(result)
-    st.dataframe(result.table, hide_index=True, key="batch-table")
+    probability = {c: st.column_config.NumberColumn(format="%.4f") for c in result.table.columns
+                   if str(c).startswith("probability")}
+    st.dataframe(result.table, hide_index=True, key="batch-table", column_config=probability)
     _chart(served, result)
     st.download_button("Download results", safe_csv(result.table), key="batch-download", type="primary",
                        file_name=f"predictions-{served.label}.csv", mime="text/csv")

@@ -1,0 +1,114 @@
+"""The path a person takes, in real headless Chromium driven by Playwright: pick a version, predict, upload,
+download. A screenshot is kept in artifacts/ (git-ignored)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from tests.conftest import DEMO, REPO, demo_store, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = REPO / "artifacts"
+
+
+def chromium_or_skip() -> None:
+    if Path(CHROMIUM).exists():
+        return
+    if os.environ.get("REQUIRE_BROWSER"):
+        pytest.fail(f"REQUIRE_BROWSER is set but {CHROMIUM} is missing: apt-get install chromium")
+    reason = f"browser test skipped: {CHROMIUM} not found (install Debian's chromium to run it)"
+    print(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def server(tmp_path):
+    """`streamlit run dashboard/app.py` on a free port; yields (base URL, environment setter)."""
+    processes = []
+
+    def launch(extra_env: dict[str, str]) -> str:
+        port = free_port()
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "APP_VERSION", "CSV_"))}
+        environ.update({"MODEL_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}, **extra_env)
+        log = open(tmp_path / f"server-{port}.log", "w")
+        process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
+                                    "--server.port", str(port), "--server.address", "127.0.0.1",
+                                    "--server.headless", "true"], cwd=REPO, env=environ, stdout=log,
+                                   stderr=subprocess.STDOUT)
+        processes.append((process, log))
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(base + "/_stcore/health", timeout=1).text == "ok":
+                    return base
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        raise AssertionError("the dashboard did not answer /_stcore/health within 60 s")
+
+    yield launch
+    for process, log in processes:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.mark.parametrize("source", ["demo", "http"])
+def test_a_person_picks_a_version_predicts_uploads_and_downloads(server, store, tmp_path, source):
+    chromium_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    base = server({} if source == "demo" else {"MODEL_MANIFEST_URL": demo_store(store)})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.goto(base)
+            sidebar = page.get_by_test_id("stSidebar")
+            expect(sidebar.get_by_text("Version 1.1.0")).to_be_visible(timeout=90_000)
+
+            sidebar.get_by_role("combobox").click()
+            page.get_by_role("option", name="1.0.0").click()
+            expect(sidebar.get_by_text("Version 1.0.0")).to_be_visible(timeout=60_000)
+            assert "version=1.0.0" in page.url
+
+            page.get_by_role("spinbutton", name="petal_length (cm)").fill("1.4")
+            page.get_by_role("spinbutton", name="petal_width (cm)").fill("0.2")
+            page.get_by_role("button", name="Predict").click()
+            expect(page.get_by_test_id("stMetricValue").first).to_have_text("setosa", timeout=30_000)
+
+            batch_tab = page.get_by_role("tab", name="Batch (CSV)")
+            expect(batch_tab).to_have_count(1, timeout=30_000)  # stale elements of the previous run are gone
+            batch_tab.click()
+            page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
+            expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
+            expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)
+            if source == "demo":
+                page.wait_for_timeout(1500)  # let the results grid paint before the screenshot
+                ARTIFACTS.mkdir(exist_ok=True)
+                page.screenshot(path=str(ARTIFACTS / "dashboard-batch.png"), full_page=True)
+            with page.expect_download() as pending:
+                page.get_by_role("button", name="Download results").click()
+            saved = tmp_path / "results.csv"
+            pending.value.save_as(saved)
+        finally:
+            browser.close()
+    results = pd.read_csv(saved, keep_default_na=False)
+    assert len(results) == 30
+    assert set(results["model_version"].astype(str)) == {"1.0.0"}
+    assert (results["prediction"] == results["species"]).mean() >= 0.9
+    assert (results["error"] == "").all()
