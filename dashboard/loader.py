@@ -124,6 +124,10 @@ def describe_model(model: Any, fmt: str, safe_mode: bool = True) -> LoadedModel:
     inputs = tuple(InputInfo(name=_input_name(t, n), shape=tuple(t.shape[1:]), dtype=_dtype_name(t.dtype))
                    for n, t in enumerate(raw_inputs))
     named = len(inputs) > 1 or isinstance(getattr(model, "_inputs_struct", None), dict) or inputs[0].is_string
+    wide = [i for i in inputs if named and i.shape not in ((), (1,))]
+    if wide:
+        raise ModelLoadError(f"the model's input {wide[0].name!r} takes shape {wide[0].shape} per row; with several "
+                             "inputs the dashboard needs one value per input (shape (1,)), one CSV column each")
     if not named and len(inputs[0].shape) != 1:
         raise ModelLoadError(f"the model's input has shape {inputs[0].shape} per row; the dashboard serves models "
                              "that take one row of features (shape (n,)) or one named input per feature")

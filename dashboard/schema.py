@@ -326,7 +326,7 @@ def validate(frame: pd.DataFrame, schema: Schema, named_inputs: bool = False,
         elif feature.type == "category":
             text = _texts(column)
             choices = [str(c) for c in feature.choices]
-            codes = pd.Categorical(text, categories=choices).codes
+            codes = pd.Index(choices, dtype=object).get_indexer(text)
             bad = codes < 0
             messages = np.full(rows, "", dtype=object)
             for index in np.flatnonzero(bad):

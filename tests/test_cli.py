@@ -123,13 +123,23 @@ def test_wrong_digest_in_the_manifest_is_refused_and_not_cached(store, env, tmp_
     assert not any(p.is_file() and p.name != ".lock" for p in (tmp_path / "cache").rglob("*"))
 
 
-@pytest.mark.parametrize("layout", ["versioned", "architecture", "schema_url"])
+@pytest.mark.parametrize("layout", ["versioned", "architecture", "schema_url", "single", "builder"])
 def test_other_source_types_over_http(store, env, tmp_path, capsys, models, layout):
     folder = models["folder"]
     if layout == "versioned":
         env.setenv("MODEL_URL_V1", store.put_file("a/v1.keras", folder / "classifier.keras"))
         env.setenv("MODEL_URL_V2", store.put_file("a/v2.h5", folder / "classifier.h5"))
         env.setenv("MODEL_SHA256_V2", sha256(model_bytes(models, "classifier.h5")))
+    elif layout == "single":
+        env.setenv("MODEL_URL", store.put_file("a/model.keras", folder / "classifier.keras"))
+        env.setenv("MODEL_SHA256", sha256(model_bytes(models, "classifier.keras")))
+        env.setenv("MODEL_VERSION", "2")
+        env.setenv("MODEL_SCHEMA_URL", store.put("a/schema.json", json.dumps(
+            {"features": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+             "output": {"type": "classification", "labels": ["n", "e", "s", "w"]}}).encode()))
+    elif layout == "builder":
+        env.setenv("MODEL_BUILDER", "tests.test_loader:build_classifier")
+        env.setenv("MODEL_WEIGHTS_URL", store.put_file("a/w.weights.h5", folder / "classifier.weights.h5"))
     elif layout == "architecture":
         env.setenv("MODEL_ARCHITECTURE_URL", store.put_file("a/arch.json", folder / "classifier.json"))
         env.setenv("MODEL_WEIGHTS_URL", store.put_file("a/w.weights.h5", folder / "classifier.weights.h5"))
@@ -140,12 +150,13 @@ def test_other_source_types_over_http(store, env, tmp_path, capsys, models, layo
                                                           "labels": ["n", "e", "s", "w"]}}).encode())
         env.setenv("MODEL_MANIFEST_URL", write_manifest(store, [{"version": "2", "url": "c.keras",
                                                                   "schema_url": "schema.json"}]))
-    names = "a,b,c" if layout == "schema_url" else "x0,x1,x2"
+    named = layout in ("schema_url", "single")
+    names = "a,b,c" if named else "x0,x1,x2"
     source = tmp_path / "in.csv"
     source.write_text(f"{names}\n1,2,3\n")
     out = tmp_path / "out.csv"
     assert main(["predict", "--input", str(source), "--output", str(out)]) == 0, capsys.readouterr().err
     table = pd.read_csv(out)
-    labels = ["n", "e", "s", "w"] if layout == "schema_url" else ["0", "1", "2", "3"]
+    labels = ["n", "e", "s", "w"] if named else ["0", "1", "2", "3"]
     assert [c for c in table.columns if c.startswith("probability_")] == [f"probability_{k}" for k in labels]
-    assert table["model_version"].astype(str).tolist() == (["1"] if layout == "architecture" else ["2"])
+    assert table["model_version"].astype(str).tolist() == (["1"] if layout in ("architecture", "builder") else ["2"])
