@@ -24,10 +24,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--output", required=True, type=Path, help="where to write the predictions CSV")
     run.add_argument("--version", help="exact version, alias, PEP 440 specifier or 'latest' "
                                        "(default: MODEL_VERSION, else the newest)")
+    put = commands.add_parser("publish", help="check a model and add it to a store's manifest")
+    put.add_argument("model", type=Path, help="a .keras or full-model .h5 file, or an architecture JSON "
+                                              "(with --weights)")
+    put.add_argument("--version", required=True, help="PEP 440 version to publish as, such as 1.2.0")
+    put.add_argument("--store", required=True, help="the store folder (it holds manifest.json)")
+    put.add_argument("--weights", type=Path, help="the .weights.h5 file, when MODEL is an architecture JSON")
+    put.add_argument("--schema", type=Path, help="schema JSON to check against the model and embed")
+    put.add_argument("--notes", default="", help="free text shown on the model card")
+    put.add_argument("--alias", help="point this alias (such as stable) at the new version")
+    put.add_argument("--force", action="store_true", help="replace the version if it is already published")
     args = parser.parse_args(argv)
     try:
         if args.command == "versions":
             return _versions()
+        if args.command == "publish":
+            return _publish(args)
         return _predict(args.input, args.output, args.version)
     except DashboardError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -82,6 +94,15 @@ def _predict(source: Path, target: Path, requested: str | None) -> int:
         return 1
     print(f"predicted {result.predicted} of {result.rows} rows with version {served.label} -> {target}",
           file=sys.stderr)
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from dashboard.publish import publish
+
+    done = publish(args.model, args.version, args.store, schema_path=args.schema, notes=args.notes,
+                   alias=args.alias, force=args.force, weights=args.weights)
+    print(f"published version {done.version} ({', '.join(done.files)}; schema {done.schema}) in {done.manifest}")
     return 0
 
 
