@@ -54,6 +54,15 @@ def downloads(monkeypatch):
     return lambda button: seen[button.proto.url.rsplit("/", 1)[-1].split(".")[0]]
 
 
+@pytest.fixture(params=["demo", "http"])
+def source(request, env):
+    """Run the test on the embedded demo store and on a copy served by the loopback HTTP server."""
+    if request.param == "http":
+        store = request.getfixturevalue("store")
+        env.setenv("MODEL_MANIFEST_URL", demo_store(store) + "?X-Amz-Signature=SECRETSIG")
+    return request.param
+
+
 def test_demo_store_opens_with_versions_and_model_card(env):
     at = start()
     assert not at.exception
@@ -71,7 +80,7 @@ def test_demo_store_opens_with_versions_and_model_card(env):
     assert errors(at) == []
 
 
-def test_switching_versions_updates_the_card_and_the_link(env):
+def test_switching_versions_updates_the_card_and_the_link(source):
     at = start()
     at.sidebar.selectbox(key="version").select("1.0.0").run()
     assert not at.exception
@@ -91,14 +100,14 @@ def test_version_in_the_page_link(env, asked, chosen, warning):
     assert warnings(at) == ([warning] if warning else [])
 
 
-def test_requested_version_missing_falls_back_with_a_visible_warning(env):
+def test_requested_version_missing_falls_back_with_a_visible_warning(source, env):
     env.setenv("MODEL_VERSION", "2.5.0")
     at = start()
     assert at.sidebar.selectbox(key="version").value == "1.1.0"
     assert warnings(at) == ["version 2.5.0 was asked for (MODEL_VERSION) but does not exist; using the newest, 1.1.0"]
 
 
-def test_single_prediction_form(env):
+def test_single_prediction_form(source):
     at = start()
     for name, value in {"sepal_length": 5.0, "sepal_width": 3.4, "petal_length": 1.5, "petal_width": 0.2}.items():
         at.number_input(key=f"single-{name}").set_value(value)
@@ -117,7 +126,7 @@ def test_out_of_range_form_value_warns_but_predicts(env):
     assert at.metric[0].value in ("setosa", "versicolor", "virginica")
 
 
-def test_batch_upload_report_results_and_safe_download(env, downloads):
+def test_batch_upload_report_results_and_safe_download(source, downloads):
     at = start()
     bad = SAMPLE + b"abc,3,1,1,=HYPERLINK(\"http://evil\")\n5.0,3.0,1.0,,setosa\n"
     at.file_uploader(key="batch-upload").upload("flowers.csv", bad, "text/csv").run()
@@ -150,7 +159,7 @@ def test_a_bad_upload_is_explained_and_the_app_keeps_serving(env):
     assert at.metric[0].value in ("setosa", "versicolor", "virginica")
 
 
-def test_compare_versions_on_the_uploaded_file(env):
+def test_compare_versions_on_the_uploaded_file(source):
     at = start()
     at.file_uploader(key="batch-upload").upload("flowers.csv", SAMPLE, "text/csv").run()
     at.selectbox(key="compare-version").select("1.0.0")
