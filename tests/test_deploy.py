@@ -164,3 +164,15 @@ def test_a_crash_while_writing_the_manifest_leaves_the_old_one(tmp_path, monkeyp
 def test_publish_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["publish", str(tmp_path / "nope.keras"), "--version", "1", "--store", str(tmp_path)]) == 1
     assert capsys.readouterr().err == f"error: {tmp_path / 'nope.keras'} does not exist or is not a file; check the path\n"
+
+
+def test_post_compile_trims_only_what_the_app_never_uses(tmp_path):
+    site = tmp_path / "site-packages"
+    for folder in ("tensorflow/include/x", "clang", "pandas/tests", "pandas/core", "tensorflow/python"):
+        (site / folder).mkdir(parents=True)
+        (site / folder / "f.py").write_text("x = 1\n")
+    done = subprocess.run(["bash", str(REPO / "bin" / "post_compile"), str(site)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.relative_to(site).as_posix() for p in site.rglob("f.py")) == [
+        "pandas/core/f.py", "tensorflow/python/f.py"]
+    assert done.stdout.startswith("post_compile: site-packages trimmed from")
