@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import traceback
 
@@ -70,3 +71,22 @@ def scrub(text: str) -> str:
 def describe(exc: BaseException) -> str:
     """The full redacted traceback of exc, for server logs."""
     return scrub("".join(traceback.format_exception(exc)))
+
+
+class ScrubFilter(logging.Filter):
+    """A logging filter that redacts URLs in a record (urllib3 logs retried URLs with their query strings)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = scrub(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        return True
+
+
+def scrub_library_logs(*names: str) -> None:
+    """Attach ScrubFilter to the named loggers (once)."""
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ScrubFilter) for f in logger.filters):
+            logger.addFilter(ScrubFilter())

@@ -26,12 +26,14 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from dashboard.config import Settings
-from dashboard.errors import IntegrityError, ModelSourceError
+from dashboard.errors import IntegrityError, ModelSourceError, scrub_library_logs
 
 ProgressFn = Callable[[int, "int | None"], None]
 CHUNK = 1 << 20
 SMALL_FILE_CAP = 16 * 1024 * 1024
 REMOTE_SCHEMES = ("http", "https", "s3", "gs")
+# urllib3 logs each retry with the full URL, query string (a presigned signature) included
+scrub_library_logs("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "requests")
 
 
 def redact(url: str) -> str:

@@ -8,6 +8,7 @@ from packaging.version import Version
 from dashboard.config import Settings
 from dashboard.registry import Catalog
 from dashboard.service import Served
+from dashboard.ui import state
 from dashboard.ui.state import Failure
 
 
@@ -20,10 +21,13 @@ def show(settings: Settings, catalog: Catalog, catalog_error: str | None) -> tup
     labels = catalog.labels
     if "version" not in st.session_state or st.session_state["version"] not in labels:
         st.session_state["version"] = _initial(catalog)
+    elif not st.session_state.get("picked") and st.session_state["version"] != catalog.default.label:
+        st.session_state["version"] = catalog.default.label  # nobody picked one: follow the default (hot swap)
     tags = _tags(catalog)
-    label = st.sidebar.selectbox("Version", labels, key="version",
+    label = st.sidebar.selectbox("Version", labels, key="version", on_change=_picked,
                                  format_func=lambda v: f"{v}  {tags[v]}".rstrip(),
-                                 help="Every published version, newest first.")
+                                 help="Every published version, newest first. Until you pick one, the page "
+                                      "follows the default, so a newly published version is served on refresh.")
     if catalog.warning:
         st.sidebar.warning(catalog.warning)
     if st.session_state.get("url-warning"):
@@ -32,7 +36,25 @@ def show(settings: Settings, catalog: Catalog, catalog_error: str | None) -> tup
         st.query_params["version"] = label
     refresh = st.sidebar.button("Refresh versions", key="refresh",
                                 help=f"Re-read the sources now (also done every {settings.refresh_seconds} s).")
+    with st.sidebar:
+        _watch(settings, tuple(labels), catalog.default.label)
     return label, refresh
+
+
+def _watch(settings: Settings, labels: tuple[str, ...], default: str) -> None:
+    """Re-read the sources every MODEL_REFRESH_SECONDS and rerun the page when the versions changed."""
+
+    @st.fragment(run_every=settings.refresh_seconds)
+    def watch() -> None:
+        found, _ = state.catalog(settings)
+        if found is not None and (tuple(found.labels) != labels or found.default.label != default):
+            st.rerun(scope="app")
+
+    watch()
+
+
+def _picked() -> None:
+    st.session_state["picked"] = True
 
 
 def show_card(settings: Settings, served: Served | None, failure: Failure | None) -> None:
@@ -40,7 +62,7 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
     if failure is not None:
         still = f" Still serving version {served.label}." if served is not None else ""
         st.sidebar.error(f"Version {failure.label} could not be loaded: {failure.message}{still}")
-        st.sidebar.button("Retry", key="retry")
+        st.sidebar.button("Retry", key="retry", on_click=state.retry, help="Try this version again now.")
     if not settings.safe_mode:
         st.sidebar.warning("Safe mode is OFF (MODEL_SAFE_MODE=false): model files may run code when loaded. "
                            "Only use stores whose every file you trust.")
@@ -77,6 +99,7 @@ def _initial(catalog: Catalog) -> str:
         return catalog.default.label
     chosen, warning = catalog.choose(wanted, asked_by="?version= in the link")
     st.session_state["url-warning"] = warning
+    st.session_state["picked"] = True
     return chosen.label
 
 

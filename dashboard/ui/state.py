@@ -71,9 +71,15 @@ def catalog(settings: Settings) -> tuple[Catalog | None, str | None]:
 
 
 def refresh() -> None:
-    """Forget the cached version list so the next run reads the sources again."""
+    """Forget the cached version list (and remembered failures) so the next run reads the sources again."""
     st.session_state["refreshes"] = st.session_state.get("refreshes", 0) + 1
+    st.session_state.pop("failed", None)
     _catalog.clear()
+
+
+def retry() -> None:
+    """Forget the remembered failure so the next run tries the chosen version again."""
+    st.session_state.pop("failed", None)
 
 
 def load(settings: Settings, version: ModelVersion) -> Served:
@@ -103,13 +109,20 @@ def load(settings: Settings, version: ModelVersion) -> Served:
 
 
 def serve(settings: Settings, catalog: Catalog, label: str) -> tuple[Served | None, Failure | None]:
-    """Load the chosen version; if that fails, keep serving the last version that worked in this session."""
+    """Load the chosen version; if that fails, keep serving the last version that worked in this session.
+
+    A failure is remembered until Retry or Refresh, so later clicks do not wait on a broken source again.
+    """
+    version = catalog.get(label)
+    failed = st.session_state.get("failed")
+    if failed and failed[:2] == (label, version.digest):
+        return st.session_state.get("last-good"), Failure(label, failed[2])
     try:
-        served = load(settings, catalog.get(label))
+        served = load(settings, version)
     except DashboardError as exc:
         report(exc, f"version {label} could not be served")
-        previous = st.session_state.get("last-good")
-        return previous, Failure(label, exc.message)
+        st.session_state["failed"] = (label, version.digest, exc.message)
+        return st.session_state.get("last-good"), Failure(label, exc.message)
     st.session_state["last-good"] = served
     return served, None
 
