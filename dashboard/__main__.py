@@ -28,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     put.add_argument("model", type=Path, help="a .keras or full-model .h5 file, or an architecture JSON "
                                               "(with --weights)")
     put.add_argument("--version", required=True, help="PEP 440 version to publish as, such as 1.2.0")
-    put.add_argument("--store", required=True, help="the store folder (it holds manifest.json)")
+    put.add_argument("--store", required=True, help="the store: a folder, s3://bucket/prefix or gs://bucket/prefix "
+                                                    "(it holds manifest.json)")
     put.add_argument("--weights", type=Path, help="the .weights.h5 file, when MODEL is an architecture JSON")
     put.add_argument("--schema", type=Path, help="schema JSON to check against the model and embed")
     put.add_argument("--notes", default="", help="free text shown on the model card")
@@ -101,7 +102,7 @@ def _publish(args: argparse.Namespace) -> int:
     from dashboard.publish import publish
 
     done = publish(args.model, args.version, args.store, schema_path=args.schema, notes=args.notes,
-                   alias=args.alias, force=args.force, weights=args.weights)
+                   alias=args.alias, force=args.force, weights=args.weights, settings=service.settings())
     print(f"published version {done.version} ({', '.join(done.files)}; schema {done.schema}) in {done.manifest}")
     return 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -46,6 +46,14 @@ class Settings:
     refresh_seconds: int = 300
     cached_versions: int = 2
     using_demo: bool = False
+    # bucket access (the SDKs also read these from the environment themselves); secrets are kept out of repr
+    aws_access_key_id: str | None = field(default=None, repr=False)
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+    storage_emulator_host: str | None = None
+    gcp_project: str | None = None
 
     @property
     def source_label(self) -> str:
@@ -136,6 +144,13 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         refresh_seconds=_integer(get("MODEL_REFRESH_SECONDS"), "MODEL_REFRESH_SECONDS", 300),
         cached_versions=_integer(get("MODEL_CACHE_VERSIONS"), "MODEL_CACHE_VERSIONS", 2),
         using_demo=not configured,
+        aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=get("AWS_SESSION_TOKEN"),
+        aws_endpoint_url=get("AWS_ENDPOINT_URL_S3") or get("AWS_ENDPOINT_URL"),
+        aws_region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
+        storage_emulator_host=get("STORAGE_EMULATOR_HOST"),
+        gcp_project=get("GOOGLE_CLOUD_PROJECT"),
     )
 
 

@@ -9,6 +9,9 @@ import traceback
 # Query strings of presigned URLs (X-Amz-Signature, X-Goog-Signature, sig=...) and user:password@.
 _URL_QUERY = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>?#]*)[?#][^\s'\"<>]*")
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s'\"<>@]*@")
+# SigV4 Authorization headers and security tokens in SDK debug logs
+_AUTH_FIELDS = re.compile(r"(?P<name>Signature|Credential|X-Amz-Security-Token|x-amz-security-token|"
+                          r"X-Goog-Signature|X-Goog-Credential)(?P<sep>['\"]?\s*[=:]\s*b?['\"]?)[^,\s'\"&]+")
 _LOOSE_QUERY = re.compile(r"(?P<head>[/\w.-]+)\?[^\s'\"<>]*(?:X-Amz-|X-Goog-|sig=|Signature=|token=)[^\s'\"<>]*",
                           re.IGNORECASE)
 
@@ -65,7 +68,8 @@ def scrub(text: str) -> str:
     """Remove query strings, fragments and user:password@ from every URL in text."""
     text = _USERINFO.sub(lambda m: m.group("scheme"), text)
     text = _URL_QUERY.sub(lambda m: m.group("head"), text)
-    return _LOOSE_QUERY.sub(lambda m: m.group("head"), text)
+    text = _LOOSE_QUERY.sub(lambda m: m.group("head"), text)
+    return _AUTH_FIELDS.sub(lambda m: m.group("name") + m.group("sep") + "[redacted]", text)
 
 
 def describe(exc: BaseException) -> str:
@@ -76,7 +80,13 @@ def describe(exc: BaseException) -> str:
 class ScrubFilter(logging.Filter):
     """A logging filter that redacts URLs in a record (urllib3 logs retried URLs with their query strings)."""
 
+    def __init__(self, drop: bool = False) -> None:
+        super().__init__()
+        self.drop = drop
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if self.drop:  # a logger whose every record is about credentials (botocore.auth)
+            return False
         message = record.getMessage()
         cleaned = scrub(message)
         if cleaned != message:
@@ -84,9 +94,9 @@ class ScrubFilter(logging.Filter):
         return True
 
 
-def scrub_library_logs(*names: str) -> None:
-    """Attach ScrubFilter to the named loggers (once)."""
+def scrub_library_logs(*names: str, drop: bool = False) -> None:
+    """Attach ScrubFilter to the named loggers (once); drop=True silences them instead."""
     for name in names:
         logger = logging.getLogger(name)
         if not any(isinstance(f, ScrubFilter) for f in logger.filters):
-            logger.addFilter(ScrubFilter())
+            logger.addFilter(ScrubFilter(drop))

@@ -183,8 +183,10 @@ def _stream(url: str, settings: Settings, max_bytes: int) -> Iterator[tuple[byte
     scheme = scheme_of(url)
     shown = redact(url)
     if scheme in ("s3", "gs"):
-        raise ModelSourceError(f"{scheme}:// URLs are not supported by this release ({shown}); "
-                               "serve the store over https:// (for example with presigned URLs) instead")
+        from dashboard import buckets
+
+        yield from buckets.stream(url, settings, max_bytes)
+        return
     if scheme not in ("http", "https"):
         raise ModelSourceError(f"unsupported URL scheme {scheme!r} in {shown}; "
                                "use https://, http://, file:// or a plain path")

@@ -4,7 +4,8 @@ Steps:
 1. refuse an invalid PEP 440 version, or one already in the manifest (unless force);
 2. load the model under safe mode (what the dashboard would refuse is refused here) and check or infer its schema;
 3. copy each file into the store as <stem>-<version>-<sha256[:12]><suffix>, so names never collide;
-4. replace manifest.json atomically (temp file, fsync, rename) under a lock, so readers see the old or the new one.
+4. replace manifest.json atomically, last: in a folder by temp file, fsync and rename under a lock; in a bucket
+   by one PUT after every file is uploaded, so readers never see an entry whose files are missing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Iterator
 from packaging.version import InvalidVersion, Version
 
 from dashboard import fetch, loader, schema as schemas
+from dashboard.config import Settings, load_settings
 from dashboard.errors import DashboardError, ManifestError, SchemaError
 from dashboard.registry import parse_manifest
 
@@ -38,20 +40,17 @@ class Published:
     """What publish wrote."""
 
     version: str
-    manifest: Path
+    manifest: str
     files: tuple[str, ...]
     schema: str  # "given", or "inferred when served"
 
 
 def publish(model: Path, version: str, store: str, schema_path: Path | None = None, notes: str = "",
             alias: str | None = None, force: bool = False, weights: Path | None = None,
-            today: dt.date | None = None) -> Published:
-    """Publish model (or architecture JSON + weights) as version into the store folder."""
+            today: dt.date | None = None, settings: Settings | None = None) -> Published:
+    """Publish model (or architecture JSON + weights) as version into the store (a folder or a bucket prefix)."""
     label = _version(version)
-    if fetch.scheme_of(store) not in ("", "file"):
-        raise PublishError(f"publishing to {fetch.redact(store)} is not supported by this release; "
-                           "publish into a folder and upload that folder to your static host")
-    folder = fetch.local_path(store)
+    target = _store(store, settings)
     for path in (model, weights, schema_path):
         if path is not None and not Path(path).is_file():
             raise PublishError(f"{path} does not exist or is not a file; check the path")
@@ -67,25 +66,20 @@ def publish(model: Path, version: str, store: str, schema_path: Path | None = No
         parsed = schemas.parse_schema(data, schema_path.name)
         schemas.check_against_model(parsed, loaded, schema_path.name)
         schema = parsed.to_dict()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise PublishError(f"cannot create the store folder {folder}: {exc.strerror}") from exc
-    with _locked(folder):
-        manifest = _read_manifest(folder)
+    with target.locked():
+        manifest = target.read_manifest()
         existing = [i for i, entry in enumerate(manifest["versions"]) if Version(str(entry["version"])) == label]
         if existing and not force:
-            raise PublishError(f"version {label} is already in {folder / MANIFEST}; publish under a new version, "
+            raise PublishError(f"version {label} is already in {target.manifest}; publish under a new version, "
                                "or pass --force to replace it")
         entry: dict[str, Any] = {"version": str(label)}
-        copied = []
         if weights is not None:
-            names = {role: _copy(path, folder, label) for role, path in files.items()}
+            names = {role: target.put(path, label) for role, path in files.items()}
             entry["architecture_url"], entry["weights_url"] = names["architecture"][0], names["weights"][0]
             entry["sha256"] = {"architecture_url": names["architecture"][1], "weights_url": names["weights"][1]}
             copied = [names["architecture"][0], names["weights"][0]]
         else:
-            name, digest = _copy(model, folder, label)
+            name, digest = target.put(model, label)
             entry["url"], entry["sha256"] = name, digest
             copied = [name]
         if schema is not None:
@@ -99,10 +93,82 @@ def publish(model: Path, version: str, store: str, schema_path: Path | None = No
             manifest.setdefault("aliases", {})[alias] = str(label)
         manifest.setdefault("name", model.stem)
         manifest = {key: manifest[key] for key in ("name", "aliases", "versions") if key in manifest} | manifest
-        parse_manifest(manifest, str(folder / MANIFEST))  # never write a manifest the dashboard would refuse
-        _write_atomic(folder / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
-    return Published(version=str(label), manifest=folder / MANIFEST, files=tuple(copied),
+        parse_manifest(manifest, target.manifest)  # never write a manifest the dashboard would refuse
+        target.write_manifest((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))  # last: files are in place
+    return Published(version=str(label), manifest=target.manifest, files=tuple(copied),
                      schema="given" if schema is not None else "inferred when served")
+
+
+class _Folder:
+    """A store in a local folder: atomic copies and manifest, a file lock against concurrent publishers."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.manifest = str(folder / MANIFEST)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise PublishError(f"cannot create the store folder {folder}: {exc.strerror}") from exc
+
+    def locked(self) -> contextlib.AbstractContextManager:
+        return _locked(self.folder)
+
+    def read_manifest(self) -> dict[str, Any]:
+        return _read_manifest(self.folder)
+
+    def put(self, source: Path, version: Version) -> tuple[str, str]:
+        return _copy(source, self.folder, version)
+
+    def write_manifest(self, data: bytes) -> None:
+        _write_atomic(self.folder / MANIFEST, data)
+
+
+class _Bucket:
+    """A store under an s3:// or gs:// prefix: files uploaded first, the manifest last (one PUT each)."""
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.prefix = url.rstrip("/") + "/"
+        self.manifest = self.prefix + MANIFEST
+        self.settings = settings
+
+    def locked(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def read_manifest(self) -> dict[str, Any]:
+        from dashboard import buckets
+
+        raw = buckets.read_optional(self.manifest, self.settings, fetch.SMALL_FILE_CAP)
+        if raw is None:
+            return {"versions": []}
+        try:
+            data = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ManifestError(f"the store's {self.manifest} is not valid JSON ({exc}); fix or remove it first") from exc
+        parse_manifest(data, self.manifest)
+        return data
+
+    def put(self, source: Path, version: Version) -> tuple[str, str]:
+        from dashboard import buckets
+
+        digest = fetch.sha256_of(source)
+        name = _name(source, version, digest)
+        buckets.upload(self.prefix + name, source, self.settings, "application/octet-stream")
+        return name, digest
+
+    def write_manifest(self, data: bytes) -> None:
+        from dashboard import buckets
+
+        buckets.upload(self.manifest, data, self.settings, "application/json")
+
+
+def _store(store: str, settings: Settings | None) -> _Folder | _Bucket:
+    scheme = fetch.scheme_of(store)
+    if scheme in ("s3", "gs"):
+        return _Bucket(store, settings or load_settings())
+    if scheme not in ("", "file"):
+        raise PublishError(f"cannot publish to {fetch.redact(store)}: use a folder, s3://bucket/prefix or "
+                           "gs://bucket/prefix, then serve that store over HTTPS if you like")
+    return _Folder(fetch.local_path(store))
 
 
 def _version(text: str) -> Version:
@@ -126,12 +192,17 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
     return data
 
 
-def _copy(source: Path, folder: Path, version: Version) -> tuple[str, str]:
-    digest = fetch.sha256_of(source)
+def _name(source: Path, version: Version, digest: str) -> str:
+    """<stem>-<version>-<sha256 prefix><suffix>: never collides, keeps the suffix Keras picks formats by."""
     name = source.name
     suffix = ".weights.h5" if name.endswith(".weights.h5") else Path(name).suffix
     stem = name[: len(name) - len(suffix)] if suffix else name
-    target = f"{stem}-{version}-{digest[:12]}{suffix}"
+    return f"{stem}-{version}-{digest[:12]}{suffix}"
+
+
+def _copy(source: Path, folder: Path, version: Version) -> tuple[str, str]:
+    digest = fetch.sha256_of(source)
+    target = _name(source, version, digest)
     if not (folder / target).exists():
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".part-", delete=False) as handle:
             tmp = Path(handle.name)

@@ -299,7 +299,7 @@ def pytest_sessionfinish(session, exitstatus):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     line = f"secret scan: {len(SCANNED)} messages, log lines, pages and outputs ({chars:,} characters), {len(hits)} hits"
     if reporter is not None:
-        reporter.ensure_newline()
+        reporter.write("\n")
         reporter.write_line(line)
         for where, pattern in hits[:20]:
             reporter.write_line(f"  secret pattern {pattern!r} in {where}")
