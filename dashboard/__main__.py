@@ -35,12 +35,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     put.add_argument("--notes", default="", help="free text shown on the model card")
     put.add_argument("--alias", help="point this alias (such as stable) at the new version")
     put.add_argument("--force", action="store_true", help="replace the version if it is already published")
+    put.add_argument("--lean", action="store_true", help="also convert to LiteRT (parity-checked) for the lean runtime")
+    convert = commands.add_parser("convert", help="add a LiteRT artifact to a published version (lean runtime)")
+    convert.add_argument("--version", required=True, help="the published version to convert")
+    convert.add_argument("--store", required=True, help="the store: a folder, s3://bucket/prefix or gs://bucket/prefix")
     args = parser.parse_args(argv)
     try:
         if args.command == "versions":
             return _versions()
         if args.command == "publish":
             return _publish(args)
+        if args.command == "convert":
+            return _convert(args)
         return _predict(args.input, args.output, args.version)
     except DashboardError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -102,8 +108,20 @@ def _publish(args: argparse.Namespace) -> int:
     from dashboard.publish import publish
 
     done = publish(args.model, args.version, args.store, schema_path=args.schema, notes=args.notes,
-                   alias=args.alias, force=args.force, weights=args.weights, settings=service.settings())
+                   alias=args.alias, force=args.force, weights=args.weights, settings=service.settings(),
+                   lean=args.lean)
     print(f"published version {done.version} ({', '.join(done.files)}; schema {done.schema}) in {done.manifest}")
+    if done.lean:
+        print(("" if done.lean.startswith("LiteRT") else "warning: ") + done.lean,
+              file=sys.stdout if done.lean.startswith("LiteRT") else sys.stderr)
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from dashboard.publish import add_lean
+
+    done = add_lean(args.store, args.version, settings=service.settings())
+    print(f"version {done.version}: {done.lean} as {done.files[0]} in {done.manifest}")
     return 0
 
 

@@ -36,7 +36,7 @@ class Settings:
     schema_url: str | None = None
     cache_dir: Path = Path.home() / ".cache" / "keras-dashboard"
     safe_mode: bool = True
-    runtime: str = "keras"
+    runtime: str = "auto"  # keras, litert, or auto (Keras when TensorFlow is installed, else LiteRT)
     max_download_bytes: int = 1 << 30
     csv_max_bytes: int = 200 * 1024 * 1024
     csv_max_rows: int = 1_000_000
@@ -134,7 +134,7 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         **{**values, "manifest_url": values["manifest_url"] if configured else str(DEMO_MANIFEST)},
         cache_dir=Path(cache).expanduser() if cache else default_cache,
         safe_mode=_boolean(get("MODEL_SAFE_MODE"), "MODEL_SAFE_MODE", True),
-        runtime=(get("MODEL_RUNTIME") or "keras").lower(),
+        runtime=_choice(get("MODEL_RUNTIME"), "MODEL_RUNTIME", ("auto", "keras", "litert")),
         max_download_bytes=_integer(get("MODEL_MAX_BYTES"), "MODEL_MAX_BYTES", 1 << 30),
         csv_max_bytes=_integer(get("CSV_MAX_BYTES"), "CSV_MAX_BYTES", 200 * 1024 * 1024),
         csv_max_rows=_integer(get("CSV_MAX_ROWS"), "CSV_MAX_ROWS", 1_000_000),
@@ -179,6 +179,14 @@ def _read_secrets(env: Mapping[str, str]) -> dict[str, object]:
             raise ConfigError(f"cannot read secrets file {path}: {exc}; fix its TOML syntax or remove it") from exc
         merged.update({k: v for k, v in data.items() if not isinstance(v, dict)})
     return merged
+
+
+def _choice(value: str | None, name: str, choices: tuple[str, ...]) -> str:
+    if value is None:
+        return choices[0]
+    if value.lower() not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value.lower()
 
 
 def _boolean(value: str | None, name: str, default: bool) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 from packaging.version import InvalidVersion, Version
 
 from dashboard import fetch, loader, schema as schemas
@@ -43,11 +44,12 @@ class Published:
     manifest: str
     files: tuple[str, ...]
     schema: str  # "given", or "inferred when served"
+    lean: str = ""  # what --lean did ("" when not asked)
 
 
 def publish(model: Path, version: str, store: str, schema_path: Path | None = None, notes: str = "",
             alias: str | None = None, force: bool = False, weights: Path | None = None,
-            today: dt.date | None = None, settings: Settings | None = None) -> Published:
+            today: dt.date | None = None, settings: Settings | None = None, lean: bool = False) -> Published:
     """Publish model (or architecture JSON + weights) as version into the store (a folder or a bucket prefix)."""
     label = _version(version)
     target = _store(store, settings)
@@ -66,6 +68,11 @@ def publish(model: Path, version: str, store: str, schema_path: Path | None = No
         parsed = schemas.parse_schema(data, schema_path.name)
         schemas.check_against_model(parsed, loaded, schema_path.name)
         schema = parsed.to_dict()
+    artifact, lean_note = None, ""
+    if lean:
+        artifact, lean_note = _lean_artifact(loaded, schema, model.stem)
+        if artifact is not None and schema is None:  # the lean runtime cannot infer the output type: write it down
+            schema = schemas.infer_schema(loaded).to_dict()
     with target.locked():
         manifest = target.read_manifest()
         existing = [i for i, entry in enumerate(manifest["versions"]) if Version(str(entry["version"])) == label]
@@ -82,6 +89,9 @@ def publish(model: Path, version: str, store: str, schema_path: Path | None = No
             name, digest = target.put(model, label)
             entry["url"], entry["sha256"] = name, digest
             copied = [name]
+        if artifact is not None:
+            entry["tflite_url"], entry["tflite_sha256"] = target.put(artifact, label)
+            copied.append(entry["tflite_url"])
         if schema is not None:
             entry["schema"] = schema
         if notes:
@@ -96,7 +106,84 @@ def publish(model: Path, version: str, store: str, schema_path: Path | None = No
         parse_manifest(manifest, target.manifest)  # never write a manifest the dashboard would refuse
         target.write_manifest((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))  # last: files are in place
     return Published(version=str(label), manifest=target.manifest, files=tuple(copied),
-                     schema="given" if schema is not None else "inferred when served")
+                     schema="given" if schema_path is not None else ("inferred, written for the lean runtime"
+                                                                     if schema is not None else "inferred when served"),
+                     lean=lean_note)
+
+
+def add_lean(store: str, version: str, settings: Settings | None = None) -> Published:
+    """Convert an already published version to LiteRT (parity-checked) and add the artifact to its manifest entry."""
+    from dashboard import service
+
+    settings = settings or load_settings()
+    target = _store(store, settings)
+    label = _version(version)
+    with target.locked():
+        manifest = target.read_manifest()
+        matches = [e for e in manifest["versions"] if Version(str(e["version"])) == label]
+        if not matches:
+            raise PublishError(f"version {label} is not in {target.manifest}; publish it first")
+        entry = matches[0]
+        versions, _, _ = parse_manifest(manifest, target.manifest)
+        chosen = next(v for v in versions if v.version == label)
+        files = service.fetch_files(settings, chosen)
+        loaded = loader.load(chosen.kind, files, safe_mode=True)
+        schema = entry.get("schema")
+        if schema is None and chosen.schema_url:
+            schema = json.loads(fetch.read_bytes(chosen.schema_url, settings).decode("utf-8-sig"))
+        if schema is not None:
+            schemas.check_against_model(schemas.parse_schema(schema), loaded)
+        artifact, note = _lean_artifact(loaded, schema, Path(fetch.file_name((chosen.model or chosen.weights).url)).stem)
+        if artifact is None:
+            raise PublishError(f"version {label}: {note}")
+        entry["tflite_url"], entry["tflite_sha256"] = target.put(artifact, label)
+        if schema is None:
+            entry["schema"] = schemas.infer_schema(loaded).to_dict()
+        parse_manifest(manifest, target.manifest)
+        target.write_manifest((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    return Published(version=str(label), manifest=target.manifest, files=(entry["tflite_url"],),
+                     schema="kept", lean=note)
+
+
+def _lean_artifact(loaded: Any, schema: dict | None, stem: str) -> tuple[Path | None, str]:
+    """(a parity-checked .tflite file, what happened) or (None, why the version stays Keras-only)."""
+    from dashboard import lite
+
+    try:
+        blob = lite.convert(loaded.model)
+        folder = Path(tempfile.mkdtemp(prefix="dashboard-lean-"))
+        path = folder / f"{stem}.tflite"
+        path.write_bytes(blob)
+        lean_model = lite.load(path)
+        samples = _samples(schemas.parse_schema(schema) if schema else schemas.infer_schema(loaded), loaded)
+        difference = lite.parity(loaded, lean_model, samples)
+    except DashboardError as exc:
+        return None, f"no LiteRT artifact: {exc}"
+    if not difference <= lite.TOLERANCE:
+        return None, (f"no LiteRT artifact: its outputs differ from Keras by up to {difference:.2g} "
+                      f"(tolerance {lite.TOLERANCE:g}); the version stays Keras-only")
+    return path, f"LiteRT artifact added (largest difference from Keras {difference:.1g} on 257 rows)"
+
+
+def _samples(schema: schemas.Schema, loaded: Any, rows: int = 256) -> Any:
+    """The schema's defaults plus random rows within its ranges, shaped for the model."""
+    rng = np.random.default_rng(0)
+    columns = {}
+    for feature in schema.features:
+        if feature.type == "category":
+            values = rng.integers(0, len(feature.choices), rows).astype(np.float64)
+            first = float(feature.choices.index(feature.initial)) if feature.initial in feature.choices else 0.0
+        elif feature.type == "text":
+            raise PublishError(f"feature {feature.name!r} is text; LiteRT cannot serve text inputs")
+        else:
+            low = feature.min if feature.min is not None else (feature.max - 2 if feature.max is not None else -2.0)
+            high = feature.max if feature.max is not None else low + 4.0
+            values = rng.uniform(low, high, rows)
+            first = float(feature.initial)
+        columns[feature.name] = np.concatenate([[first], values])
+    if loaded.named_inputs:
+        return columns
+    return np.column_stack([columns[name] for name in schema.names]).astype(np.float32)
 
 
 class _Folder:

@@ -44,6 +44,7 @@ class ModelVersion:
     builder: str | None = None
     schema: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
     schema_url: str | None = None
+    tflite: FileRef | None = None  # the LiteRT artifact for the lean runtime, when published with --lean
     notes: str = ""
     created: str = ""
 
@@ -226,7 +227,8 @@ def _manifest_entry(entry: Any, index: int, url: str) -> ModelVersion:
         if sha is not None and not isinstance(sha, str):
             raise ManifestError(f"{where}: \"sha256\" must be the hex digest of the file at \"url\"")
         model = FileRef(resolve(url, _string(entry["url"], where, "url")), _hex(sha, where, "sha256"))
-        return ModelVersion(kind="file", model=model, schema=schema, schema_url=schema_url, **common)
+        return ModelVersion(kind="file", model=model, schema=schema, schema_url=schema_url,
+                            tflite=_tflite(entry, where, url), **common)
     if "architecture_url" in entry and "weights_url" in entry:
         if sha is not None and not isinstance(sha, dict):
             raise ManifestError(f"{where}: \"sha256\" must be an object "
@@ -237,9 +239,16 @@ def _manifest_entry(entry: Any, index: int, url: str) -> ModelVersion:
         weights = FileRef(resolve(url, _string(entry["weights_url"], where, "weights_url")),
                           _hex(sha.get("weights_url"), where, "sha256.weights_url"))
         return ModelVersion(kind="architecture", architecture=architecture, weights=weights, schema=schema,
-                            schema_url=schema_url, **common)
+                            schema_url=schema_url, tflite=_tflite(entry, where, url), **common)
     raise ManifestError(f"{where}: needs \"url\" (a .keras or .h5 file) "
                         "or both \"architecture_url\" and \"weights_url\"")
+
+
+def _tflite(entry: dict, where: str, url: str) -> FileRef | None:
+    if "tflite_url" not in entry:
+        return None
+    return FileRef(resolve(url, _string(entry["tflite_url"], where, "tflite_url")),
+                   _hex(entry.get("tflite_sha256"), where, "tflite_sha256"))
 
 
 def _env_versions(settings: Settings) -> list[ModelVersion]:

@@ -18,7 +18,7 @@ import pandas as pd
 
 from dashboard import fetch, loader, predict, schema as schemas
 from dashboard.config import Settings, load_settings
-from dashboard.errors import SchemaError
+from dashboard.errors import ModelLoadError, SchemaError
 from dashboard.loader import LoadedModel
 from dashboard.predict import BatchResult
 from dashboard.registry import Catalog, ModelVersion, load_catalog
@@ -35,9 +35,10 @@ class Served:
     """A version ready to predict: what it is, the loaded model and its schema."""
 
     version: ModelVersion
-    model: LoadedModel
+    model: LoadedModel  # or lite.LiteModel: the same surface
     schema: Schema
     schema_source: str  # "manifest", "schema_url" or "inferred from the model"
+    runtime: str = "keras"  # "keras" or "litert"
 
     @property
     def label(self) -> str:
@@ -73,16 +74,53 @@ def fetch_files(settings: Settings, version: ModelVersion, progress: Progress | 
     return files
 
 
+def runtime_for(settings: Settings, version: ModelVersion) -> str:
+    """'keras' or 'litert' for this version under MODEL_RUNTIME (auto: Keras when TensorFlow is installed)."""
+    if settings.runtime == "keras":
+        return "keras"
+    if settings.runtime == "litert":
+        if version.tflite is None:
+            raise ModelLoadError(f"version {version.label} has no LiteRT artifact (MODEL_RUNTIME=litert); publish it "
+                                 "with --lean, or set MODEL_RUNTIME=keras")
+        return "litert"
+    if keras_available():
+        return "keras"
+    if version.tflite is not None:
+        return "litert"
+    raise ModelLoadError(f"TensorFlow is not installed and version {version.label} has no LiteRT artifact; install "
+                         "requirements.txt for the Keras runtime, or publish the version with --lean")
+
+
+def keras_available() -> bool:
+    """True when Keras (and so TensorFlow) can be imported here."""
+    try:
+        import keras  # noqa: F401
+    except Exception:  # ImportError, or a broken install: either way the Keras runtime cannot serve
+        return False
+    return True
+
+
 def load_version(settings: Settings, version: ModelVersion, progress: Progress | None = None) -> Served:
     """Download, load and describe a version; every failure is a typed DashboardError."""
-    files = fetch_files(settings, version, progress)
-    if progress:
-        progress("load", 0, None)
-    model = loader.load(version.kind, files, safe_mode=settings.safe_mode, builder=version.builder)
+    runtime = runtime_for(settings, version)
+    if runtime == "litert":
+        from dashboard import lite
+
+        report = (lambda done, total: progress(f"download {fetch.file_name(version.tflite.url)}", done, total)) \
+            if progress else None
+        path = fetch.fetch(version.tflite.url, settings, version.tflite.sha256, report)
+        if progress:
+            progress("load", 0, None)
+        model = lite.load(path)
+    else:
+        files = fetch_files(settings, version, progress)
+        if progress:
+            progress("load", 0, None)
+        model = loader.load(version.kind, files, safe_mode=settings.safe_mode, builder=version.builder)
     schema, source = resolve_schema(settings, version, model)
-    log.info("loaded version %s (%s, sha256 %s) in %.2f s", version.label, model.format,
+    log.info("loaded version %s (%s, runtime %s, sha256 %s) in %.2f s", version.label, model.format, runtime,
              version.digest[:12], model.load_seconds)
-    return Served(version=version, model=model, schema=schema, schema_source=source)
+    return Served(version=version, model=model, schema=schema, schema_source=source, runtime=runtime)
 
 
 def resolve_schema(settings: Settings, version: ModelVersion, model: LoadedModel) -> tuple[Schema, str]:
@@ -139,7 +177,7 @@ class ModelPool:
 
     def get(self, settings: Settings, version: ModelVersion, progress: Progress | None = None) -> Served:
         """The served version, loading it (with progress) if it is not in the pool."""
-        key = (version.label, version.digest)
+        key = (version.label, version.digest, settings.runtime)
         with self._lock:
             if key in self._served:
                 self._served.move_to_end(key)
@@ -163,9 +201,9 @@ class ModelPool:
     def loaded(self) -> list[str]:
         """Labels of the versions in memory, least recently used first."""
         with self._lock:
-            return [label for label, _ in self._served]
+            return [key[0] for key in self._served]
 
-    def peek(self, version: ModelVersion) -> Served | None:
+    def peek(self, settings: Settings, version: ModelVersion) -> Served | None:
         """The served version if it is already loaded, without loading it."""
         with self._lock:
-            return self._served.get((version.label, version.digest))
+            return self._served.get((version.label, version.digest, settings.runtime))

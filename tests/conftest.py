@@ -147,7 +147,7 @@ def sha256(data: bytes) -> str:
 def demo_store(store: Store, prefix: str = "models") -> str:
     """Serve a copy of the demo store; returns the manifest URL."""
     for path in DEMO.iterdir():
-        if path.suffix in (".keras", ".json", ".csv"):
+        if path.suffix in (".keras", ".json", ".csv", ".tflite"):
             store.put_file(f"{prefix}/{path.name}", path)
     return store.url(f"{prefix}/manifest.json")
 

@@ -1,7 +1,8 @@
 """Rebuild the embedded demo store: `python -m dashboard.demo.build` (needs scikit-learn for the iris data).
 
 Trains two small classifiers on Fisher's iris data (bundled with scikit-learn), saves them as .keras,
-and writes manifest.json (sha256, schema, aliases) and sample.csv beside this file.
+writes manifest.json (sha256, schema, aliases) and sample.csv beside this file, then adds a parity-checked
+LiteRT artifact to each version for the lean runtime. `--lean-only` redoes just that last step.
 """
 
 from __future__ import annotations
@@ -56,7 +57,26 @@ def build(folder: Path = HERE) -> dict:
     manifest = {"name": "iris-classifier", "aliases": {"stable": "1.0.0"}, "versions": entries[::-1]}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     _sample(iris, folder / "sample.csv")
-    return manifest
+    add_lean_artifacts(folder)
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def add_lean_artifacts(folder: Path = HERE) -> None:
+    """Convert every version of the store in folder to LiteRT (the same path as `python -m dashboard convert`)."""
+    from dashboard.config import load_settings
+    from dashboard.publish import add_lean
+
+    settings = load_settings({"MODEL_CACHE_DIR": str(folder / ".build-cache")}, secrets={})
+    for old in folder.glob("*.tflite"):
+        old.unlink()
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for entry in manifest["versions"]:
+        entry.pop("tflite_url", None)
+        entry.pop("tflite_sha256", None)
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    for entry in manifest["versions"]:
+        print(add_lean(str(folder), entry["version"], settings).lean)
+    (folder / ".publish.lock").unlink(missing_ok=True)
 
 
 def _schema(data: np.ndarray) -> dict:
@@ -82,5 +102,10 @@ def _sha256(path: Path) -> str:
 
 
 if __name__ == "__main__":
-    written = build()
-    print(json.dumps({v["version"]: v["notes"] for v in written["versions"]}, indent=2))
+    import sys
+
+    if "--lean-only" in sys.argv:
+        add_lean_artifacts()
+    else:
+        written = build()
+        print(json.dumps({v["version"]: v["notes"] for v in written["versions"]}, indent=2))

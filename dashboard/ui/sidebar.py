@@ -77,7 +77,7 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
     lines = [
         f"**Version** {served.label}",
         f"**sha256** `{served.short_sha}`" + ("" if served.version.pinned else " (not pinned)"),
-        f"**Format** {model.format} · runtime keras",
+        f"**Format** {model.format} · runtime {served.runtime}",
         f"**Inputs** {', '.join(schema.names)}",
         f"**Output** {gives}",
         f"**Schema** {served.schema_source}",

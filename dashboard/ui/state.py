@@ -85,7 +85,7 @@ def retry() -> None:
 def load(settings: Settings, version: ModelVersion) -> Served:
     """The version from the pool, showing download and load progress while it is fetched."""
     models = pool(settings.cached_versions)
-    ready = models.peek(version)
+    ready = models.peek(settings, version)
     if ready is not None:
         return models.get(settings, version)
     box = st.empty()
