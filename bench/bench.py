@@ -320,6 +320,88 @@ def bench_memory(folder: Path, quick: bool) -> None:
            ratio=f"CSV {batch['csv_mb']:.1f} MB in, {batch['out_mb']:.1f} MB out")
 
 
+LEAN_BLOCK = """
+import importlib.abc, sys
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "h5py"):
+            raise ImportError(name + " is blocked")
+        return None
+sys.meta_path.insert(0, NoTensorFlow())
+"""
+
+
+def child_runtime(folder: Path, quick: bool, runtime: str = "keras") -> dict:
+    """Single-row and batch figures and RSS for one runtime, serving the demo store's default version."""
+    import numpy as np
+    import pandas as pd
+
+    from dashboard import service
+    from dashboard.config import load_settings
+    from dashboard.predict import safe_csv
+
+    settings = load_settings({"MODEL_CACHE_DIR": str(folder / f"cache-{runtime}"), "MODEL_RUNTIME": runtime},
+                             secrets={})
+    served = service.load_version(settings, service.catalog(settings).default)
+    row = {"sepal_length": 5.0, "sepal_width": 3.4, "petal_length": 1.5, "petal_width": 0.2}
+    single = timed(lambda: service.predict_row(served, row), 30 if quick else 300)
+    loaded_rss = rss_mb()
+    rows = 10_000 if quick else 100_000
+    raw = pd.DataFrame(np.random.default_rng(0).uniform(0.1, 7.0, size=(rows, 4)).round(2),
+                       columns=list(row)).to_csv(index=False).encode()
+    batch = timed(lambda: safe_csv(service.predict_csv(settings, served, raw).table), 3, warmup=1)
+    return {"single": single, "batch": batch, "rows": rows, "loaded_rss": loaded_rss, "after_rss": rss_mb(),
+            "modules": sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras"})}
+
+
+def child_lean(folder: Path, quick: bool) -> dict:
+    exec(LEAN_BLOCK, {})
+    return child_runtime(folder, quick, "litert")
+
+
+def child_keras(folder: Path, quick: bool) -> dict:
+    return child_runtime(folder, quick, "keras")
+
+
+def bench_lean(folder: Path, quick: bool) -> None:
+    keras_run = in_child("child_keras", folder / "keras", quick)
+    lean_run = in_child("child_lean", folder / "lean", quick)
+    k1, l1 = statistics.median(keras_run["single"]), statistics.median(lean_run["single"])
+    record("lean: single row, form path, Keras runtime", "ms", [t * 1e3 for t in keras_run["single"]], None, "", True)
+    record("lean: single row, form path, LiteRT runtime (no TensorFlow)", "ms", [t * 1e3 for t in lean_run["single"]],
+           k1 * 1e3, "", True)
+    kb, lb = statistics.median(keras_run["batch"]), statistics.median(lean_run["batch"])
+    rows = lean_run["rows"]
+    record(f"lean: {rows:,}-row batch end to end, Keras runtime", "ms", [t * 1e3 for t in keras_run["batch"]], None,
+           "", True)
+    record(f"lean: {rows:,}-row batch end to end, LiteRT runtime", "ms", [t * 1e3 for t in lean_run["batch"]],
+           kb * 1e3, "", True)
+    record("lean: RSS with the model loaded, Keras runtime", "MB", [keras_run["loaded_rss"]], None, "", True,
+           ratio=f"after the batch {keras_run['after_rss']:.0f} MB")
+    record("lean: RSS with the model loaded, LiteRT runtime", "MB", [lean_run["loaded_rss"]], None,
+           f"<= 250 MB after a {rows:,}-row batch, TensorFlow never imported",
+           lean_run["after_rss"] <= 250 and not lean_run["modules"],
+           ratio=f"after the batch {lean_run['after_rss']:.0f} MB; imported: {','.join(lean_run['modules']) or 'no TF'}")
+
+
+def bench_stacks(venvs: list[str]) -> None:
+    """Installed and compressed size of each stack's site-packages (given as venv folders)."""
+    import tarfile
+    import zlib
+
+    for venv in venvs:
+        name, _, path = venv.partition("=")
+        site = next(Path(path).glob("lib/python3*/site-packages"))
+        installed = sum(f.stat().st_size for f in site.rglob("*") if f.is_file() and not f.is_symlink())
+        with tempfile.TemporaryFile() as handle:
+            with tarfile.open(fileobj=handle, mode="w:gz", compresslevel=6) as archive:
+                archive.add(site, arcname="site-packages")
+            compressed = handle.tell()
+        record(f"stack {name}: installed / compressed (tar.gz)", "MB", [installed / 2**20], None,
+               "compressed <= 500 MB (Heroku slug)", compressed / 2**20 <= 500,
+               ratio=f"{compressed / 2**20:.0f} MB compressed")
+
+
 def bench_startup(folder: Path, quick: bool) -> None:
     import socket
 
@@ -375,11 +457,14 @@ def print_table() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (a CI smoke run)")
-    parser.add_argument("--only", choices=["single", "batch", "concurrency", "memory", "startup"], action="append",
-                        help="run only these groups")
+    parser.add_argument("--only", choices=["single", "batch", "concurrency", "memory", "startup", "lean"],
+                        action="append", help="run only these groups")
+    parser.add_argument("--venvs", nargs="*", default=[], metavar="NAME=VENV",
+                        help="also measure the installed and compressed size of these stacks, e.g. "
+                             "keras=.venv lean=.venv-lean")
     args = parser.parse_args()
     groups = {"single": bench_single, "batch": bench_batch, "concurrency": bench_concurrency,
-              "memory": bench_memory, "startup": bench_startup}
+              "memory": bench_memory, "startup": bench_startup, "lean": bench_lean}
     with tempfile.TemporaryDirectory(prefix="dashboard-bench-") as tmp:
         for name, function in groups.items():
             if args.only and name not in args.only:
@@ -387,6 +472,8 @@ def main() -> int:
             folder = Path(tmp) / name
             folder.mkdir()
             function(folder, args.quick)
+    if args.venvs:
+        bench_stacks(args.venvs)
     print(f"\nkeras-dashboard benchmark ({'quick' if args.quick else 'full'}), {os.cpu_count()} cores, "
           f"python {sys.version.split()[0]}")
     every_target_met = print_table()

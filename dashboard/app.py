@@ -33,9 +33,10 @@ def main() -> None:
     if refresh:
         state.refresh()
         st.rerun()
-    served, failure = state.serve(settings, catalog, label)
-    sidebar.show_card(settings, served, failure)
     st.title("Predictions")
+    progress = st.empty()  # always here, so the page keeps its layout whether or not a model is loading
+    served, failure = state.serve(settings, catalog, label, progress)
+    sidebar.show_card(settings, served, failure)
     if served is None:
         st.error(f"Version {failure.label} could not be loaded: {failure.message}")
         st.info("Pick another version in the sidebar, or press Retry once the problem is fixed.")

@@ -76,8 +76,9 @@ def scores(model: Any, inputs: Any, rows: int, progress: ProgressFn | None = Non
 
 
 def predict_validated(model: Any, frame: pd.DataFrame, validated: Validated, output: Output, version: str,
-                      progress: ProgressFn | None = None, chunk_rows: int = CHUNK_ROWS) -> BatchResult:
+                      progress: ProgressFn | None = None, chunk_rows: int | None = None) -> BatchResult:
     """Predict the good rows of a validated table and assemble the full output table."""
+    chunk_rows = chunk_rows or getattr(model, "chunk_rows", CHUNK_ROWS)
     values = scores(model, validated.inputs, validated.ready, progress, chunk_rows)
     table = assemble(frame, validated.good, validated.errors, values, output, version)
     return BatchResult(table=table, rows=validated.rows, predicted=validated.ready,

@@ -39,19 +39,34 @@ def warnings(at: AppTest) -> list[str]:
 
 @pytest.fixture
 def downloads(monkeypatch):
-    """What each download button would send: Streamlit's in-memory media storage, observed."""
+    """What each download button would send: Streamlit's media storage and deferred downloads, observed."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
     seen: dict[str, bytes] = {}
+    deferred: dict[str, object] = {}
     original = MemoryMediaFileStorage.load_and_get_id
+    original_deferred = MediaFileManager.add_deferred
 
     def observe(self, path_or_data, mimetype, kind, filename=None):
         file_id = original(self, path_or_data, mimetype, kind, filename)
         seen[file_id] = path_or_data
         return file_id
 
+    def observe_deferred(self, data_callable, *args, **kwargs):
+        file_id = original_deferred(self, data_callable, *args, **kwargs)
+        deferred[file_id] = data_callable
+        return file_id
+
     monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", observe)
-    return lambda button: seen[button.proto.url.rsplit("/", 1)[-1].split(".")[0]]
+    monkeypatch.setattr(MediaFileManager, "add_deferred", observe_deferred)
+
+    def content(button) -> bytes:
+        if button.proto.deferred_file_id:  # built on click: run what a click would run
+            return deferred[button.proto.deferred_file_id]()
+        return seen[button.proto.url.rsplit("/", 1)[-1].split(".")[0]]
+
+    return content
 
 
 @pytest.fixture(params=["demo", "http"])

@@ -13,7 +13,9 @@ from dashboard.config import Settings
 from dashboard.errors import DashboardError
 from dashboard.predict import BatchResult, safe_csv
 from dashboard.service import Served
-from dashboard.ui.state import report
+from dashboard.ui.state import release_memory, report
+
+SHOWN_ROWS = 5_000  # rows sent to the browser's table; the download always has every row
 
 
 def show(settings: Settings, served: Served) -> BatchResult | None:
@@ -46,13 +48,20 @@ def show(settings: Settings, served: Served) -> BatchResult | None:
         finally:
             bar.empty()
         st.session_state["batch-result"] = (key, result)
+        if result.rows >= 10_000:
+            release_memory()
     _report(result)
     probability = {c: st.column_config.NumberColumn(format="%.4f") for c in result.table.columns
                    if str(c).startswith("probability")}
-    st.dataframe(result.table, hide_index=True, key="batch-table", column_config=probability)
+    shown = result.table if result.rows <= SHOWN_ROWS else result.table.head(SHOWN_ROWS)
+    st.dataframe(shown, hide_index=True, key="batch-table", column_config=probability)
+    if result.rows > SHOWN_ROWS:
+        st.caption(f"Showing the first {SHOWN_ROWS:,} of {result.rows:,} rows; Download results has them all.")
     _chart(served, result)
-    st.download_button("Download results", safe_csv(result.table), key="batch-download", type="primary",
-                       file_name=f"predictions-{served.label}.csv", mime="text/csv")
+    table = result.table
+    st.download_button("Download results", lambda: safe_csv(table), key="batch-download", type="primary",
+                       file_name=f"predictions-{served.label}.csv", mime="text/csv",
+                       help="Every row, with formula-like text neutralised for spreadsheets. Built when you click.")
     return result
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import logging
 import sys
 import time
@@ -82,13 +84,13 @@ def retry() -> None:
     st.session_state.pop("failed", None)
 
 
-def load(settings: Settings, version: ModelVersion) -> Served:
-    """The version from the pool, showing download and load progress while it is fetched."""
+def load(settings: Settings, version: ModelVersion, box=None) -> Served:
+    """The version from the pool, showing download and load progress in box (a placeholder) while it is fetched."""
     models = pool(settings.cached_versions)
     ready = models.peek(settings, version)
     if ready is not None:
         return models.get(settings, version)
-    box = st.empty()
+    box = box if box is not None else st.empty()
     started = time.monotonic()
 
     def progress(stage: str, done: int, total: int | None) -> None:
@@ -108,7 +110,7 @@ def load(settings: Settings, version: ModelVersion) -> Served:
         log.info("version %s ready after %.2f s", version.label, time.monotonic() - started)
 
 
-def serve(settings: Settings, catalog: Catalog, label: str) -> tuple[Served | None, Failure | None]:
+def serve(settings: Settings, catalog: Catalog, label: str, box=None) -> tuple[Served | None, Failure | None]:
     """Load the chosen version; if that fails, keep serving the last version that worked in this session.
 
     A failure is remembered until Retry or Refresh, so later clicks do not wait on a broken source again.
@@ -118,13 +120,22 @@ def serve(settings: Settings, catalog: Catalog, label: str) -> tuple[Served | No
     if failed and failed[:2] == (label, version.digest):
         return st.session_state.get("last-good"), Failure(label, failed[2])
     try:
-        served = load(settings, version)
+        served = load(settings, version, box)
     except DashboardError as exc:
         report(exc, f"version {label} could not be served")
         st.session_state["failed"] = (label, version.digest, exc.message)
         return st.session_state.get("last-good"), Failure(label, exc.message)
     st.session_state["last-good"] = served
     return served, None
+
+
+def release_memory() -> None:
+    """After a large batch: collect garbage and hand freed heap pages back to the OS (glibc malloc_trim)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def _mb(n: int) -> str:
