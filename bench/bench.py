@@ -74,7 +74,7 @@ def record(name: str, unit: str, values: list[float], baseline: float | None, ta
            ratio: str = "") -> None:
     median = statistics.median(values)
     if baseline is not None and not ratio:
-        ratio = f"{baseline / median:.1f}x faster" if median < baseline else f"{median / baseline:.2f}x the floor"
+        ratio = f"{baseline / median:.1f}x faster" if median < baseline else f"{median / baseline:.2f}x the baseline"
     ROWS.append((name, unit, min(values), median, max(values), baseline, ratio, target, met))
 
 
