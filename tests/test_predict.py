@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import io
-import threading
 
 import numpy as np
 import pandas as pd
@@ -11,6 +10,7 @@ from dashboard import loader, predict, service
 from dashboard.registry import ModelVersion
 from dashboard.schema import infer_schema, parse_schema, read_csv
 from dashboard.service import Served
+from tests.conftest import at_once
 from packaging.version import Version
 
 LIMITS = dict(max_bytes=10_000_000, max_rows=200_000)
@@ -87,22 +87,11 @@ def test_many_threads_give_the_same_results_as_one(models):
     frames = [pd.DataFrame(np.random.default_rng(i).normal(size=(200, 3)), columns=["x0", "x1", "x2"])
               for i in range(20)]
     serial = [service.predict_frame(model, f).table for f in frames]
-    results, failures = [None] * 20, []
 
     def work(i):
-        try:
-            for _ in range(5):
-                results[i] = service.predict_frame(model, frames[i]).table
-        except Exception as exc:  # collected and asserted below
-            failures.append(exc)
+        return [service.predict_frame(model, frames[i]).table for _ in range(5)][-1]
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert failures == []
-    for got, expected in zip(results, serial):
+    for got, expected in zip(at_once(20, work), serial):
         pd.testing.assert_frame_equal(got, expected)
 
 

@@ -11,7 +11,6 @@ import gc
 import json
 import os
 import subprocess
-import threading
 import zipfile
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import service
-from tests.conftest import DEMO, REPO, demo_store, free_port, settings_for, sha256
+from tests.conftest import DEMO, REPO, at_once, demo_store, free_port, settings_for, sha256
 
 APP = str(REPO / "dashboard" / "app.py")
 SECRET_QUERY = "X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=feedface"
@@ -349,22 +348,7 @@ def test_twenty_concurrent_sessions_share_one_load_and_agree(store, tmp_path):
     data = (DEMO / "sample.csv").read_bytes()
     serial = service.predict_csv(settings, pool.get(settings, version), data).table
     fresh_pool = service.ModelPool(2)
-    results, failures = [None] * 20, []
-    barrier = threading.Barrier(20)
-
-    def session(i):
-        try:
-            barrier.wait()
-            results[i] = service.predict_csv(settings, fresh_pool.get(settings, version), data).table
-        except Exception as exc:  # collected and asserted below
-            failures.append(exc)
-
-    threads = [threading.Thread(target=session, args=(i,)) for i in range(20)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert failures == []
+    results = at_once(20, lambda i: service.predict_csv(settings, fresh_pool.get(settings, version), data).table)
     assert all(r.equals(serial) for r in results)
     assert fresh_pool.loaded() == [version.label]
     assert store.hits("models/iris-1.1.0.keras") == 1  # one download for all twenty sessions
