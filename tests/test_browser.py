@@ -20,6 +20,14 @@ CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = REPO / "artifacts"
+NO_TENSORFLOW = """import importlib.abc, sys
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "h5py", "tf_keras"):
+            raise ImportError(name + " is blocked: the lean stack has no TensorFlow")
+        return None
+sys.meta_path.insert(0, NoTensorFlow())
+"""
 
 
 def chromium_or_skip() -> None:
@@ -37,15 +45,20 @@ def server(tmp_path):
     """`streamlit run dashboard/app.py` on a free port; yields (base URL, environment setter)."""
     processes = []
 
-    def launch(extra_env: dict[str, str]) -> str:
+    def launch(extra_env: dict[str, str], lean: bool = False) -> str:
         port = free_port()
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "APP_VERSION", "CSV_"))}
         environ.update({"MODEL_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}, **extra_env)
         log = open(tmp_path / f"server-{port}.log", "w")
-        process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
-                                    "--server.port", str(port), "--server.address", "127.0.0.1",
-                                    "--server.headless", "true"], cwd=REPO, env=environ, stdout=log,
-                                   stderr=subprocess.STDOUT)
+        arguments = ["run", "dashboard/app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
+                     "--server.headless", "true"]
+        if lean:  # the lean stack, simulated: importing TensorFlow, Keras or h5py raises in the server process
+            command = [sys.executable, "-c", NO_TENSORFLOW + "from streamlit.web.cli import main\n"
+                       "sys.argv = ['streamlit'] + sys.argv[1:]\nmain()", *arguments]
+        else:
+            command = [sys.executable, "-m", "streamlit", *arguments]
+        process = subprocess.Popen(command, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        launch.pids.append(process.pid)
         processes.append((process, log))
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -57,6 +70,7 @@ def server(tmp_path):
                 time.sleep(0.2)
         raise AssertionError("the dashboard did not answer /_stcore/health within 60 s")
 
+    launch.pids = []
     yield launch
     for process, log in processes:
         process.terminate()
@@ -67,12 +81,12 @@ def server(tmp_path):
         log.close()
 
 
-@pytest.mark.parametrize("source", ["demo", "http"])
+@pytest.mark.parametrize("source", ["demo", "http", "lean"])
 def test_a_person_picks_a_version_predicts_uploads_and_downloads(server, store, tmp_path, source):
     chromium_or_skip()
     from playwright.sync_api import expect, sync_playwright
 
-    base = server({} if source == "demo" else {"MODEL_MANIFEST_URL": demo_store(store)})
+    base = server({"MODEL_MANIFEST_URL": demo_store(store)} if source == "http" else {}, lean=source == "lean")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
@@ -85,6 +99,8 @@ def test_a_person_picks_a_version_predicts_uploads_and_downloads(server, store, 
             page.get_by_role("option", name="1.0.0").click()
             expect(sidebar.get_by_text("Version 1.0.0")).to_be_visible(timeout=60_000)
             assert "version=1.0.0" in page.url
+            runtime = "litert" if source == "lean" else "keras"
+            expect(sidebar.get_by_text(f"runtime {runtime}")).to_be_visible()
 
             page.get_by_role("spinbutton", name="petal_length (cm)").fill("1.4")
             page.get_by_role("spinbutton", name="petal_width (cm)").fill("0.2")
@@ -107,6 +123,9 @@ def test_a_person_picks_a_version_predicts_uploads_and_downloads(server, store, 
             pending.value.save_as(saved)
         finally:
             browser.close()
+    if source == "lean":
+        maps = Path(f"/proc/{server.pids[-1]}/maps").read_text()
+        assert "libtensorflow" not in maps, "the lean server loaded TensorFlow"
     results = pd.read_csv(saved, keep_default_na=False)
     assert len(results) == 30
     assert set(results["model_version"].astype(str)) == {"1.0.0"}
