@@ -5,6 +5,7 @@ Also reading uploaded CSV bytes into a table (encodings, separators, limits).
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 from dataclasses import dataclass
@@ -266,9 +267,8 @@ def read_csv(data: bytes, max_bytes: int, max_rows: int) -> pd.DataFrame:
                             decimal="," if sep == ";" else ".", skipinitialspace=True)
     except pd.errors.EmptyDataError as exc:
         raise InputError(f"the file has no header row; the first line must name the columns ({TEMPLATE_HINT})") from exc
-    except pd.errors.ParserError as exc:
-        raise InputError(f"the file is not a regular CSV: {_parser_reason(exc)}; fix that line "
-                         "(a stray separator, or a text value with a separator that needs quotes)") from exc
+    except pd.errors.ParserError:  # a line with more fields than the header: keep every row, flag those lines
+        frame = _read_ragged(data, encoding, sep, max_rows)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"the file cannot be read as CSV ({type(exc).__name__}); save it as UTF-8 CSV") from exc
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
@@ -280,18 +280,39 @@ def read_csv(data: bytes, max_bytes: int, max_rows: int) -> pd.DataFrame:
     return frame
 
 
+RAGGED = "ragged_lines"  # frame.attrs key: {row index: message} for lines that had more fields than the header
+
+
+def _read_ragged(data: bytes, encoding: str, sep: str, max_rows: int) -> pd.DataFrame:
+    """The slow path for irregular files: every row kept (extra fields dropped), its row flagged in `error`."""
+    text = data.decode(encoding)
+    reader = csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True)
+    header = None
+    rows: list[list[str]] = []
+    ragged: dict[int, str] = {}
+    for line in reader:
+        if not line or all(not cell.strip() for cell in line):
+            continue
+        if header is None:
+            header = line
+            continue
+        if len(rows) > max_rows:
+            break
+        if len(line) > len(header):
+            ragged[len(rows)] = (f"line {reader.line_num} has {len(line)} fields but the header has {len(header)}; "
+                                 "a stray separator, or a text value with a separator that needs quotes")
+        rows.append((line + [""] * len(header))[: len(header)])
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    frame.attrs[RAGGED] = ragged
+    return frame
+
+
 def _encoding(data: bytes) -> str:
     try:
         data.decode("utf-8")
         return "utf-8-sig"
     except UnicodeDecodeError:
         return "latin-1"
-
-
-def _parser_reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unreadable line"
-    text = text.replace("Error tokenizing data. C error: ", "")
-    return text[0].lower() + text[1:] if text else text
 
 
 def validate(frame: pd.DataFrame, schema: Schema, named_inputs: bool = False,
@@ -339,6 +360,13 @@ def validate(frame: pd.DataFrame, schema: Schema, named_inputs: bool = False,
             bad = text == ""
             problems.append((bad, f"{feature.name}: missing value", feature.name))
             values[feature.name] = text
+    ragged = frame.attrs.get(RAGGED) or {}
+    if ragged:
+        bad = np.zeros(rows, dtype=bool)
+        messages = np.full(rows, "", dtype=object)
+        for index, message in ragged.items():
+            bad[index], messages[index] = True, message
+        problems.insert(0, (bad, messages, ""))
     bad_any = np.zeros(rows, dtype=bool)
     for bad, _, _ in problems:
         bad_any |= bad

@@ -274,6 +274,7 @@ INPUTS = {
     "over the byte cap": (HEADER + "\n" + "5.0,3.4,1.5,0.2\n" * 70_000).encode(),
     "over the row cap": (HEADER + "\n" + "5,3,1,0\n" * 5_001).encode(),
     "formula injection": (HEADER + ",note\n5.0,3.4,1.5,0.2,=cmd|' /C calc'!A0\n5.0,3.4,1.5,0.2,@SUM(1)\n").encode(),
+    "a line with too many fields": (HEADER + "\n5.0,3.4,1.5,0.2\n5.0,3.4,1.5,0.2,9\n").encode(),
 }
 INPUT_CASES = {
     "BOM": ("report", 1, 0),
@@ -296,6 +297,7 @@ INPUT_CASES = {
     "over the row cap": ("error", "x.csv: the file has more than 5,000 rows, over the limit; split it into smaller "
                                   "files (or raise CSV_MAX_ROWS)"),
     "formula injection": ("report", 2, 0),
+    "a line with too many fields": ("report", 1, 1),
 }
 
 

@@ -111,13 +111,25 @@ def test_latin1_text_is_read():
     (b"PK\x03\x04\x14\x00binary", "the file is not a text CSV (it looks binary); export your table as CSV "
                                   "(comma, semicolon or tab separated) and upload that (download the template "
                                   "from the Batch tab)"),
-    (b"a,b\n1,2\n3,4,5\n", "the file is not a regular CSV: expected 2 fields in line 3, saw 3; fix that line "
-                           "(a stray separator, or a text value with a separator that needs quotes)"),
 ])
 def test_unusable_files_are_refused_with_what_to_do(data, message):
     with pytest.raises(InputError) as caught:
         read_csv(data, **LIMITS)
     assert str(caught.value) == message
+
+
+def test_a_line_with_too_many_fields_flags_only_its_row():
+    frame = read_csv(b"sepal_length;sepal_width;island\n5,1;3,5;Dream\n5;3;Dream;extra\n4,9;3;Biscoe\n6\n",
+                     **LIMITS)
+    result = validate(frame, parse_schema(IRIS))
+    assert result.errors.tolist() == [
+        "",
+        "line 3 has 4 fields but the header has 3; a stray separator, or a text value with a separator that "
+        "needs quotes",
+        "",
+        "sepal_width: missing value; island: missing value",
+    ]
+    np.testing.assert_allclose(result.inputs, [[5.1, 3.5, 1.0], [4.9, 3.0, 0.0]], rtol=1e-6)
 
 
 def test_size_and_row_caps():
