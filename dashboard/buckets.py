@@ -183,8 +183,8 @@ def _error(url: str, exc: BaseException, settings: Settings, writing: bool = Fal
     if isinstance(response, dict):  # botocore ClientError
         code = str(response.get("Error", {}).get("Code", ""))
         status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-    else:
-        status = int(getattr(exc, "code", 0) or 0) if isinstance(getattr(exc, "code", 0), int) else 0
+    elif isinstance(getattr(exc, "code", None), int):  # google.api_core errors carry the HTTP status as .code
+        status = exc.code
     check = ("check the AWS_* config vars and the bucket policy" if scheme == "s3" else
              "check GOOGLE_APPLICATION_CREDENTIALS and the bucket's IAM permissions")
     verb = "write" if writing else "read"

@@ -66,8 +66,6 @@ def resolve(base: str, ref: str) -> str:
         return ref
     base_scheme = scheme_of(base)
     if base_scheme in ("http", "https"):
-        if ref.startswith("/") and not ref.startswith("//"):
-            pass  # absolute path on the same host: urljoin handles it
         return urljoin(base, ref)
     if base_scheme in ("s3", "gs"):
         parts = urlsplit(base)

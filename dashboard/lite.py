@@ -47,13 +47,13 @@ class LiteModel:
             rows = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
             if rows != self._batch:
                 for info in self.inputs:
-                    self.interpreter.resize_tensor_input(self._indices[info.name], [rows, *_row(info)])
+                    self.interpreter.resize_tensor_input(self._indices[info.name], [rows, *info.row_shape])
                 self.interpreter.allocate_tensors()
                 self._batch = rows
             for info in self.inputs:
                 column = inputs[info.name] if isinstance(inputs, dict) else inputs
                 self.interpreter.set_tensor(self._indices[info.name],
-                                            np.asarray(column, dtype=info.dtype).reshape(rows, *_row(info)))
+                                            np.asarray(column, dtype=info.dtype).reshape(rows, *info.row_shape))
             self.interpreter.invoke()
             return np.array(self.interpreter.get_tensor(self._output_index), dtype=np.float64).reshape(rows, -1)
 
@@ -117,10 +117,6 @@ def convert(keras_model: Any) -> bytes:
 def parity(keras_loaded: Any, lite_model: LiteModel, samples: np.ndarray | dict[str, np.ndarray]) -> float:
     """Largest absolute difference between the two runtimes on the sample rows."""
     return float(np.max(np.abs(keras_loaded.call(samples) - lite_model.call(samples))))
-
-
-def _row(info: InputInfo) -> tuple[int, ...]:
-    return tuple(1 if d in (None, -1) else d for d in info.shape)
 
 
 def _input_name(raw: str, names: list[str], index: int, count: int) -> str:

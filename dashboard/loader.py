@@ -48,6 +48,11 @@ class InputInfo:
         """True for tf.string inputs."""
         return self.dtype == "string"
 
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """The per-row shape with unknown dimensions as 1 (what a batch is reshaped to)."""
+        return tuple(1 if d in (None, -1) else d for d in self.shape)
+
 
 @dataclass
 class LoadedModel:
@@ -72,7 +77,7 @@ class LoadedModel:
             if self._fn is None:
                 self._fn = self._compile(tf)
             if self.named_inputs:
-                tensors = {i.name: tf.constant(inputs[i.name].reshape((-1,) + _row_shape(i)),
+                tensors = {i.name: tf.constant(inputs[i.name].reshape((-1,) + i.row_shape),
                                                dtype=tf.string if i.is_string else i.dtype) for i in self.inputs}
                 out = self._fn(tensors)
             else:
@@ -82,10 +87,10 @@ class LoadedModel:
     def _compile(self, tf: Any) -> Callable:
         model = self.model
         if self.named_inputs:
-            spec = {i.name: tf.TensorSpec((None,) + _row_shape(i), tf.string if i.is_string else i.dtype, name=i.name)
+            spec = {i.name: tf.TensorSpec((None,) + i.row_shape, tf.string if i.is_string else i.dtype, name=i.name)
                     for i in self.inputs}
         else:
-            spec = tf.TensorSpec((None,) + _row_shape(self.inputs[0]), self.inputs[0].dtype)
+            spec = tf.TensorSpec((None,) + self.inputs[0].row_shape, self.inputs[0].dtype)
 
         @tf.function(input_signature=[spec], reduce_retracing=True)
         def run(x: Any) -> Any:
@@ -371,10 +376,6 @@ def _input_name(tensor: Any, index: int) -> str:
 def _dtype_name(dtype: Any) -> str:
     name = getattr(dtype, "name", None) or str(dtype)
     return "string" if name in ("string", "str", "object") else name
-
-
-def _row_shape(info: InputInfo) -> tuple[int, ...]:
-    return tuple(1 if d is None else d for d in info.shape)
 
 
 def _output_activation(model: Any) -> str | None:

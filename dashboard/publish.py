@@ -224,15 +224,7 @@ class _Bucket:
     def read_manifest(self) -> dict[str, Any]:
         from dashboard import buckets
 
-        raw = buckets.read_optional(self.manifest, self.settings, fetch.SMALL_FILE_CAP)
-        if raw is None:
-            return {"versions": []}
-        try:
-            data = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ManifestError(f"the store's {self.manifest} is not valid JSON ({exc}); fix or remove it first") from exc
-        parse_manifest(data, self.manifest)
-        return data
+        return _manifest_from(buckets.read_optional(self.manifest, self.settings, fetch.SMALL_FILE_CAP), self.manifest)
 
     def put(self, source: Path, version: Version) -> tuple[str, str]:
         from dashboard import buckets
@@ -267,15 +259,24 @@ def _version(text: str) -> Version:
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
     path = folder / MANIFEST
-    if not path.exists():
+    try:
+        raw = path.read_bytes() if path.exists() else None
+    except OSError as exc:
+        raise ManifestError(f"cannot read the store's {path}: {exc.strerror}") from exc
+    return _manifest_from(raw, str(path))
+
+
+def _manifest_from(raw: bytes | None, where: str) -> dict[str, Any]:
+    """The store's manifest as a dict (an empty one when there is none yet), refused if the dashboard would refuse it."""
+    if raw is None:
         return {"versions": []}
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"the store's {path} is not valid JSON ({exc}); fix or remove it first") from exc
+        data = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"the store's {where} is not valid JSON ({exc}); fix or remove it first") from exc
     if isinstance(data, dict) and data.get("versions") == []:
         return data
-    parse_manifest(data, str(path))
+    parse_manifest(data, where)
     return data
 
 

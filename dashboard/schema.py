@@ -326,14 +326,14 @@ def validate(frame: pd.DataFrame, schema: Schema, named_inputs: bool = False,
         raise InputError(f"{noun} {shown} {'is' if len(missing) == 1 else 'are'} missing; expected columns: "
                          f"{', '.join(schema.names)}; {TEMPLATE_HINT}")
     rows = len(frame)
-    problems: list[tuple[np.ndarray, np.ndarray | str, str]] = []  # (bad mask, message(s), feature name)
+    problems: list[tuple[np.ndarray, np.ndarray | str]] = []  # (bad mask, one message or one per row)
     warn_masks: list[tuple[np.ndarray, str, str]] = []
     values: dict[str, np.ndarray] = {}
     for feature in schema.features:
         column = frame[feature.name]
         if feature.type == "number":
             numbers, bad, messages = _numbers(column, feature.name)
-            problems.append((bad, messages, feature.name))
+            problems.append((bad, messages))
             values[feature.name] = numbers
             finite = ~bad
             if feature.min is not None:
@@ -353,12 +353,12 @@ def validate(frame: pd.DataFrame, schema: Schema, named_inputs: bool = False,
             for index in np.flatnonzero(bad):
                 messages[index] = (f"{feature.name}: missing value" if text[index] == "" else
                                    f"{feature.name}: {text[index]!r} is not one of {', '.join(choices)}")
-            problems.append((bad, messages, feature.name))
+            problems.append((bad, messages))
             values[feature.name] = text if feature.name in string_inputs else codes.astype(np.float64)
         else:
             text = _texts(column)
             bad = text == ""
-            problems.append((bad, f"{feature.name}: missing value", feature.name))
+            problems.append((bad, f"{feature.name}: missing value"))
             values[feature.name] = text
     ragged = frame.attrs.get(RAGGED) or {}
     if ragged:
@@ -366,15 +366,15 @@ def validate(frame: pd.DataFrame, schema: Schema, named_inputs: bool = False,
         messages = np.full(rows, "", dtype=object)
         for index, message in ragged.items():
             bad[index], messages[index] = True, message
-        problems.insert(0, (bad, messages, ""))
+        problems.insert(0, (bad, messages))
     bad_any = np.zeros(rows, dtype=bool)
-    for bad, _, _ in problems:
+    for bad, _ in problems:
         bad_any |= bad
     errors = np.full(rows, "", dtype=object)
     if bad_any.any():
         for index in np.flatnonzero(bad_any):
             parts = []
-            for bad, messages, _ in problems:
+            for bad, messages in problems:
                 if bad[index]:
                     parts.append(messages if isinstance(messages, str) else messages[index])
             errors[index] = "; ".join(parts)

@@ -21,7 +21,7 @@ from dashboard.config import Settings, load_settings
 from dashboard.errors import ModelLoadError, SchemaError
 from dashboard.loader import LoadedModel
 from dashboard.predict import BatchResult
-from dashboard.registry import Catalog, ModelVersion, load_catalog
+from dashboard.registry import Catalog, FileRef, ModelVersion, load_catalog
 from dashboard.schema import Schema
 
 log = logging.getLogger("dashboard")
@@ -64,14 +64,14 @@ def catalog(settings: Settings) -> Catalog:
 def fetch_files(settings: Settings, version: ModelVersion, progress: Progress | None = None) -> dict[str, Path]:
     """Verified local copies of every file of the version."""
     roles = {"model": version.model, "architecture": version.architecture, "weights": version.weights}
-    files = {}
-    for role, ref in roles.items():
-        if ref is None:
-            continue
-        stage = f"download {fetch.file_name(ref.url)}"
-        report = (lambda done, total, stage=stage: progress(stage, done, total)) if progress else None
-        files[role] = fetch.fetch(ref.url, settings, ref.sha256, report)
-    return files
+    return {role: _fetch(settings, ref, progress) for role, ref in roles.items() if ref is not None}
+
+
+def _fetch(settings: Settings, ref: FileRef, progress: Progress | None) -> Path:
+    """One verified file, reporting its download as the stage 'download <name>'."""
+    stage = f"download {fetch.file_name(ref.url)}"
+    report = (lambda done, total: progress(stage, done, total)) if progress else None
+    return fetch.fetch(ref.url, settings, ref.sha256, report)
 
 
 def runtime_for(settings: Settings, version: ModelVersion) -> str:
@@ -106,9 +106,7 @@ def load_version(settings: Settings, version: ModelVersion, progress: Progress |
     if runtime == "litert":
         from dashboard import lite
 
-        report = (lambda done, total: progress(f"download {fetch.file_name(version.tflite.url)}", done, total)) \
-            if progress else None
-        path = fetch.fetch(version.tflite.url, settings, version.tflite.sha256, report)
+        path = _fetch(settings, version.tflite, progress)
         if progress:
             progress("load", 0, None)
         model = lite.load(path)

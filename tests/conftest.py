@@ -134,6 +134,18 @@ def store():
     server.server_close()
 
 
+BLOCKED = ("tensorflow", "keras", "h5py", "tf_keras")
+# Python source that, run first in a child process, makes importing TensorFlow, Keras or h5py raise: the lean stack
+NO_TENSORFLOW = f"""import importlib.abc, sys
+class NoTensorFlow(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {BLOCKED!r}:
+            raise ImportError(name + " is blocked: the lean stack has no TensorFlow")
+        return None
+sys.meta_path.insert(0, NoTensorFlow())
+"""
+
+
 def at_once(count: int, work) -> list:
     """work(i) in `count` threads released together; their results in order (any exception fails the test)."""
     results, failures = [None] * count, []

@@ -14,20 +14,12 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.conftest import DEMO, REPO, demo_store, free_port
+from tests.conftest import DEMO, NO_TENSORFLOW, REPO, demo_store, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = REPO / "artifacts"
-NO_TENSORFLOW = """import importlib.abc, sys
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "h5py", "tf_keras"):
-            raise ImportError(name + " is blocked: the lean stack has no TensorFlow")
-        return None
-sys.meta_path.insert(0, NoTensorFlow())
-"""
 
 
 def chromium_or_skip() -> None:

@@ -16,19 +16,9 @@ from dashboard import lite, loader, service
 from dashboard.__main__ import main
 from dashboard.errors import ModelLoadError
 from dashboard.publish import publish
-from tests.conftest import DEMO, REPO, settings_for
+from tests.conftest import BLOCKED, DEMO, NO_TENSORFLOW, REPO, settings_for
 
-BLOCKED = ("tensorflow", "keras", "h5py", "tf_keras")
-LEAN_CHILD = f"""
-import importlib.abc, runpy, sys
-
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in {BLOCKED!r}:
-            raise ImportError(name + " is blocked: the lean stack has no TensorFlow")
-        return None
-
-sys.meta_path.insert(0, NoTensorFlow())
+LEAN_CHILD = NO_TENSORFLOW + f"""import runpy
 sys.argv = ["dashboard"] + sys.argv[1:]
 try:
     runpy.run_module("dashboard", run_name="__main__")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -29,16 +27,12 @@ def show(settings: Settings, served: Served) -> BatchResult | None:
         st.session_state.pop("batch-data", None)
         st.info(f"Expected columns: {', '.join(served.schema.names)}. Extra columns are kept in the results.")
         return None
-    data = upload.getvalue()
-    st.session_state["batch-data"] = (upload.name, data)
-    key = (hashlib.sha256(data).hexdigest(), served.label, served.version.digest)
-    stored = st.session_state.get("batch-result")
-    if stored and stored[0] == key:
-        result = stored[1]
-    else:
+    st.session_state["batch-data"] = upload  # the compare tab runs a second version on the same file
+    result = stored_result(upload.file_id, served)
+    if result is None:
         bar = st.progress(0.0, text="Checking the file…")
         try:
-            result = service.predict_csv(settings, served, data,
+            result = service.predict_csv(settings, served, upload.getvalue(),
                                          lambda done, total: bar.progress(done / total,
                                                                           text=f"Predicted {done:,} of {total:,} rows"))
         except DashboardError as exc:
@@ -47,7 +41,7 @@ def show(settings: Settings, served: Served) -> BatchResult | None:
             return None
         finally:
             bar.empty()
-        st.session_state["batch-result"] = (key, result)
+        st.session_state["batch-result"] = ((upload.file_id, served.label, served.version.digest), result)
         if result.rows >= 10_000:
             release_memory()
     _report(result)
@@ -63,6 +57,14 @@ def show(settings: Settings, served: Served) -> BatchResult | None:
                        file_name=f"predictions-{served.label}.csv", mime="text/csv",
                        help="Every row, with formula-like text neutralised for spreadsheets. Built when you click.")
     return result
+
+
+def stored_result(file_id: str, served: Served) -> BatchResult | None:
+    """This session's result for this upload and version, if it was already predicted (no work on reruns)."""
+    stored = st.session_state.get("batch-result")
+    if stored and stored[0] == (file_id, served.label, served.version.digest):
+        return stored[1]
+    return None
 
 
 def _report(result: BatchResult) -> None:

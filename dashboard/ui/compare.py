@@ -13,6 +13,7 @@ from dashboard.predict import Comparison, compare
 from dashboard.registry import Catalog
 from dashboard.service import Served
 from dashboard.ui import state
+from dashboard.ui.batch import stored_result
 
 
 def show(settings: Settings, catalog: Catalog, served: Served) -> Comparison | None:
@@ -26,11 +27,12 @@ def show(settings: Settings, catalog: Catalog, served: Served) -> Comparison | N
     if uploaded is None:
         st.info("Upload a CSV in the Batch tab first; both versions are run on that file.")
         return None
-    name, data = uploaded
+    key = (served.label, other, uploaded.file_id)
     if st.button("Compare", key="compare-run", type="primary"):
         try:
             second = state.load(settings, catalog.get(other))
-            first_result = service.predict_csv(settings, served, data)
+            data = uploaded.getvalue()
+            first_result = stored_result(uploaded.file_id, served) or service.predict_csv(settings, served, data)
             second_result = service.predict_csv(settings, second, data)
             result = compare(first_result, second_result, served.schema.output, second.schema.output,
                              served.label, second.label)
@@ -38,9 +40,9 @@ def show(settings: Settings, catalog: Catalog, served: Served) -> Comparison | N
             state.report(exc, f"comparing {served.label} with {other} failed")
             st.error(f"Could not compare with version {other}: {exc.message}")
             return None
-        st.session_state["compare-result"] = ((served.label, other, name, len(data)), result)
+        st.session_state["compare-result"] = (key, result)
     stored = st.session_state.get("compare-result")
-    if not stored or stored[0] != (served.label, other, name, len(data)):
+    if not stored or stored[0] != key:
         return None
     result = stored[1]
     _show(result, served.label, other)
