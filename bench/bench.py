@@ -22,6 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from tests.helpers import NO_TENSORFLOW as LEAN_BLOCK  # noqa: E402
 
 FEATURES = [f"f{i}" for i in range(10)]
 ROWS = []  # (figure, unit, min, median, max, baseline median, ratio text, target text, met)
@@ -49,7 +50,7 @@ class PeakRss:
             self.peak = max(self.peak, rss_mb())
             time.sleep(0.002)
 
-    def __enter__(self) -> "PeakRss":
+    def __enter__(self) -> PeakRss:
         self._thread.start()
         return self
 
@@ -70,8 +71,9 @@ def timed(fn, repeats: int, warmup: int = 3) -> list[float]:
     return times
 
 
-def record(name: str, unit: str, values: list[float], baseline: float | None, target: str, met: bool,
-           ratio: str = "") -> None:
+def record(
+    name: str, unit: str, values: list[float], baseline: float | None, target: str, met: bool, ratio: str = ""
+) -> None:
     median = statistics.median(values)
     if baseline is not None and not ratio:
         ratio = f"{baseline / median:.1f}x faster" if median < baseline else f"{median / baseline:.2f}x the baseline"
@@ -95,10 +97,14 @@ def store_for(folder: Path, paths: list[Path]) -> Path:
     """A manifest listing the given model files as versions 1.0.0, 2.0.0, ..."""
     from dashboard.fetch import sha256_of
 
-    schema = {"features": [{"name": f, "min": -4, "max": 4} for f in FEATURES],
-              "output": {"type": "classification", "labels": ["a", "b", "c"]}}
-    versions = [{"version": f"{i + 1}.0.0", "url": p.name, "sha256": sha256_of(p), "schema": schema}
-                for i, p in enumerate(paths)]
+    schema = {
+        "features": [{"name": f, "min": -4, "max": 4} for f in FEATURES],
+        "output": {"type": "classification", "labels": ["a", "b", "c"]},
+    }
+    versions = [
+        {"version": f"{i + 1}.0.0", "url": p.name, "sha256": sha256_of(p), "schema": schema}
+        for i, p in enumerate(paths)
+    ]
     manifest = folder / "manifest.json"
     manifest.write_text(json.dumps({"name": "bench", "versions": versions[::-1]}))
     return manifest
@@ -107,8 +113,9 @@ def store_for(folder: Path, paths: list[Path]) -> Path:
 def settings_for(folder: Path, manifest: Path, **extra: str):
     from dashboard.config import load_settings
 
-    return load_settings({"MODEL_MANIFEST_URL": str(manifest), "MODEL_CACHE_DIR": str(folder / "cache"),
-                          **extra}, secrets={})
+    return load_settings(
+        {"MODEL_MANIFEST_URL": str(manifest), "MODEL_CACHE_DIR": str(folder / "cache"), **extra}, secrets={}
+    )
 
 
 def bench_single(folder: Path, quick: bool) -> None:
@@ -130,8 +137,14 @@ def bench_single(folder: Path, quick: bool) -> None:
     record("single row: model.predict (baseline)", "ms", [t * 1e3 for t in baseline], None, "", True)
     record("single row: model(x) direct call", "ms", [t * 1e3 for t in direct], base * 1e3, "", True)
     p50 = statistics.median(form)
-    record("single row: the form's path (validate+predict+assemble)", "ms", [t * 1e3 for t in form], base * 1e3,
-           "p50 <= 2 ms and >= 20x", p50 <= 0.002 and base / p50 >= 20)
+    record(
+        "single row: the form's path (validate+predict+assemble)",
+        "ms",
+        [t * 1e3 for t in form],
+        base * 1e3,
+        "p50 <= 2 ms and >= 20x",
+        p50 <= 0.002 and base / p50 >= 20,
+    )
 
 
 def bench_batch(folder: Path, quick: bool) -> None:
@@ -139,7 +152,7 @@ def bench_batch(folder: Path, quick: bool) -> None:
     import pandas as pd
 
     from dashboard import service
-    from dashboard.predict import safe_csv
+    from dashboard.csvio import safe_csv
 
     rows = 10_000 if quick else 100_000
     manifest = store_for(folder, [build_model(folder, name="batch")])
@@ -163,11 +176,24 @@ def bench_batch(folder: Path, quick: bool) -> None:
     base = timed(floor, repeats, warmup=1)
     mine = timed(ours, repeats, warmup=1)
     b = statistics.median(base)
-    record(f"batch {rows:,} rows: read_csv + one model call + to_csv (floor)", "ms", [t * 1e3 for t in base],
-           None, "", True)
+    record(
+        f"batch {rows:,} rows: read_csv + one model call + to_csv (floor)",
+        "ms",
+        [t * 1e3 for t in base],
+        None,
+        "",
+        True,
+    )
     ratio = statistics.median(mine) / b
-    record(f"batch {rows:,} rows end to end (read, validate, predict, safe CSV)", "ms", [t * 1e3 for t in mine],
-           b * 1e3, "<= 1.5x floor", ratio <= 1.5, ratio=f"{ratio:.2f}x the floor")
+    record(
+        f"batch {rows:,} rows end to end (read, validate, predict, safe CSV)",
+        "ms",
+        [t * 1e3 for t in mine],
+        b * 1e3,
+        "<= 1.5x floor",
+        ratio <= 1.5,
+        ratio=f"{ratio:.2f}x the floor",
+    )
 
 
 def bench_concurrency(folder: Path, quick: bool) -> None:
@@ -179,8 +205,9 @@ def bench_concurrency(folder: Path, quick: bool) -> None:
     manifest = store_for(folder, [build_model(folder, name="threads")])
     settings = settings_for(folder, manifest)
     served = service.load_version(settings, service.catalog(settings).default)
-    frames = [pd.DataFrame(np.random.default_rng(i).normal(size=(500, len(FEATURES))), columns=FEATURES)
-              for i in range(20)]
+    frames = [
+        pd.DataFrame(np.random.default_rng(i).normal(size=(500, len(FEATURES))), columns=FEATURES) for i in range(20)
+    ]
     serial = [service.predict_frame(served, f).table for f in frames]
     results: list = [None] * 20
     failures: list = []
@@ -199,8 +226,15 @@ def bench_concurrency(folder: Path, quick: bool) -> None:
         t.join()
     elapsed = time.perf_counter() - start
     same = sum(r is not None and r.equals(s) for r, s in zip(results, serial))
-    record("20 threads predicting at once (500 rows each)", "ms", [elapsed * 1e3], None,
-           "same as serial, no errors", same == 20 and not failures, ratio=f"{same}/20 identical, {len(failures)} errors")
+    record(
+        "20 threads predicting at once (500 rows each)",
+        "ms",
+        [elapsed * 1e3],
+        None,
+        "same as serial, no errors",
+        same == 20 and not failures,
+        ratio=f"{same}/20 identical, {len(failures)} errors",
+    )
 
 
 CHILD = r"""
@@ -261,8 +295,11 @@ def child_download(folder: Path, quick: bool) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
-                               "--directory", str(served_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(served_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         import requests
 
@@ -278,8 +315,13 @@ def child_download(folder: Path, quick: bool) -> dict:
             start = time.perf_counter()
             path = fetch.fetch(f"http://127.0.0.1:{port}/big.keras", settings)
             seconds = time.perf_counter() - start
-        return {"mb": size / 2**20, "before": before, "peak": peak.peak, "seconds": seconds,
-                "ok": path.stat().st_size == size}
+        return {
+            "mb": size / 2**20,
+            "before": before,
+            "peak": peak.peak,
+            "seconds": seconds,
+            "ok": path.stat().st_size == size,
+        }
     finally:
         server.terminate()
         server.wait()
@@ -291,14 +333,17 @@ def child_batch_memory(folder: Path, quick: bool) -> dict:
     import pandas as pd
 
     from dashboard import service
-    from dashboard.predict import safe_csv
+    from dashboard.csvio import safe_csv
 
     rows = 10_000 if quick else 100_000
     settings = settings_for(folder, store_for(folder, [build_model(folder, name="mem")]))
     served = service.load_version(settings, service.catalog(settings).default)
     service.predict_row(served, {f: 0.0 for f in FEATURES})
-    raw = pd.DataFrame(np.random.default_rng(0).normal(size=(rows, len(FEATURES))).round(5),
-                       columns=FEATURES).to_csv(index=False).encode()
+    raw = (
+        pd.DataFrame(np.random.default_rng(0).normal(size=(rows, len(FEATURES))).round(5), columns=FEATURES)
+        .to_csv(index=False)
+        .encode()
+    )
     before = rss_mb()
     with PeakRss() as peak:
         out = safe_csv(service.predict_csv(settings, served, raw).table)
@@ -308,27 +353,37 @@ def child_batch_memory(folder: Path, quick: bool) -> dict:
 def bench_memory(folder: Path, quick: bool) -> None:
     switching = in_child("child_switching", folder / "switch", quick)
     growth = switching["after"] - switching["two"]
-    record("RSS after 10 switches among 4 versions vs 2 loaded", "MB", [growth], None, "<= +50 MB", growth <= 50,
-           ratio=f"{switching['two']:.0f} -> {switching['after']:.0f} MB, {switching['loaded']} kept")
+    record(
+        "RSS after 10 switches among 4 versions vs 2 loaded",
+        "MB",
+        [growth],
+        None,
+        "<= +50 MB",
+        growth <= 50,
+        ratio=f"{switching['two']:.0f} -> {switching['after']:.0f} MB, {switching['loaded']} kept",
+    )
     download = in_child("child_download", folder / "download", quick)
     rise = download["peak"] - download["before"]
-    record(f"RSS rise while downloading a {download['mb']:.0f} MB model", "MB", [rise], None, "<= 30 MB",
-           rise <= 30 and download["ok"], ratio=f"{download['mb'] / download['seconds']:.0f} MB/s")
+    record(
+        f"RSS rise while downloading a {download['mb']:.0f} MB model",
+        "MB",
+        [rise],
+        None,
+        "<= 30 MB",
+        rise <= 30 and download["ok"],
+        ratio=f"{download['mb'] / download['seconds']:.0f} MB/s",
+    )
     batch = in_child("child_batch_memory", folder / "batchmem", quick)
     added = batch["peak"] - batch["before"]
-    record(f"RSS added by a {batch['rows']:,}-row batch", "MB", [added], None, "<= 100 MB", added <= 100,
-           ratio=f"CSV {batch['csv_mb']:.1f} MB in, {batch['out_mb']:.1f} MB out")
-
-
-LEAN_BLOCK = """
-import importlib.abc, sys
-class NoTensorFlow(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras", "h5py"):
-            raise ImportError(name + " is blocked")
-        return None
-sys.meta_path.insert(0, NoTensorFlow())
-"""
+    record(
+        f"RSS added by a {batch['rows']:,}-row batch",
+        "MB",
+        [added],
+        None,
+        "<= 100 MB",
+        added <= 100,
+        ratio=f"CSV {batch['csv_mb']:.1f} MB in, {batch['out_mb']:.1f} MB out",
+    )
 
 
 def child_runtime(folder: Path, quick: bool, runtime: str = "keras") -> dict:
@@ -338,20 +393,30 @@ def child_runtime(folder: Path, quick: bool, runtime: str = "keras") -> dict:
 
     from dashboard import service
     from dashboard.config import load_settings
-    from dashboard.predict import safe_csv
+    from dashboard.csvio import safe_csv
 
-    settings = load_settings({"MODEL_CACHE_DIR": str(folder / f"cache-{runtime}"), "MODEL_RUNTIME": runtime},
-                             secrets={})
+    settings = load_settings(
+        {"MODEL_CACHE_DIR": str(folder / f"cache-{runtime}"), "MODEL_RUNTIME": runtime}, secrets={}
+    )
     served = service.load_version(settings, service.catalog(settings).default)
     row = {"sepal_length": 5.0, "sepal_width": 3.4, "petal_length": 1.5, "petal_width": 0.2}
     single = timed(lambda: service.predict_row(served, row), 30 if quick else 300)
     loaded_rss = rss_mb()
     rows = 10_000 if quick else 100_000
-    raw = pd.DataFrame(np.random.default_rng(0).uniform(0.1, 7.0, size=(rows, 4)).round(2),
-                       columns=list(row)).to_csv(index=False).encode()
+    raw = (
+        pd.DataFrame(np.random.default_rng(0).uniform(0.1, 7.0, size=(rows, 4)).round(2), columns=list(row))
+        .to_csv(index=False)
+        .encode()
+    )
     batch = timed(lambda: safe_csv(service.predict_csv(settings, served, raw).table), 3, warmup=1)
-    return {"single": single, "batch": batch, "rows": rows, "loaded_rss": loaded_rss, "after_rss": rss_mb(),
-            "modules": sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras"})}
+    return {
+        "single": single,
+        "batch": batch,
+        "rows": rows,
+        "loaded_rss": loaded_rss,
+        "after_rss": rss_mb(),
+        "modules": sorted({m.split(".")[0] for m in sys.modules} & {"tensorflow", "keras"}),
+    }
 
 
 def child_lean(folder: Path, quick: bool) -> dict:
@@ -366,28 +431,57 @@ def child_keras(folder: Path, quick: bool) -> dict:
 def bench_lean(folder: Path, quick: bool) -> None:
     keras_run = in_child("child_keras", folder / "keras", quick)
     lean_run = in_child("child_lean", folder / "lean", quick)
-    k1, l1 = statistics.median(keras_run["single"]), statistics.median(lean_run["single"])
+    k1 = statistics.median(keras_run["single"])
     record("lean: single row, form path, Keras runtime", "ms", [t * 1e3 for t in keras_run["single"]], None, "", True)
-    record("lean: single row, form path, LiteRT runtime (no TensorFlow)", "ms", [t * 1e3 for t in lean_run["single"]],
-           k1 * 1e3, "", True)
-    kb, lb = statistics.median(keras_run["batch"]), statistics.median(lean_run["batch"])
+    record(
+        "lean: single row, form path, LiteRT runtime (no TensorFlow)",
+        "ms",
+        [t * 1e3 for t in lean_run["single"]],
+        k1 * 1e3,
+        "",
+        True,
+    )
+    kb = statistics.median(keras_run["batch"])
     rows = lean_run["rows"]
-    record(f"lean: {rows:,}-row batch end to end, Keras runtime", "ms", [t * 1e3 for t in keras_run["batch"]], None,
-           "", True)
-    record(f"lean: {rows:,}-row batch end to end, LiteRT runtime", "ms", [t * 1e3 for t in lean_run["batch"]],
-           kb * 1e3, "", True)
-    record("lean: RSS with the model loaded, Keras runtime", "MB", [keras_run["loaded_rss"]], None, "", True,
-           ratio=f"after the batch {keras_run['after_rss']:.0f} MB")
-    record("lean: RSS with the model loaded, LiteRT runtime", "MB", [lean_run["loaded_rss"]], None,
-           f"<= 250 MB after a {rows:,}-row batch, TensorFlow never imported",
-           lean_run["after_rss"] <= 250 and not lean_run["modules"],
-           ratio=f"after the batch {lean_run['after_rss']:.0f} MB; imported: {','.join(lean_run['modules']) or 'no TF'}")
+    record(
+        f"lean: {rows:,}-row batch end to end, Keras runtime",
+        "ms",
+        [t * 1e3 for t in keras_run["batch"]],
+        None,
+        "",
+        True,
+    )
+    record(
+        f"lean: {rows:,}-row batch end to end, LiteRT runtime",
+        "ms",
+        [t * 1e3 for t in lean_run["batch"]],
+        kb * 1e3,
+        "",
+        True,
+    )
+    record(
+        "lean: RSS with the model loaded, Keras runtime",
+        "MB",
+        [keras_run["loaded_rss"]],
+        None,
+        "",
+        True,
+        ratio=f"after the batch {keras_run['after_rss']:.0f} MB",
+    )
+    record(
+        "lean: RSS with the model loaded, LiteRT runtime",
+        "MB",
+        [lean_run["loaded_rss"]],
+        None,
+        f"<= 250 MB after a {rows:,}-row batch, TensorFlow never imported",
+        lean_run["after_rss"] <= 250 and not lean_run["modules"],
+        ratio=f"after the batch {lean_run['after_rss']:.0f} MB; imported: {','.join(lean_run['modules']) or 'no TF'}",
+    )
 
 
 def bench_stacks(venvs: list[str]) -> None:
     """Installed and compressed size of each stack's site-packages (given as venv folders)."""
     import tarfile
-    import zlib
 
     for venv in venvs:
         name, _, path = venv.partition("=")
@@ -397,9 +491,15 @@ def bench_stacks(venvs: list[str]) -> None:
             with tarfile.open(fileobj=handle, mode="w:gz", compresslevel=6) as archive:
                 archive.add(site, arcname="site-packages")
             compressed = handle.tell()
-        record(f"stack {name}: installed / compressed (tar.gz)", "MB", [installed / 2**20], None,
-               "compressed <= 500 MB (Heroku slug)", compressed / 2**20 <= 500,
-               ratio=f"{compressed / 2**20:.0f} MB compressed")
+        record(
+            f"stack {name}: installed / compressed (tar.gz)",
+            "MB",
+            [installed / 2**20],
+            None,
+            "compressed <= 500 MB (Heroku slug)",
+            compressed / 2**20 <= 500,
+            ratio=f"{compressed / 2**20:.0f} MB compressed",
+        )
 
 
 def bench_startup(folder: Path, quick: bool) -> None:
@@ -415,9 +515,23 @@ def bench_startup(folder: Path, quick: bool) -> None:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_")}
         environ["MODEL_CACHE_DIR"] = str(folder / "startup-cache")
         start = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "streamlit", "run", str(REPO / "dashboard" / "app.py"),
-                                    "--server.port", str(port), "--server.headless", "true"], cwd=REPO, env=environ,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                str(REPO / "dashboard" / "app.py"),
+                "--server.port",
+                str(port),
+                "--server.headless",
+                "true",
+            ],
+            cwd=REPO,
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             while True:
                 try:
@@ -435,17 +549,34 @@ def bench_startup(folder: Path, quick: bool) -> None:
         finally:
             process.terminate()
             process.wait(15)
-    record("server start to /_stcore/health", "s", times, None, "<= 5 s, TensorFlow not yet imported",
-           max(times) <= 5 and not any(tf_loaded),
-           ratio=f"TF imported: {'yes' if any(tf_loaded) else 'no'}, RSS {statistics.median(rss):.0f} MB")
+    record(
+        "server start to /_stcore/health",
+        "s",
+        times,
+        None,
+        "<= 5 s, TensorFlow not yet imported",
+        max(times) <= 5 and not any(tf_loaded),
+        ratio=f"TF imported: {'yes' if any(tf_loaded) else 'no'}, RSS {statistics.median(rss):.0f} MB",
+    )
 
 
 def print_table() -> bool:
     header = ("figure", "unit", "min", "median", "max", "baseline", "ratio", "target", "met")
     lines = [header]
     for name, unit, low, mid, high, base, ratio, target, met in ROWS:
-        lines.append((name, unit, f"{low:.3g}", f"{mid:.3g}", f"{high:.3g}",
-                      "" if base is None else f"{base:.3g}", ratio, target, "" if not target else ("yes" if met else "NO")))
+        lines.append(
+            (
+                name,
+                unit,
+                f"{low:.3g}",
+                f"{mid:.3g}",
+                f"{high:.3g}",
+                "" if base is None else f"{base:.3g}",
+                ratio,
+                target,
+                "" if not target else ("yes" if met else "NO"),
+            )
+        )
     widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
     for i, line in enumerate(lines):
         print("  ".join(str(cell).ljust(widths[j]) for j, cell in enumerate(line)).rstrip())
@@ -457,14 +588,28 @@ def print_table() -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (a CI smoke run)")
-    parser.add_argument("--only", choices=["single", "batch", "concurrency", "memory", "startup", "lean"],
-                        action="append", help="run only these groups")
-    parser.add_argument("--venvs", nargs="*", default=[], metavar="NAME=VENV",
-                        help="also measure the installed and compressed size of these stacks, e.g. "
-                             "keras=.venv lean=.venv-lean")
+    parser.add_argument(
+        "--only",
+        choices=["single", "batch", "concurrency", "memory", "startup", "lean"],
+        action="append",
+        help="run only these groups",
+    )
+    parser.add_argument(
+        "--venvs",
+        nargs="*",
+        default=[],
+        metavar="NAME=VENV",
+        help="also measure the installed and compressed size of these stacks, e.g. keras=.venv lean=.venv-lean",
+    )
     args = parser.parse_args()
-    groups = {"single": bench_single, "batch": bench_batch, "concurrency": bench_concurrency,
-              "memory": bench_memory, "startup": bench_startup, "lean": bench_lean}
+    groups = {
+        "single": bench_single,
+        "batch": bench_batch,
+        "concurrency": bench_concurrency,
+        "memory": bench_memory,
+        "startup": bench_startup,
+        "lean": bench_lean,
+    }
     with tempfile.TemporaryDirectory(prefix="dashboard-bench-") as tmp:
         for name, function in groups.items():
             if args.only and name not in args.only:
@@ -474,8 +619,10 @@ def main() -> int:
             function(folder, args.quick)
     if args.venvs:
         bench_stacks(args.venvs)
-    print(f"\nkeras-dashboard benchmark ({'quick' if args.quick else 'full'}), {os.cpu_count()} cores, "
-          f"python {sys.version.split()[0]}")
+    print(
+        f"\nkeras-dashboard benchmark ({'quick' if args.quick else 'full'}), {os.cpu_count()} cores, "
+        f"python {sys.version.split()[0]}"
+    )
     every_target_met = print_table()
     print("\nall targets met" if every_target_met else "\nsome targets were NOT met (see the 'met' column)")
     return 0

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from dashboard import service
+from dashboard.csvio import safe_csv
 from dashboard.errors import DashboardError, InputError, describe, scrub
-from dashboard.predict import safe_csv
+from dashboard.files import write_bytes_atomic
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,14 +22,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = commands.add_parser("predict", help="predict every row of a CSV file")
     run.add_argument("--input", required=True, type=Path, help="CSV file with one row per prediction")
     run.add_argument("--output", required=True, type=Path, help="where to write the predictions CSV")
-    run.add_argument("--version", help="exact version, alias, PEP 440 specifier or 'latest' "
-                                       "(default: MODEL_VERSION, else the newest)")
+    run.add_argument(
+        "--version",
+        help="exact version, alias, PEP 440 specifier or 'latest' (default: MODEL_VERSION, else the newest)",
+    )
     put = commands.add_parser("publish", help="check a model and add it to a store's manifest")
-    put.add_argument("model", type=Path, help="a .keras or full-model .h5 file, or an architecture JSON "
-                                              "(with --weights)")
+    put.add_argument(
+        "model", type=Path, help="a .keras or full-model .h5 file, or an architecture JSON (with --weights)"
+    )
     put.add_argument("--version", required=True, help="PEP 440 version to publish as, such as 1.2.0")
-    put.add_argument("--store", required=True, help="the store: a folder, s3://bucket/prefix or gs://bucket/prefix "
-                                                    "(it holds manifest.json)")
+    put.add_argument(
+        "--store",
+        required=True,
+        help="the store: a folder, s3://bucket/prefix or gs://bucket/prefix (it holds manifest.json)",
+    )
     put.add_argument("--weights", type=Path, help="the .weights.h5 file, when MODEL is an architecture JSON")
     put.add_argument("--schema", type=Path, help="schema JSON to check against the model and embed")
     put.add_argument("--notes", default="", help="free text shown on the model card")
@@ -56,8 +62,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # an unexpected failure: still one line, secrets removed
-        print(f"error: unexpected {type(exc).__name__}: {scrub(str(exc))}; rerun with --debug for details",
-              file=sys.stderr)
+        print(
+            f"error: unexpected {type(exc).__name__}: {scrub(str(exc))}; rerun with --debug for details",
+            file=sys.stderr,
+        )
         if args.debug:
             print(describe(exc), file=sys.stderr)
         return 1
@@ -84,36 +92,48 @@ def _predict(source: Path, target: Path, requested: str | None) -> int:
     except OSError as exc:
         raise InputError(f"cannot read {source}: {exc.strerror}; check the path") from exc
     catalog = service.catalog(settings)
-    version, warning = (catalog.choose(requested, "--version") if requested is not None
-                        else (catalog.default, catalog.warning))
+    version, warning = (
+        catalog.choose(requested, "--version") if requested is not None else (catalog.default, catalog.warning)
+    )
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     served = service.load_version(settings, version)
     result = service.predict_csv(settings, served, data)
-    _write_atomic(target, safe_csv(result.table))
+    _write_output(target, safe_csv(result.table))
     if result.failed:
         first = result.first_errors[0]
-        print(f"{result.failed} of {result.rows} rows have errors (see the error column); first: {first}",
-              file=sys.stderr)
+        print(
+            f"{result.failed} of {result.rows} rows have errors (see the error column); first: {first}", file=sys.stderr
+        )
     if result.predicted == 0:
-        print(f"error: no row could be predicted with version {served.label}; the reasons are in {target}",
-              file=sys.stderr)
+        print(
+            f"error: no row could be predicted with version {served.label}; the reasons are in {target}",
+            file=sys.stderr,
+        )
         return 1
-    print(f"predicted {result.predicted} of {result.rows} rows with version {served.label} -> {target}",
-          file=sys.stderr)
+    print(
+        f"predicted {result.predicted} of {result.rows} rows with version {served.label} -> {target}", file=sys.stderr
+    )
     return 0
 
 
 def _publish(args: argparse.Namespace) -> int:
-    from dashboard.publish import publish
+    from dashboard.publish import PublishOptions, publish
 
-    done = publish(args.model, args.version, args.store, schema_path=args.schema, notes=args.notes,
-                   alias=args.alias, force=args.force, weights=args.weights, settings=service.settings(),
-                   lean=args.lean)
+    options = PublishOptions(
+        schema_path=args.schema,
+        notes=args.notes,
+        alias=args.alias,
+        force=args.force,
+        weights=args.weights,
+        lean=args.lean,
+    )
+    done = publish(args.model, args.version, args.store, options, settings=service.settings())
     print(f"published version {done.version} ({', '.join(done.files)}; schema {done.schema}) in {done.manifest}")
-    if done.lean:
-        print(("" if done.lean.startswith("LiteRT") else "warning: ") + done.lean,
-              file=sys.stdout if done.lean.startswith("LiteRT") else sys.stderr)
+    if done.lean is not None and done.lean.added:
+        print(done.lean.detail)
+    elif done.lean is not None:
+        print(f"warning: {done.lean.detail}", file=sys.stderr)
     return 0
 
 
@@ -121,20 +141,14 @@ def _convert(args: argparse.Namespace) -> int:
     from dashboard.publish import add_lean
 
     done = add_lean(args.store, args.version, settings=service.settings())
-    print(f"version {done.version}: {done.lean} as {done.files[0]} in {done.manifest}")
+    print(f"version {done.version}: {done.lean.detail} as {done.files[0]} in {done.manifest}")
     return 0
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
-    tmp = target.with_name(f".{target.name}.part")
+def _write_output(target: Path, data: bytes) -> None:
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        write_bytes_atomic(target, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise InputError(f"cannot write {target}: {exc.strerror}; check the folder exists and is writable") from exc
 
 

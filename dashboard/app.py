@@ -10,11 +10,12 @@ import streamlit as st
 if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashboard` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard.errors import DashboardError, describe  # noqa: E402
-from dashboard.ui import batch, compare, sidebar, single, state  # noqa: E402
+from dashboard.errors import DashboardError, describe
+from dashboard.logs import configure_logging, log
+from dashboard.ui import batch, compare, serving, sidebar, single, state
 
 st.set_page_config(page_title="Keras prediction dashboard", page_icon="🔮", layout="wide")
-state.configure_logging()
+configure_logging()
 
 
 def main() -> None:
@@ -35,15 +36,17 @@ def main() -> None:
         st.rerun()
     st.title("Predictions")
     progress = st.empty()  # always here, so the page keeps its layout whether or not a model is loading
-    served, failure = state.serve(settings, catalog, label, progress)
+    served, failure = serving.serve(settings, catalog, label, progress)
     sidebar.show_card(settings, served, failure)
     if served is None:
         st.error(f"Version {failure.label} could not be loaded: {failure.message}")
         st.info("Pick another version in the sidebar, or press Retry once the problem is fixed.")
         return
     if failure is not None:
-        st.warning(f"Showing predictions of version {served.label}: version {failure.label} could not be loaded "
-                   "(details in the sidebar).")
+        st.warning(
+            f"Showing predictions of version {served.label}: version {failure.label} could not be loaded "
+            "(details in the sidebar)."
+        )
     tab_single, tab_batch, tab_compare = st.tabs(["Single prediction", "Batch (CSV)", "Compare versions"])
     with tab_single:
         single.show(served)
@@ -56,5 +59,5 @@ def main() -> None:
 try:
     main()
 except Exception as exc:  # the last line of defence: no traceback in the browser, a redacted one in the log
-    state.log.error("unexpected error while drawing the page: %s", describe(exc))
+    log.error("unexpected error while drawing the page: %s", describe(exc))
     st.error("Something unexpected went wrong; the details are in the server log. Reload the page to try again.")

@@ -7,21 +7,41 @@ The SDKs are imported only when a bucket URL is used.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from dashboard.config import Settings
-from dashboard.errors import IntegrityError, ModelSourceError, scrub_library_logs
+from dashboard.errors import IntegrityError, ModelSourceError, ObjectMissingError, scrub_library_logs
+from dashboard.files import CHUNK, capped, format_bytes
 
-CHUNK = 1 << 20
-S3_DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken",
-             "AllAccessDisabled", "AccountProblem", "403", "401"}
+S3_DENIED = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "AllAccessDisabled",
+    "AccountProblem",
+    "403",
+    "401",
+}
 S3_MISSING = {"NoSuchKey", "404", "NotFound"}
 # SDK debug logs carry request headers (SigV4 Authorization, tokens): redact them; botocore.auth logs only signing
-scrub_library_logs("botocore.endpoint", "botocore.httpsession", "botocore.awsrequest", "botocore.parsers",
-                   "botocore.hooks", "botocore.retryhandler", "botocore.regions", "botocore.credentials",
-                   "google.auth.transport.requests", "google.cloud.storage", "google.resumable_media")
+scrub_library_logs(
+    "botocore.endpoint",
+    "botocore.httpsession",
+    "botocore.awsrequest",
+    "botocore.parsers",
+    "botocore.hooks",
+    "botocore.retryhandler",
+    "botocore.regions",
+    "botocore.credentials",
+    "google.auth.transport.requests",
+    "google.cloud.storage",
+    "google.resumable_media",
+)
 scrub_library_logs("botocore.auth", drop=True)
 
 
@@ -30,8 +50,9 @@ def split(url: str) -> tuple[str, str, str]:
     parts = urlsplit(url)
     bucket, key = parts.netloc, unquote(parts.path.lstrip("/"))
     if not bucket or not key:
-        raise ModelSourceError(f"{parts.scheme}://{bucket}/{key} is not a bucket object URL; "
-                               f"use {parts.scheme}://bucket/path/to/file")
+        raise ModelSourceError(
+            f"{parts.scheme}://{bucket}/{key} is not a bucket object URL; use {parts.scheme}://bucket/path/to/file"
+        )
     return parts.scheme, bucket, key
 
 
@@ -48,10 +69,8 @@ def read_optional(url: str, settings: Settings, max_bytes: int) -> bytes | None:
     """The object's bytes, or None when it does not exist (for a manifest that is not published yet)."""
     try:
         return b"".join(block for block, _, _ in stream(url, settings, max_bytes))
-    except ModelSourceError as exc:
-        if getattr(exc, "missing", False):
-            return None
-        raise
+    except ObjectMissingError:
+        return None
 
 
 def upload(url: str, source: Path | bytes, settings: Settings, content_type: str) -> None:
@@ -81,15 +100,20 @@ def _s3_client(settings: Settings) -> Any:
     import boto3
     from botocore.config import Config
 
-    config = Config(connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
-                    retries={"max_attempts": settings.retries + 1, "mode": "standard"})
+    config = Config(
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        retries={"max_attempts": settings.retries + 1, "mode": "standard"},
+    )
     options: dict[str, Any] = {"region_name": settings.aws_region or "us-east-1"}
     if settings.aws_endpoint_url:
         options["endpoint_url"] = settings.aws_endpoint_url
     if settings.aws_access_key_id and settings.aws_secret_access_key:
-        options.update(aws_access_key_id=settings.aws_access_key_id,
-                       aws_secret_access_key=settings.aws_secret_access_key,
-                       aws_session_token=settings.aws_session_token)
+        options.update(
+            aws_access_key_id=settings.aws_access_key_id,
+            aws_secret_access_key=settings.aws_secret_access_key,
+            aws_session_token=settings.aws_session_token,
+        )
     return boto3.session.Session().client("s3", config=config, **options)
 
 
@@ -103,18 +127,14 @@ def _s3_stream(url: str, bucket: str, key: str, settings: Settings, max_bytes: i
     total = int(response.get("ContentLength") or 0) or None
     body = response["Body"]
     try:
-        _check_size(url, total, max_bytes)
-        done = 0
-        for block in body.iter_chunks(CHUNK):
-            done += len(block)
-            if done > max_bytes:
-                _check_size(url, done, max_bytes)
-            yield block, done, total
+        yield from capped(body.iter_chunks(CHUNK), url, total, max_bytes)
     except (IncompleteReadError, ResponseStreamingError) as exc:
         raise IntegrityError(f"download of {url} was cut off before the end; try again") from exc
     except ReadTimeoutError as exc:
-        raise ModelSourceError(f"{url} is unreachable: no answer within {settings.read_timeout:g} s "
-                               "(MODEL_READ_TIMEOUT); check AWS_ENDPOINT_URL and the network") from exc
+        raise ModelSourceError(
+            f"{url} is unreachable: no answer within {settings.read_timeout:g} s "
+            "(MODEL_READ_TIMEOUT); check AWS_ENDPOINT_URL and the network"
+        ) from exc
     finally:
         body.close()
 
@@ -147,31 +167,21 @@ def _gs_stream(url: str, bucket: str, key: str, settings: Settings, max_bytes: i
             raise ModelSourceError(f"the bucket of {url} does not exist: check the bucket name") from exc
         raise _error(url, exc, settings) from exc
     total = blob.size
-    _check_size(url, total, max_bytes)
     done = 0
     try:
-        with blob.open("rb", chunk_size=CHUNK, raw_download=True,
-                       timeout=(settings.connect_timeout, settings.read_timeout)) as reader:
-            while True:
-                block = reader.read(CHUNK)
-                if not block:
-                    break
-                done += len(block)
-                if done > max_bytes:
-                    _check_size(url, done, max_bytes)
+        with blob.open(
+            "rb", chunk_size=CHUNK, raw_download=True, timeout=(settings.connect_timeout, settings.read_timeout)
+        ) as reader:
+            for block, done, _ in capped(iter(lambda: reader.read(CHUNK), b""), url, total, max_bytes):
                 yield block, done, total
     except ModelSourceError:
         raise
     except Exception as exc:
         raise _error(url, exc, settings) from exc
     if total is not None and done != total:
-        raise IntegrityError(f"download of {url} was cut off after {done} of {total} bytes; try again")
-
-
-def _check_size(url: str, size: int | None, max_bytes: int) -> None:
-    if size is not None and size > max_bytes:
-        raise ModelSourceError(f"{url} is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.1f} MB limit; "
-                               "raise MODEL_MAX_BYTES if this file is expected to be that large")
+        raise IntegrityError(
+            f"download of {url} was cut off after {format_bytes(done)} of {format_bytes(total)}; try again"
+        )
 
 
 def _error(url: str, exc: BaseException, settings: Settings, writing: bool = False) -> ModelSourceError:
@@ -185,25 +195,39 @@ def _error(url: str, exc: BaseException, settings: Settings, writing: bool = Fal
         status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
     elif isinstance(getattr(exc, "code", None), int):  # google.api_core errors carry the HTTP status as .code
         status = exc.code
-    check = ("check the AWS_* config vars and the bucket policy" if scheme == "s3" else
-             "check GOOGLE_APPLICATION_CREDENTIALS and the bucket's IAM permissions")
+    check = (
+        "check the AWS_* config vars and the bucket policy"
+        if scheme == "s3"
+        else "check GOOGLE_APPLICATION_CREDENTIALS and the bucket's IAM permissions"
+    )
     verb = "write" if writing else "read"
     if name in ("NoCredentialsError", "PartialCredentialsError", "DefaultCredentialsError"):
         return ModelSourceError(f"no credentials to {verb} {url}: {check}")
     if code in S3_DENIED or name in ("Forbidden", "Unauthorized", "RefreshError") or status in (401, 403):
         return ModelSourceError(f"access denied for {url}: {check}")
     if code == "NoSuchBucket":
-        return ModelSourceError(f"the bucket of {url} does not exist: check the bucket name"
-                                + (" and AWS_ENDPOINT_URL" if scheme == "s3" else ""))
+        return ModelSourceError(
+            f"the bucket of {url} does not exist: check the bucket name"
+            + (" and AWS_ENDPOINT_URL" if scheme == "s3" else "")
+        )
     if code in S3_MISSING or name == "NotFound" or status == 404:
-        error = ModelSourceError(f"{url} was not found; check the key in the manifest or the URL")
-        error.missing = True
-        return error
-    if name in ("EndpointConnectionError", "ConnectTimeoutError", "ConnectionError", "ConnectionClosedError",
-                "ProxyConnectionError", "TransportError", "ServiceUnavailable", "ReadTimeoutError", "Timeout"):
+        return ObjectMissingError(f"{url} was not found; check the key in the manifest or the URL")
+    if name in (
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ConnectionError",
+        "ConnectionClosedError",
+        "ProxyConnectionError",
+        "TransportError",
+        "ServiceUnavailable",
+        "ReadTimeoutError",
+        "Timeout",
+    ):
         where = "AWS_ENDPOINT_URL and the network" if scheme == "s3" else "the network (and STORAGE_EMULATOR_HOST)"
         return ModelSourceError(f"{url} is unreachable ({name}); check {where}")
     if status >= 500:
-        return ModelSourceError(f"{url} is unreachable: the storage service answered HTTP {status} "
-                                f"(tried {settings.retries + 1} times); try again later")
+        return ModelSourceError(
+            f"{url} is unreachable: the storage service answered HTTP {status} "
+            f"(tried {settings.retries + 1} times); try again later"
+        )
     return ModelSourceError(f"cannot {verb} {url} ({name}{' ' + code if code else ''}); {check}")

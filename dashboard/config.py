@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
+from dashboard.contract import RUNTIME_CHOICES, RuntimeChoice
 from dashboard.errors import ConfigError
 
 DEMO_MANIFEST = Path(__file__).resolve().parent / "demo" / "manifest.json"
@@ -36,7 +37,7 @@ class Settings:
     schema_url: str | None = None
     cache_dir: Path = Path.home() / ".cache" / "keras-dashboard"
     safe_mode: bool = True
-    runtime: str = "auto"  # keras, litert, or auto (Keras when TensorFlow is installed, else LiteRT)
+    runtime: RuntimeChoice = "auto"  # auto: Keras when TensorFlow is installed, else LiteRT
     max_download_bytes: int = 1 << 30
     csv_max_bytes: int = 200 * 1024 * 1024
     csv_max_rows: int = 1_000_000
@@ -72,6 +73,9 @@ class Settings:
         if self.versioned_urls:
             parts.append(f"{len(self.versioned_urls)} MODEL_URL_V* variable(s)")
         return "; ".join(parts)
+
+
+DEFAULTS = Settings()  # the one place each default is written: the field defaults above
 
 
 def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str, object] | None = None) -> Settings:
@@ -113,36 +117,45 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         schema_url=get("MODEL_SCHEMA_URL"),
     )
     if values["architecture_url"] and not values["weights_url"]:
-        raise ConfigError("MODEL_ARCHITECTURE_URL is set but MODEL_WEIGHTS_URL is not; "
-                          "set MODEL_WEIGHTS_URL to the .weights.h5 file saved with the architecture")
+        raise ConfigError(
+            "MODEL_ARCHITECTURE_URL is set but MODEL_WEIGHTS_URL is not; "
+            "set MODEL_WEIGHTS_URL to the .weights.h5 file saved with the architecture"
+        )
     if values["builder"] and not values["weights_url"]:
-        raise ConfigError("MODEL_BUILDER is set but MODEL_WEIGHTS_URL is not; "
-                          "set MODEL_WEIGHTS_URL to the .weights.h5 file for the builder's model")
+        raise ConfigError(
+            "MODEL_BUILDER is set but MODEL_WEIGHTS_URL is not; "
+            "set MODEL_WEIGHTS_URL to the .weights.h5 file for the builder's model"
+        )
     if values["weights_url"] and not (values["architecture_url"] or values["builder"]):
-        raise ConfigError("MODEL_WEIGHTS_URL is set without MODEL_ARCHITECTURE_URL or MODEL_BUILDER; "
-                          "set one of them so the weights have a model to go into")
+        raise ConfigError(
+            "MODEL_WEIGHTS_URL is set without MODEL_ARCHITECTURE_URL or MODEL_BUILDER; "
+            "set one of them so the weights have a model to go into"
+        )
     if values["architecture_url"] and values["builder"]:
         raise ConfigError("MODEL_ARCHITECTURE_URL and MODEL_BUILDER are both set; keep one of them")
     if values["model_sha256"] and not re.fullmatch(r"[0-9a-f]{64}", values["model_sha256"]):
         raise ConfigError("MODEL_SHA256 must be 64 hexadecimal characters (the output of sha256sum)")
 
     configured = any(values[k] for k in ("manifest_url", "model_url", "architecture_url", "builder")) or versioned
+    d = DEFAULTS
     cache = get("MODEL_CACHE_DIR")
     xdg = env.get("XDG_CACHE_HOME")
-    default_cache = Path(xdg) / "keras-dashboard" if xdg else Path(env.get("HOME") or Path.home()) / ".cache" / "keras-dashboard"
+    default_cache = (
+        Path(xdg) / "keras-dashboard" if xdg else Path(env.get("HOME") or Path.home()) / ".cache" / "keras-dashboard"
+    )
     return Settings(
         **{**values, "manifest_url": values["manifest_url"] if configured else str(DEMO_MANIFEST)},
         cache_dir=Path(cache).expanduser() if cache else default_cache,
-        safe_mode=_boolean(get("MODEL_SAFE_MODE"), "MODEL_SAFE_MODE", True),
-        runtime=_choice(get("MODEL_RUNTIME"), "MODEL_RUNTIME", ("auto", "keras", "litert")),
-        max_download_bytes=_integer(get("MODEL_MAX_BYTES"), "MODEL_MAX_BYTES", 1 << 30),
-        csv_max_bytes=_integer(get("CSV_MAX_BYTES"), "CSV_MAX_BYTES", 200 * 1024 * 1024),
-        csv_max_rows=_integer(get("CSV_MAX_ROWS"), "CSV_MAX_ROWS", 1_000_000),
-        connect_timeout=_number(get("MODEL_CONNECT_TIMEOUT"), "MODEL_CONNECT_TIMEOUT", 10.0),
-        read_timeout=_number(get("MODEL_READ_TIMEOUT"), "MODEL_READ_TIMEOUT", 60.0),
-        retries=_integer(get("MODEL_RETRIES"), "MODEL_RETRIES", 3, minimum=0),
-        refresh_seconds=_integer(get("MODEL_REFRESH_SECONDS"), "MODEL_REFRESH_SECONDS", 300),
-        cached_versions=_integer(get("MODEL_CACHE_VERSIONS"), "MODEL_CACHE_VERSIONS", 2),
+        safe_mode=_boolean(get("MODEL_SAFE_MODE"), "MODEL_SAFE_MODE", d.safe_mode),
+        runtime=_choice(get("MODEL_RUNTIME"), "MODEL_RUNTIME", RUNTIME_CHOICES),
+        max_download_bytes=_integer(get("MODEL_MAX_BYTES"), "MODEL_MAX_BYTES", d.max_download_bytes),
+        csv_max_bytes=_integer(get("CSV_MAX_BYTES"), "CSV_MAX_BYTES", d.csv_max_bytes),
+        csv_max_rows=_integer(get("CSV_MAX_ROWS"), "CSV_MAX_ROWS", d.csv_max_rows),
+        connect_timeout=_number(get("MODEL_CONNECT_TIMEOUT"), "MODEL_CONNECT_TIMEOUT", d.connect_timeout),
+        read_timeout=_number(get("MODEL_READ_TIMEOUT"), "MODEL_READ_TIMEOUT", d.read_timeout),
+        retries=_integer(get("MODEL_RETRIES"), "MODEL_RETRIES", d.retries, minimum=0),
+        refresh_seconds=_integer(get("MODEL_REFRESH_SECONDS"), "MODEL_REFRESH_SECONDS", d.refresh_seconds),
+        cached_versions=_integer(get("MODEL_CACHE_VERSIONS"), "MODEL_CACHE_VERSIONS", d.cached_versions),
         using_demo=not configured,
         aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
@@ -181,12 +194,13 @@ def _read_secrets(env: Mapping[str, str]) -> dict[str, object]:
     return merged
 
 
-def _choice(value: str | None, name: str, choices: tuple[str, ...]) -> str:
+def _choice(value: str | None, name: str, choices: tuple[RuntimeChoice, ...]) -> RuntimeChoice:
     if value is None:
         return choices[0]
-    if value.lower() not in choices:
-        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
-    return value.lower()
+    for choice in choices:
+        if value.lower() == choice:
+            return choice
+    raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
 
 
 def _boolean(value: str | None, name: str, default: bool) -> bool:

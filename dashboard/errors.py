@@ -10,10 +10,13 @@ import traceback
 _URL_QUERY = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>?#]*)[?#][^\s'\"<>]*")
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s'\"<>@]*@")
 # SigV4 Authorization headers and security tokens in SDK debug logs
-_AUTH_FIELDS = re.compile(r"(?P<name>Signature|Credential|X-Amz-Security-Token|x-amz-security-token|"
-                          r"X-Goog-Signature|X-Goog-Credential)(?P<sep>['\"]?\s*[=:]\s*b?['\"]?)[^,\s'\"&]+")
-_LOOSE_QUERY = re.compile(r"(?P<head>[/\w.-]+)\?[^\s'\"<>]*(?:X-Amz-|X-Goog-|sig=|Signature=|token=)[^\s'\"<>]*",
-                          re.IGNORECASE)
+_AUTH_FIELDS = re.compile(
+    r"(?P<name>Signature|Credential|X-Amz-Security-Token|x-amz-security-token|"
+    r"X-Goog-Signature|X-Goog-Credential)(?P<sep>['\"]?\s*[=:]\s*b?['\"]?)[^,\s'\"&]+"
+)
+_LOOSE_QUERY = re.compile(
+    r"(?P<head>[/\w.-]+)\?[^\s'\"<>]*(?:X-Amz-|X-Goog-|sig=|Signature=|token=)[^\s'\"<>]*", re.IGNORECASE
+)
 
 
 class DashboardError(Exception):
@@ -44,6 +47,10 @@ class ModelSourceError(DashboardError):
     """A file could not be downloaded: unreachable, not found, too large, cache unusable."""
 
 
+class ObjectMissingError(ModelSourceError):
+    """The file or bucket object does not exist (a store's first manifest, before anything is published)."""
+
+
 class IntegrityError(ModelSourceError):
     """A downloaded file is not what was promised: wrong sha256 or truncated."""
 
@@ -62,6 +69,10 @@ class SchemaError(DashboardError):
 
 class InputError(DashboardError):
     """An uploaded or given table cannot be used at all (empty, binary, too large, missing column)."""
+
+
+class PublishError(DashboardError):
+    """A publish request that cannot be carried out as asked."""
 
 
 def scrub(text: str) -> str:

@@ -12,13 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
-import os
 import posixpath
-import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
@@ -26,10 +23,10 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from dashboard.config import Settings
-from dashboard.errors import IntegrityError, ModelSourceError, scrub_library_logs
+from dashboard.errors import IntegrityError, ModelSourceError, ObjectMissingError, scrub_library_logs
+from dashboard.files import CHUNK, atomic_write, capped, format_bytes, locked, too_large
 
 ProgressFn = Callable[[int, "int | None"], None]
-CHUNK = 1 << 20
 SMALL_FILE_CAP = 16 * 1024 * 1024
 REMOTE_SCHEMES = ("http", "https", "s3", "gs")
 # urllib3 logs each retry with the full URL, query string (a presigned signature) included
@@ -61,8 +58,10 @@ def resolve(base: str, ref: str) -> str:
     ref_scheme = scheme_of(ref)
     if ref_scheme:
         if is_remote(base) and ref_scheme == "file":
-            raise ModelSourceError(f"manifest {redact(base)} refers to a local file ({redact(ref)}); "
-                                   "a remote manifest may only point to remote files or relative names")
+            raise ModelSourceError(
+                f"manifest {redact(base)} refers to a local file ({redact(ref)}); "
+                "a remote manifest may only point to remote files or relative names"
+            )
         return ref
     base_scheme = scheme_of(base)
     if base_scheme in ("http", "https"):
@@ -70,8 +69,10 @@ def resolve(base: str, ref: str) -> str:
     if base_scheme in ("s3", "gs"):
         parts = urlsplit(base)
         if ref.startswith("/"):
-            raise ModelSourceError(f"manifest {redact(base)} refers to an absolute path {ref!r}; "
-                                   "inside a bucket use names relative to the manifest")
+            raise ModelSourceError(
+                f"manifest {redact(base)} refers to an absolute path {ref!r}; "
+                "inside a bucket use names relative to the manifest"
+            )
         key = posixpath.normpath(posixpath.join(posixpath.dirname(parts.path), ref))
         return urlunsplit((parts.scheme, parts.netloc, key, "", ""))
     if base_scheme == "file":
@@ -116,7 +117,9 @@ def read_bytes(url: str, settings: Settings, max_bytes: int = SMALL_FILE_CAP) ->
         try:
             return path.read_bytes()
         except OSError as exc:
-            raise ModelSourceError(f"cannot read {redact(url)}: {exc.strerror}; check the path and its permissions") from exc
+            raise ModelSourceError(
+                f"cannot read {redact(url)}: {exc.strerror}; check the path and its permissions"
+            ) from exc
     chunks = []
     for block, _, _ in _stream(url, settings, max_bytes):
         chunks.append(block)
@@ -139,41 +142,34 @@ def fetch(url: str, settings: Settings, sha256: str | None = None, progress: Pro
     target = entry / file_name(url)
     if sha256 and target.is_file():
         return target
-    _make_dir(entry, settings)
-    with _locked(entry, settings):
-        if sha256 and target.is_file():  # another process finished it while we waited
-            return target
-        _download(url, target, settings, sha256, progress)
+    with contextlib.ExitStack() as stack:
+        try:
+            entry.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _cache_error(exc, settings.cache_dir) from exc
+        try:
+            stack.enter_context(locked(entry / ".lock"))
+        except OSError as exc:
+            raise _cache_error(exc, entry) from exc
+        if not (sha256 and target.is_file()):  # else another process finished it while we waited
+            _download(url, target, settings, sha256, progress)
     return target
 
 
 def _download(url: str, target: Path, settings: Settings, sha256: str | None, progress: ProgressFn | None) -> None:
+    """Stream url into target through the atomic writer, hashing while writing; verified before the rename."""
     digest = hashlib.sha256()
     try:
-        handle = tempfile.NamedTemporaryFile(dir=target.parent, prefix=".part-", delete=False)
-    except OSError as exc:
-        raise _cache_error(exc, target.parent) from exc
-    tmp = Path(handle.name)
-    try:
-        with handle:
+        with atomic_write(target) as handle:
             for block, done, total in _stream(url, settings, settings.max_download_bytes):
-                try:
-                    handle.write(block)
-                except OSError as exc:
-                    raise _cache_error(exc, target.parent) from exc
+                handle.write(block)
                 digest.update(block)
                 if progress is not None:
                     progress(done, total)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if sha256:
-            _verify(digest.hexdigest(), sha256, url, "the download")
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+            if sha256:
+                _verify(digest.hexdigest(), sha256, url, "the download")
+    except OSError as exc:  # the cache disk: full, read-only, gone
+        raise _cache_error(exc, target.parent) from exc
 
 
 def _stream(url: str, settings: Settings, max_bytes: int) -> Iterator[tuple[bytes, int, int | None]]:
@@ -186,45 +182,58 @@ def _stream(url: str, settings: Settings, max_bytes: int) -> Iterator[tuple[byte
         yield from buckets.stream(url, settings, max_bytes)
         return
     if scheme not in ("http", "https"):
-        raise ModelSourceError(f"unsupported URL scheme {scheme!r} in {shown}; "
-                               "use https://, http://, file:// or a plain path")
+        raise ModelSourceError(
+            f"unsupported URL scheme {scheme!r} in {shown}; use https://, http://, file:// or a plain path"
+        )
     try:
         with _session(settings) as session:
-            response = session.get(url, stream=True, timeout=(settings.connect_timeout, settings.read_timeout),
-                                   headers={"Accept-Encoding": "identity"})
+            response = session.get(
+                url,
+                stream=True,
+                timeout=(settings.connect_timeout, settings.read_timeout),
+                headers={"Accept-Encoding": "identity"},
+            )
             with response:
                 _check_status(response, url, settings)
                 total = _content_length(response)
-                if total is not None and total > max_bytes:
-                    raise ModelSourceError(f"{shown} is {_size(total)}, over the {_size(max_bytes)} limit; "
-                                           "raise MODEL_MAX_BYTES if this file is expected to be that large")
                 done = 0
-                for block in response.iter_content(CHUNK):
-                    done += len(block)
-                    if done > max_bytes:
-                        raise ModelSourceError(f"{shown} is over the {_size(max_bytes)} limit; "
-                                               "raise MODEL_MAX_BYTES if this file is expected to be that large")
+                for block, done, _ in capped(response.iter_content(CHUNK), shown, total, max_bytes):
                     yield block, done, total
                 if total is not None and done != total:
-                    raise IntegrityError(f"download of {shown} was cut off after {_size(done)} of {_size(total)}; "
-                                         "try again, and check the server if it keeps happening")
+                    raise IntegrityError(
+                        f"download of {shown} was cut off after {format_bytes(done)} of "
+                        f"{format_bytes(total)}; try again, and check the server if it keeps happening"
+                    )
     except requests.exceptions.ChunkedEncodingError as exc:
-        raise IntegrityError(f"download of {shown} was cut off before the end; "
-                             "try again, and check the server if it keeps happening") from exc
+        raise IntegrityError(
+            f"download of {shown} was cut off before the end; try again, and check the server if it keeps happening"
+        ) from exc
     except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
         if isinstance(exc, requests.exceptions.ReadTimeout) or "Read timed out" in str(exc):
-            raise ModelSourceError(f"{shown} is unreachable: no answer within {settings.read_timeout:g} s "
-                                   "(MODEL_READ_TIMEOUT); check that the server is up") from exc
-        raise ModelSourceError(f"{shown} is unreachable ({_connection_reason(exc)}); "
-                               "check the URL and that the server is up") from exc
+            raise ModelSourceError(
+                f"{shown} is unreachable: no answer within {settings.read_timeout:g} s "
+                "(MODEL_READ_TIMEOUT); check that the server is up"
+            ) from exc
+        raise ModelSourceError(
+            f"{shown} is unreachable ({_connection_reason(exc)}); check the URL and that the server is up"
+        ) from exc
     except requests.exceptions.RequestException as exc:
         raise ModelSourceError(f"{shown} is unreachable ({type(exc).__name__}); check the URL") from exc
 
 
 def _session(settings: Settings) -> requests.Session:
-    retry = Retry(total=settings.retries, connect=settings.retries, read=0, other=0, status=settings.retries,
-                  backoff_factor=0.2, status_forcelist=(500, 502, 503, 504), allowed_methods=("GET", "HEAD"),
-                  raise_on_status=False, respect_retry_after_header=False)
+    retry = Retry(
+        total=settings.retries,
+        connect=settings.retries,
+        read=0,
+        other=0,
+        status=settings.retries,
+        backoff_factor=0.2,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=("GET", "HEAD"),
+        raise_on_status=False,
+        respect_retry_after_header=False,
+    )
     session = requests.Session()
     session.trust_env = True
     adapter = HTTPAdapter(max_retries=retry)
@@ -239,13 +248,17 @@ def _check_status(response: requests.Response, url: str, settings: Settings) -> 
     if code < 400:
         return
     if code == 404:
-        raise ModelSourceError(f"{shown} was not found (HTTP 404); check the URL or the manifest entry")
+        raise ObjectMissingError(f"{shown} was not found (HTTP 404); check the URL or the manifest entry")
     if code in (401, 403):
-        raise ModelSourceError(f"access to {shown} was denied (HTTP {code}); a presigned link may have expired, "
-                               "or the server needs credentials: generate a fresh link or check access")
+        raise ModelSourceError(
+            f"access to {shown} was denied (HTTP {code}); a presigned link may have expired, "
+            "or the server needs credentials: generate a fresh link or check access"
+        )
     if code >= 500:
-        raise ModelSourceError(f"{shown} is unreachable: the server answered HTTP {code} "
-                               f"(tried {settings.retries + 1} times); try again later")
+        raise ModelSourceError(
+            f"{shown} is unreachable: the server answered HTTP {code} "
+            f"(tried {settings.retries + 1} times); try again later"
+        )
     raise ModelSourceError(f"{shown} answered HTTP {code}; check the URL")
 
 
@@ -258,8 +271,12 @@ def _content_length(response: requests.Response) -> int | None:
 
 def _connection_reason(exc: BaseException) -> str:
     text = str(exc)
-    if "Name or service not known" in text or "nodename nor servname" in text or "NameResolution" in text \
-            or "Temporary failure in name resolution" in text:
+    if (
+        "Name or service not known" in text
+        or "nodename nor servname" in text
+        or "NameResolution" in text
+        or "Temporary failure in name resolution" in text
+    ):
         return "host name not found"
     if "Connection refused" in text:
         return "connection refused"
@@ -273,57 +290,23 @@ def _check_local(path: Path, url: str, max_bytes: int) -> None:
         raise ModelSourceError(f"{redact(url)} does not exist or is not a file; check the path")
     size = path.stat().st_size
     if size > max_bytes:
-        raise ModelSourceError(f"{redact(url)} is {_size(size)}, over the {_size(max_bytes)} limit; "
-                               "raise MODEL_MAX_BYTES if this file is expected to be that large")
+        raise ModelSourceError(too_large(redact(url), size, max_bytes, "MODEL_MAX_BYTES"))
 
 
 def _verify(actual: str, expected: str, url: str, what: str) -> None:
     if actual != expected:
-        raise IntegrityError(f"sha256 of {redact(url)} is {actual[:12]}…, expected {expected[:12]}…; "
-                             f"{what} is not the published file: republish it or fix the sha256 in the manifest")
-
-
-def _make_dir(entry: Path, settings: Settings) -> None:
-    try:
-        entry.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _cache_error(exc, settings.cache_dir) from exc
-
-
-@contextlib.contextmanager
-def _locked(entry: Path, settings: Settings) -> Iterator[None]:
-    try:
-        lock = open(entry / ".lock", "a+b")
-    except OSError as exc:
-        raise _cache_error(exc, entry) from exc
-    with lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        raise IntegrityError(
+            f"sha256 of {redact(url)} is {actual[:12]}…, expected {expected[:12]}…; "
+            f"{what} is not the published file: republish it or fix the sha256 in the manifest"
+        )
 
 
 def _cache_error(exc: OSError, folder: Path) -> ModelSourceError:
     if exc.errno == errno.ENOSPC:
-        return ModelSourceError(f"no space left in the cache folder {folder}; free some space "
-                                "or set MODEL_CACHE_DIR to a folder on a larger disk")
-    return ModelSourceError(f"the cache folder {folder} is not writable ({exc.strerror}); "
-                            "set MODEL_CACHE_DIR to a writable folder")
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} bytes"
+        return ModelSourceError(
+            f"no space left in the cache folder {folder}; free some space "
+            "or set MODEL_CACHE_DIR to a folder on a larger disk"
+        )
+    return ModelSourceError(
+        f"the cache folder {folder} is not writable ({exc.strerror}); set MODEL_CACHE_DIR to a writable folder"
+    )

@@ -1,57 +1,30 @@
-"""File(s) on disk -> a loaded model: formats, archive checks, safe mode, and the compiled call.
+"""File(s) on disk -> a loaded model: formats, safe mode, and the compiled call.
 
-TensorFlow and Keras are imported here only, and only when a model is first loaded.
+The checks made before Keras reads a file live in safety.py. TensorFlow and Keras are imported here only, and
+only when a model is first loaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
-import shutil
-import stat
+import os
 import tempfile
 import threading
 import time
 import warnings
-import zipfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from dashboard.config import quiet_tensorflow
+from dashboard.contract import Batch, InputInfo, ModelKind
 from dashboard.errors import ModelLoadError, UnsafeModelError, scrub
-
-ZIP_MAGIC = b"PK\x03\x04"
-HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
-MAX_ARCHIVE_ENTRIES = 1000
-MAX_UNPACKED_BYTES = 4 << 30
-MAX_COMPRESSION_RATIO = 200
-MAX_CONFIG_BYTES = 64 << 20
-UNSAFE_CLASSES = {"Lambda": "a Lambda layer", "TFSMLayer": "a TFSMLayer (it loads a SavedModel from a path)",
-                  "__lambda__": "a Python lambda"}
-FIX_SAFE = ("replace it with a registered custom layer, or set MODEL_SAFE_MODE=false "
-            "only if you trust whoever wrote the file")
-
-
-@dataclass(frozen=True)
-class InputInfo:
-    """One model input: its name, per-row shape and dtype name ('float32', 'string', ...)."""
-
-    name: str
-    shape: tuple[int | None, ...]
-    dtype: str
-
-    @property
-    def is_string(self) -> bool:
-        """True for tf.string inputs."""
-        return self.dtype == "string"
-
-    @property
-    def row_shape(self) -> tuple[int, ...]:
-        """The per-row shape with unknown dimensions as 1 (what a batch is reshaped to)."""
-        return tuple(1 if d in (None, -1) else d for d in self.shape)
+from dashboard.safety import FIX_SAFE, check_archive, check_h5, scan_config, sniff_format
 
 
 @dataclass
@@ -64,12 +37,12 @@ class LoadedModel:
     named_inputs: bool
     output_units: int
     output_activation: str | None
-    safe_mode: bool
     load_seconds: float = 0.0
+    chunk_rows: int = 65536  # rows per compiled call on large batches
     _fn: Callable | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def call(self, inputs: np.ndarray | dict[str, np.ndarray]) -> np.ndarray:
+    def call(self, inputs: Batch) -> np.ndarray:
         """Outputs for a batch: a 2-D float array (matrix input) or a dict of per-input columns."""
         import tensorflow as tf
 
@@ -77,8 +50,12 @@ class LoadedModel:
             if self._fn is None:
                 self._fn = self._compile(tf)
             if self.named_inputs:
-                tensors = {i.name: tf.constant(inputs[i.name].reshape((-1,) + i.row_shape),
-                                               dtype=tf.string if i.is_string else i.dtype) for i in self.inputs}
+                tensors = {
+                    i.name: tf.constant(
+                        inputs[i.name].reshape((-1,) + i.row_shape), dtype=tf.string if i.is_string else i.dtype
+                    )
+                    for i in self.inputs
+                }
                 out = self._fn(tensors)
             else:
                 out = self._fn(tf.constant(inputs, dtype=self.inputs[0].dtype))
@@ -87,8 +64,10 @@ class LoadedModel:
     def _compile(self, tf: Any) -> Callable:
         model = self.model
         if self.named_inputs:
-            spec = {i.name: tf.TensorSpec((None,) + i.row_shape, tf.string if i.is_string else i.dtype, name=i.name)
-                    for i in self.inputs}
+            spec = {
+                i.name: tf.TensorSpec((None,) + i.row_shape, tf.string if i.is_string else i.dtype, name=i.name)
+                for i in self.inputs
+            }
         else:
             spec = tf.TensorSpec((None,) + self.inputs[0].row_shape, self.inputs[0].dtype)
 
@@ -104,7 +83,7 @@ class LoadedModel:
         return run
 
 
-def load(kind: str, files: dict[str, Path], safe_mode: bool = True, builder: str | None = None) -> LoadedModel:
+def load(kind: ModelKind, files: dict[str, Path], safe_mode: bool = True, builder: str | None = None) -> LoadedModel:
     """Load a version: kind 'file' (files['model']), 'architecture' or 'builder' (with files['weights'])."""
     started = time.perf_counter()
     if kind == "file":
@@ -115,154 +94,66 @@ def load(kind: str, files: dict[str, Path], safe_mode: bool = True, builder: str
         model, fmt = _load_builder(builder or "", files["weights"]), "builder + weights"
     else:
         raise ModelLoadError(f"unknown model kind {kind!r}")
-    loaded = describe_model(model, fmt, safe_mode)
+    loaded = describe_model(model, fmt)
     loaded.load_seconds = time.perf_counter() - started
     return loaded
 
 
-def describe_model(model: Any, fmt: str, safe_mode: bool = True) -> LoadedModel:
+def describe_model(model: Any, fmt: str) -> LoadedModel:
     """Wrap a Keras model: read its inputs and output so a schema can be inferred and the call compiled."""
     raw_inputs = getattr(model, "inputs", None)
     if not raw_inputs:
-        raise ModelLoadError("the model has no defined inputs (it was never built); "
-                             "build it with keras.Input(shape=...) before saving")
-    inputs = tuple(InputInfo(name=_input_name(t, n), shape=tuple(t.shape[1:]), dtype=_dtype_name(t.dtype))
-                   for n, t in enumerate(raw_inputs))
+        raise ModelLoadError(
+            "the model has no defined inputs (it was never built); build it with keras.Input(shape=...) before saving"
+        )
+    inputs = tuple(
+        InputInfo(name=_input_name(t, n), shape=tuple(t.shape[1:]), dtype=_dtype_name(t.dtype))
+        for n, t in enumerate(raw_inputs)
+    )
     named = len(inputs) > 1 or isinstance(getattr(model, "_inputs_struct", None), dict) or inputs[0].is_string
     wide = [i for i in inputs if named and i.shape not in ((), (1,))]
     if wide:
-        raise ModelLoadError(f"the model's input {wide[0].name!r} takes shape {wide[0].shape} per row; with several "
-                             "inputs the dashboard needs one value per input (shape (1,)), one CSV column each")
+        raise ModelLoadError(
+            f"the model's input {wide[0].name!r} takes shape {wide[0].shape} per row; with several "
+            "inputs the dashboard needs one value per input (shape (1,)), one CSV column each"
+        )
     if not named and len(inputs[0].shape) != 1:
-        raise ModelLoadError(f"the model's input has shape {inputs[0].shape} per row; the dashboard serves models "
-                             "that take one row of features (shape (n,)) or one named input per feature")
+        raise ModelLoadError(
+            f"the model's input has shape {inputs[0].shape} per row; the dashboard serves models "
+            "that take one row of features (shape (n,)) or one named input per feature"
+        )
     if not named and inputs[0].shape[0] is None:
-        raise ModelLoadError("the model's input has no fixed number of features; "
-                             "give keras.Input a shape such as (4,)")
+        raise ModelLoadError("the model's input has no fixed number of features; give keras.Input a shape such as (4,)")
     outputs = getattr(model, "outputs", None) or []
     if len(outputs) != 1:
         raise ModelLoadError(f"the model has {len(outputs)} outputs; the dashboard serves models with one output")
     shape = tuple(outputs[0].shape[1:])
     if len(shape) > 1 or (shape and shape[0] is None):
         raise ModelLoadError(f"the model's output has shape {shape} per row; expected one value or one score per class")
-    return LoadedModel(model=model, format=fmt, inputs=inputs, named_inputs=named,
-                       output_units=int(shape[0]) if shape else 1, output_activation=_output_activation(model),
-                       safe_mode=safe_mode)
-
-
-def sniff_format(path: Path) -> str:
-    """'keras' for a .keras zip archive, 'h5' for HDF5, else 'unknown'."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8)
-    except OSError as exc:
-        raise ModelLoadError(f"cannot read {path.name}: {exc.strerror}") from exc
-    if head.startswith(ZIP_MAGIC):
-        return "keras"
-    if head == HDF5_MAGIC:
-        return "h5"
-    return "unknown"
-
-
-def check_archive(path: Path, safe_mode: bool = True) -> None:
-    """Refuse .keras archives with unsafe paths, links, bombs, or (in safe mode) code-running config."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelLoadError(f"{path.name} is not a valid .keras archive ({exc}); "
-                             "re-export the model with model.save('model.keras') and republish it") from exc
-    with archive:
-        members = archive.infolist()
-        if len(members) > MAX_ARCHIVE_ENTRIES:
-            raise UnsafeModelError(f"{path.name} holds {len(members)} files (at most {MAX_ARCHIVE_ENTRIES}); "
-                                   "this is not a Keras model archive")
-        unpacked = 0
-        for member in members:
-            name = member.filename
-            pure = PurePosixPath(name.replace("\\", "/"))
-            if pure.is_absolute() or ".." in pure.parts or (len(name) > 1 and name[1] == ":"):
-                raise UnsafeModelError(f"{path.name} contains the path {name!r}, which points outside the archive; "
-                                       "refused: this is not a file Keras wrote")
-            if stat.S_ISLNK(member.external_attr >> 16):
-                raise UnsafeModelError(f"{path.name} contains a link ({name!r}); refused: Keras archives hold no links")
-            unpacked += member.file_size
-            if member.compress_size and member.file_size / member.compress_size > MAX_COMPRESSION_RATIO \
-                    and member.file_size > (1 << 20):
-                raise UnsafeModelError(f"{path.name}: {name!r} unpacks to {member.file_size} bytes from "
-                                       f"{member.compress_size} (a compression bomb); refused")
-        if unpacked > MAX_UNPACKED_BYTES:
-            raise UnsafeModelError(f"{path.name} unpacks to {unpacked} bytes, over the {MAX_UNPACKED_BYTES} limit; refused")
-        names = {m.filename for m in members}
-        if "config.json" not in names:
-            raise ModelLoadError(f"{path.name} has no config.json, so it is not a Keras 3 model archive; "
-                                 "re-export it with model.save('model.keras') and republish it")
-        info = archive.getinfo("config.json")
-        if info.file_size > MAX_CONFIG_BYTES:
-            raise UnsafeModelError(f"{path.name}: config.json is {info.file_size} bytes; refused as too large")
-        try:
-            config = json.loads(archive.read("config.json"))
-        except (ValueError, zipfile.BadZipFile, OSError) as exc:
-            raise ModelLoadError(f"{path.name}: config.json is not valid JSON; "
-                                 "the file is damaged: re-export and republish it") from exc
-    if safe_mode:
-        scan_config(config, path.name)
-
-
-def scan_config(config: Any, where: str) -> None:
-    """Refuse configs that would run code on load: Lambda, TFSMLayer, or functions from non-Keras modules."""
-    stack = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            cls = node.get("class_name")
-            if isinstance(cls, str) and cls in UNSAFE_CLASSES:
-                raise UnsafeModelError(f"{where} uses {UNSAFE_CLASSES[cls]}, which can run arbitrary code "
-                                       f"when loaded; refused under safe mode: {FIX_SAFE}")
-            module = node.get("module")
-            if isinstance(module, str) and module and not _keras_module(module):
-                raise UnsafeModelError(f"{where} names the Python module {module!r}, which is not part of Keras; "
-                                       f"loading it could run code; refused under safe mode: {FIX_SAFE}")
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-
-
-def _keras_module(module: str) -> bool:
-    return module == "keras" or module.startswith("keras.")
+    return LoadedModel(
+        model=model,
+        format=fmt,
+        inputs=inputs,
+        named_inputs=named,
+        output_units=int(shape[0]) if shape else 1,
+        output_activation=_output_activation(model),
+    )
 
 
 def _load_file(path: Path, safe_mode: bool) -> tuple[Any, str]:
     fmt = sniff_format(path)
     if fmt == "keras":
         check_archive(path, safe_mode)
-        return _keras_load(_with_suffix(path, ".keras"), safe_mode), ".keras"
+        with _named(path, ".keras") as named:
+            return _keras_load(named, safe_mode), ".keras"
     if fmt == "h5":
-        _check_h5(path, safe_mode)
-        return _keras_load(_with_suffix(path, ".h5"), safe_mode), ".h5 (full model)"
-    raise ModelLoadError(f"{path.name} is neither a .keras archive nor an HDF5 (.h5) model file; "
-                         "check that the URL points to the model itself, not to a web page or a listing")
-
-
-def _check_h5(path: Path, safe_mode: bool) -> None:
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as handle:
-            raw = handle.attrs.get("model_config")
-    except OSError as exc:
-        raise ModelLoadError(f"{path.name} is not a readable HDF5 file; the file is damaged: "
-                             "re-export and republish it") from exc
-    if raw is None:
-        raise ModelLoadError(f"{path.name} holds weights only, not a full model; publish it with its architecture "
-                             "(MODEL_ARCHITECTURE_URL + MODEL_WEIGHTS_URL) or save the whole model as .keras")
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8")
-    try:
-        config = json.loads(raw)
-    except ValueError as exc:
-        raise ModelLoadError(f"{path.name}: its model_config is not valid JSON; re-export and republish it") from exc
-    if safe_mode:
-        scan_config(config, path.name)
+        check_h5(path, safe_mode)
+        with _named(path, ".h5") as named:
+            return _keras_load(named, safe_mode), ".h5 (full model)"
+    raise ModelLoadError(
+        f"{path.name} is neither a .keras archive nor an HDF5 (.h5) model file; "
+        "check that the URL points to the model itself, not to a web page or a listing"
+    )
 
 
 def _load_architecture(architecture: Path, weights: Path, safe_mode: bool) -> Any:
@@ -270,8 +161,10 @@ def _load_architecture(architecture: Path, weights: Path, safe_mode: bool) -> An
         text = architecture.read_text(encoding="utf-8-sig")
         config = json.loads(text)
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelLoadError(f"{architecture.name} is not an architecture JSON (the output of model.to_json()); "
-                             "re-export it and republish") from exc
+        raise ModelLoadError(
+            f"{architecture.name} is not an architecture JSON (the output of model.to_json()); "
+            "re-export it and republish"
+        ) from exc
     if safe_mode:
         scan_config(config, architecture.name)
     keras = _keras()
@@ -294,8 +187,10 @@ def _load_builder(builder: str, weights: Path) -> Any:
     try:
         function = getattr(importlib.import_module(module_name), function_name)
     except (ImportError, AttributeError) as exc:
-        raise ModelLoadError(f"MODEL_BUILDER={builder!r} cannot be imported ({type(exc).__name__}: {exc}); "
-                             "check the module is installed and the function name") from exc
+        raise ModelLoadError(
+            f"MODEL_BUILDER={builder!r} cannot be imported ({type(exc).__name__}: {exc}); "
+            "check the module is installed and the function name"
+        ) from exc
     try:
         model = function()
     except Exception as exc:
@@ -305,14 +200,15 @@ def _load_builder(builder: str, weights: Path) -> Any:
 
 
 def _load_weights(model: Any, weights: Path) -> None:
-    path = _with_suffix(weights, ".weights.h5")
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with _named(weights, ".weights.h5") as path, warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model.load_weights(path)
     except Exception as exc:
-        raise ModelLoadError(f"the weights in {weights.name} do not fit the model ({type(exc).__name__}: "
-                             f"{_first_line(exc)}); publish the weights saved from this same architecture") from exc
+        raise ModelLoadError(
+            f"the weights in {weights.name} do not fit the model ({type(exc).__name__}: "
+            f"{_first_line(exc)}); publish the weights saved from this same architecture"
+        ) from exc
     _refuse_partial_weights(caught, weights.name)
 
 
@@ -321,8 +217,10 @@ def _refuse_partial_weights(caught: list, name: str) -> None:
     for warning in caught:
         text = str(warning.message)
         if "freshly-initialized" in text or "Skipping variable loading" in text:
-            raise ModelLoadError(f"the weights in {name} do not cover every layer of the model ({_first_line(warning.message)}); "
-                                 "publish the weights saved from this same architecture")
+            raise ModelLoadError(
+                f"the weights in {name} do not cover every layer of the model ({_first_line(warning.message)}); "
+                "publish the weights saved from this same architecture"
+            )
 
 
 def _keras_load(path: Path, safe_mode: bool) -> Any:
@@ -341,8 +239,10 @@ def _load_error(name: str, exc: BaseException) -> ModelLoadError:
     text = _first_line(exc)
     if "safe_mode" in text or "unsafe" in text.lower():
         return UnsafeModelError(f"{name} was refused by Keras safe mode ({text}); {FIX_SAFE}")
-    return ModelLoadError(f"{name} could not be loaded by Keras ({type(exc).__name__}: {text}); "
-                          "re-export it with Keras 3 (model.save('model.keras')) and republish it")
+    return ModelLoadError(
+        f"{name} could not be loaded by Keras ({type(exc).__name__}: {text}); "
+        "re-export it with Keras 3 (model.save('model.keras')) and republish it"
+    )
 
 
 def _keras() -> Any:
@@ -352,14 +252,24 @@ def _keras() -> Any:
     return keras
 
 
-def _with_suffix(path: Path, suffix: str) -> Path:
-    """path itself when its name already ends with suffix, else a copy that does (Keras picks formats by name)."""
+@contextlib.contextmanager
+def _named(path: Path, suffix: str) -> Iterator[Path]:
+    """path itself when its name ends with suffix, else a link (or copy) that does, removed after the block.
+
+    Keras picks the format by the file name; a presigned URL's cached file may have none.
+    """
     if path.name.endswith(suffix):
-        return path
-    folder = Path(tempfile.mkdtemp(prefix="keras-dashboard-"))
-    copy = folder / (path.stem + suffix)
-    shutil.copyfile(path, copy)
-    return copy
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="keras-dashboard-") as folder:
+        named = Path(folder) / (path.stem + suffix)
+        try:
+            os.symlink(path.resolve(), named)
+        except OSError:
+            import shutil
+
+            shutil.copyfile(path, named)
+        yield named
 
 
 def _first_line(exc: BaseException) -> str:

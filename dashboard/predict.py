@@ -1,48 +1,51 @@
-"""Validated table -> predictions table (SPEC's "Prediction output"); the fast path and the safe CSV export.
+"""Validated table -> predictions table (SPEC's "Prediction output"): the fast path, and comparing two versions.
 
-The model is anything with `call(batch) -> 2-D array` (see loader.LoadedModel); the schema's output and the
-validated table are passed in, so this module imports neither the loader nor the schema module.
+The model is a contract.ServableModel (either runtime); the schema's output and the validated table are passed
+in. Writing the table as a spreadsheet-safe CSV is csvio.safe_csv.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dashboard.contract import Batch, ComparisonKind, ServableModel
 from dashboard.errors import SchemaError
-
-if TYPE_CHECKING:
-    from dashboard.schema import Output, Validated
-
-CHUNK_ROWS = 65536
-_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
-_PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+from dashboard.schema import Output
+from dashboard.validate import RangeWarning, RowCounts, Validated
 
 ProgressFn = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
-class BatchResult:
-    """The output table and its counts."""
+class BatchResult(RowCounts):
+    """The output table, which rows were predicted, and the counts."""
 
     table: pd.DataFrame
-    rows: int
-    predicted: int
-    failed: int
-    warnings: tuple[str, ...] = ()
+    good: np.ndarray  # bool per row: predicted (its error is empty)
+    warnings: tuple[RangeWarning, ...] = ()
     warning_count: int = 0
     extra_columns: tuple[str, ...] = ()
+
+    @property
+    def predicted(self) -> int:
+        """Rows predicted."""
+        return self.ready
+
+    @property
+    def failed(self) -> int:
+        """Rows with an error."""
+        return self.rows - self.ready
 
     @property
     def first_errors(self) -> list[str]:
         """Up to ten 'row N: why' lines for the validation report."""
         errors = self.table["error"].to_numpy(dtype=object)
-        bad = np.flatnonzero(errors != "")[:10]
-        return [f"row {i + 1}: {errors[i]}" for i in bad]
+        return [f"row {i + 1}: {errors[i]}" for i in np.flatnonzero(~self.good)[:10]]
 
 
 def output_columns(output: Output) -> list[str]:
@@ -56,12 +59,14 @@ def output_columns(output: Output) -> list[str]:
     return ["prediction", *probabilities, "model_version", "error"]
 
 
-def scores(model: Any, inputs: Any, rows: int, progress: ProgressFn | None = None,
-           chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+def scores(
+    model: ServableModel, inputs: Batch, rows: int, progress: ProgressFn | None = None, chunk_rows: int | None = None
+) -> np.ndarray:
     """Model outputs for every validated row, in large chunks through the compiled call."""
     if rows == 0:
         return np.empty((0, 0))
     parts = []
+    chunk_rows = chunk_rows or model.chunk_rows
     for start in range(0, rows, chunk_rows):
         stop = min(start + chunk_rows, rows)
         if isinstance(inputs, dict):
@@ -75,19 +80,29 @@ def scores(model: Any, inputs: Any, rows: int, progress: ProgressFn | None = Non
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def predict_validated(model: Any, frame: pd.DataFrame, validated: Validated, output: Output, version: str,
-                      progress: ProgressFn | None = None, chunk_rows: int | None = None) -> BatchResult:
+def predict_validated(
+    model: ServableModel,
+    frame: pd.DataFrame,
+    validated: Validated,
+    output: Output,
+    version: str,
+    progress: ProgressFn | None = None,
+) -> BatchResult:
     """Predict the good rows of a validated table and assemble the full output table."""
-    chunk_rows = chunk_rows or getattr(model, "chunk_rows", CHUNK_ROWS)
-    values = scores(model, validated.inputs, validated.ready, progress, chunk_rows)
+    values = scores(model, validated.inputs, validated.ready, progress)
     table = assemble(frame, validated.good, validated.errors, values, output, version)
-    return BatchResult(table=table, rows=validated.rows, predicted=validated.ready,
-                       failed=validated.rows - validated.ready, warnings=validated.warnings,
-                       warning_count=validated.warning_count, extra_columns=validated.extra_columns)
+    return BatchResult(
+        table=table,
+        good=validated.good,
+        warnings=validated.warnings,
+        warning_count=validated.warning_count,
+        extra_columns=validated.extra_columns,
+    )
 
 
-def assemble(frame: pd.DataFrame, good: np.ndarray, errors: np.ndarray, values: np.ndarray,
-             output: Output, version: str) -> pd.DataFrame:
+def assemble(
+    frame: pd.DataFrame, good: np.ndarray, errors: np.ndarray, values: np.ndarray, output: Output, version: str
+) -> pd.DataFrame:
     """Inputs as given, then prediction, probabilities, model_version and error, row for row."""
     rows = len(frame)
     added: dict[str, Any] = {}
@@ -126,41 +141,28 @@ def assemble(frame: pd.DataFrame, good: np.ndarray, errors: np.ndarray, values: 
     return result
 
 
-def safe_csv(table: pd.DataFrame) -> bytes:
-    """CSV bytes with formula-looking text cells neutralised by a leading apostrophe (OWASP); numbers untouched."""
-    safe = table.copy(deep=False)
-    for column in safe.columns:
-        series = safe[column]
-        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-            continue
-        text = series.astype("string")
-        risky = text.str.match(_FORMULA_START).fillna(False) & ~text.str.match(_PLAIN_NUMBER).fillna(False)
-        if risky.any():
-            safe[column] = text.where(~risky, "'" + text)
-    header = [("'" + c) if _FORMULA_START.match(str(c)) else c for c in safe.columns]
-    # CRLF line ends (RFC 4180) make the writer quote any cell holding a bare CR or LF
-    return safe.to_csv(index=False, header=header, lineterminator="\r\n").encode("utf-8")
-
-
 @dataclass(frozen=True)
 class Comparison:
     """Two versions' predictions on the same rows: how often they agree, how far apart they are."""
 
-    kind: str  # "labels" (classification / binary) or "values" (regression)
+    kind: ComparisonKind
     compared: int  # rows both versions predicted
     agreement: float | None  # share of rows with the same label (labels only)
     differences: np.ndarray  # per compared row: b - a (values) or largest probability change (labels)
     rows: pd.DataFrame  # the rows that differ most, most different first
 
 
-def compare(a: BatchResult, b: BatchResult, output_a: Output, output_b: Output, label_a: str, label_b: str,
-            top: int = 20) -> Comparison:
+def compare(
+    a: BatchResult, b: BatchResult, output_a: Output, output_b: Output, label_a: str, label_b: str, top: int = 20
+) -> Comparison:
     """Compare two result tables of the same input rows."""
     labels_a, labels_b = output_a.type != "regression", output_b.type != "regression"
     if labels_a != labels_b:
-        raise SchemaError(f"version {label_a} gives a {output_a.type} and {label_b} a {output_b.type}; "
-                         "only versions of the same kind of output can be compared")
-    both = (a.table["error"].to_numpy(dtype=object) == "") & (b.table["error"].to_numpy(dtype=object) == "")
+        raise SchemaError(
+            f"version {label_a} gives a {output_a.type} and {label_b} a {output_b.type}; "
+            "only versions of the same kind of output can be compared"
+        )
+    both = a.good & b.good
     first, second = a.table.loc[both], b.table.loc[both]
     inputs = [c for c in a.table.columns if c not in set(output_columns(output_a))]
     shown = first[inputs].copy()
@@ -169,9 +171,13 @@ def compare(a: BatchResult, b: BatchResult, output_a: Output, output_b: Output, 
         pred_b = second["prediction"].astype(str).to_numpy()
         same = pred_a == pred_b
         shared = [k for k in output_a.labels if k in output_b.labels]
-        columns = ([f"probability_{k}" for k in shared] if output_a.type == "classification"
-                   and output_b.type == "classification" else ["probability"] if output_a.type == "binary"
-                   and output_b.type == "binary" else [])
+        columns = (
+            [f"probability_{k}" for k in shared]
+            if output_a.type == "classification" and output_b.type == "classification"
+            else ["probability"]
+            if output_a.type == "binary" and output_b.type == "binary"
+            else []
+        )
         if columns:
             change = np.abs(first[columns].to_numpy(float) - second[columns].to_numpy(float)).max(axis=1)
         else:
@@ -180,9 +186,13 @@ def compare(a: BatchResult, b: BatchResult, output_a: Output, output_b: Output, 
         shown[f"prediction_{label_b}"] = pred_b
         shown["probability_change"] = change
         order = np.lexsort((-change, same))
-        return Comparison(kind="labels", compared=int(both.sum()),
-                          agreement=float(same.mean()) if same.size else None, differences=change,
-                          rows=shown.iloc[order[:top]])
+        return Comparison(
+            kind="labels",
+            compared=int(both.sum()),
+            agreement=float(same.mean()) if same.size else None,
+            differences=change,
+            rows=shown.iloc[order[:top]],
+        )
     values_a = first["prediction"].to_numpy(float)
     values_b = second["prediction"].to_numpy(float)
     difference = values_b - values_a
@@ -190,5 +200,6 @@ def compare(a: BatchResult, b: BatchResult, output_a: Output, output_b: Output, 
     shown[f"prediction_{label_b}"] = values_b
     shown["difference"] = difference
     order = np.argsort(-np.abs(difference), kind="stable")
-    return Comparison(kind="values", compared=int(both.sum()), agreement=None, differences=difference,
-                      rows=shown.iloc[order[:top]])
+    return Comparison(
+        kind="values", compared=int(both.sum()), agreement=None, differences=difference, rows=shown.iloc[order[:top]]
+    )

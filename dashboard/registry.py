@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from dashboard.config import Settings
+from dashboard.contract import ModelKind
 from dashboard.errors import ManifestError, VersionError, scrub
 from dashboard.fetch import read_bytes, redact, resolve
 
@@ -25,18 +27,13 @@ class FileRef:
     url: str
     sha256: str | None = None
 
-    @property
-    def shown(self) -> str:
-        """The URL with its secrets removed."""
-        return redact(self.url)
-
 
 @dataclass(frozen=True)
 class ModelVersion:
     """One published version of the model and the files that make it."""
 
     version: Version
-    kind: str  # "file" (one .keras / .h5), "architecture" (JSON + weights) or "builder" (function + weights)
+    kind: ModelKind
     origin: str  # where it was defined, for messages: "manifest <url>" or "MODEL_URL_V2"
     model: FileRef | None = None
     architecture: FileRef | None = None
@@ -80,7 +77,6 @@ class Catalog:
     source: str
     versions: tuple[ModelVersion, ...]
     aliases: Mapping[str, str] = field(compare=False, hash=False)
-    requested: str | None
     default: ModelVersion
     warning: str | None = None
 
@@ -101,8 +97,12 @@ class Catalog:
         return choose(self.versions, self.aliases, requested, asked_by)
 
 
-def choose(versions: tuple[ModelVersion, ...], aliases: Mapping[str, str],
-           requested: str | None, asked_by: str = "MODEL_VERSION") -> tuple[ModelVersion, str | None]:
+def choose(
+    versions: tuple[ModelVersion, ...],
+    aliases: Mapping[str, str],
+    requested: str | None,
+    asked_by: str = "MODEL_VERSION",
+) -> tuple[ModelVersion, str | None]:
     """Apply SPEC's version selection: exact -> alias -> PEP 440 specifier -> latest; else newest + warning."""
     if not versions:
         raise VersionError("no model versions are defined; set MODEL_MANIFEST_URL or MODEL_URL")
@@ -124,14 +124,17 @@ def choose(versions: tuple[ModelVersion, ...], aliases: Mapping[str, str],
         for v in versions:
             if v.version == target:
                 return v, None
-        return newest, (f"alias {text!r} points to {aliases[text]}, which does not exist; "
-                        f"using the newest, {newest.label}")
+        return newest, (
+            f"alias {text!r} points to {aliases[text]}, which does not exist; using the newest, {newest.label}"
+        )
     try:
         spec = SpecifierSet(text)
     except InvalidSpecifier:
         known = ", ".join(sorted(aliases)) or "none defined"
-        return newest, (f"{asked_by}={text!r} is not a version, an alias ({known}) or a PEP 440 specifier "
-                        f"such as ~=1.2; using the newest, {newest.label}")
+        return newest, (
+            f"{asked_by}={text!r} is not a version, an alias ({known}) or a PEP 440 specifier "
+            f"such as ~=1.2; using the newest, {newest.label}"
+        )
     matching = [v for v in versions if spec.contains(v.version, prereleases=False)]
     if matching:
         return max(matching, key=lambda v: v.version), None
@@ -150,9 +153,14 @@ def load_catalog(settings: Settings) -> Catalog:
     _refuse_duplicates(found)
     versions = tuple(sorted(found, key=lambda v: v.version, reverse=True))
     default, warning = choose(versions, aliases, settings.model_version)
-    return Catalog(name=name, source=scrub(settings.source_label),
-                   versions=versions, aliases=aliases, requested=settings.model_version, default=default,
-                   warning=warning)
+    return Catalog(
+        name=name,
+        source=scrub(settings.source_label),
+        versions=versions,
+        aliases=aliases,
+        default=default,
+        warning=warning,
+    )
 
 
 def read_manifest(url: str, settings: Settings) -> tuple[list[ModelVersion], dict[str, str], str]:
@@ -162,8 +170,9 @@ def read_manifest(url: str, settings: Settings) -> tuple[list[ModelVersion], dic
     try:
         data = json.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"manifest {shown} is not valid JSON ({exc}); "
-                            "validate it with: python -m json.tool manifest.json") from exc
+        raise ManifestError(
+            f"manifest {shown} is not valid JSON ({exc}); validate it with: python -m json.tool manifest.json"
+        ) from exc
     return parse_manifest(data, url)
 
 
@@ -171,28 +180,31 @@ def parse_manifest(data: Any, url: str) -> tuple[list[ModelVersion], dict[str, s
     """Check a manifest's structure and turn its entries into versions (relative URLs resolved against url)."""
     shown = redact(url)
     if not isinstance(data, dict) or not isinstance(data.get("versions"), list):
-        raise ManifestError(f"manifest {shown} must be a JSON object with a \"versions\" list")
+        raise ManifestError(f'manifest {shown} must be a JSON object with a "versions" list')
     if not data["versions"]:
         raise ManifestError(f"manifest {shown} lists no versions; publish one with python -m dashboard publish")
     name = data.get("name", "model")
     if not isinstance(name, str):
-        raise ManifestError(f"manifest {shown}: \"name\" must be a string")
+        raise ManifestError(f'manifest {shown}: "name" must be a string')
     versions = [_manifest_entry(entry, i, url) for i, entry in enumerate(data["versions"])]
     _refuse_duplicates(versions)
     aliases = data.get("aliases", {})
     if not isinstance(aliases, dict):
-        raise ManifestError(f"manifest {shown}: \"aliases\" must be an object such as {{\"stable\": \"1.0.0\"}}")
+        raise ManifestError(f'manifest {shown}: "aliases" must be an object such as {{"stable": "1.0.0"}}')
     known = {v.version for v in versions}
     clean: dict[str, str] = {}
     for alias, target in aliases.items():
         try:
             target_version = Version(str(target))
         except InvalidVersion:
-            raise ManifestError(f"manifest {shown}: alias {alias!r} points to {target!r}, "
-                                "which is not a PEP 440 version") from None
+            raise ManifestError(
+                f"manifest {shown}: alias {alias!r} points to {target!r}, which is not a PEP 440 version"
+            ) from None
         if target_version not in known:
-            raise ManifestError(f"manifest {shown}: alias {alias!r} points to {target}, which is not listed; "
-                                f"listed versions: {', '.join(str(v) for v in sorted(known, reverse=True))}")
+            raise ManifestError(
+                f"manifest {shown}: alias {alias!r} points to {target}, which is not listed; "
+                f"listed versions: {', '.join(str(v) for v in sorted(known, reverse=True))}"
+            )
         clean[str(alias)] = str(target_version)
     return versions, clean, name
 
@@ -200,81 +212,125 @@ def parse_manifest(data: Any, url: str) -> tuple[list[ModelVersion], dict[str, s
 def _manifest_entry(entry: Any, index: int, url: str) -> ModelVersion:
     where = f"manifest {redact(url)}, versions[{index}]"
     if not isinstance(entry, dict):
-        raise ManifestError(f"{where} must be an object with \"version\" and \"url\"")
+        raise ManifestError(f'{where} must be an object with "version" and "url"')
     label = entry.get("version")
     where = f"manifest {redact(url)}, versions[{index}] (version {label!r})" if label is not None else where
     if not isinstance(label, (str, int, float)) or isinstance(label, bool):
-        raise ManifestError(f"{where}: \"version\" is missing; add a PEP 440 version such as \"1.2.0\"")
+        raise ManifestError(f'{where}: "version" is missing; add a PEP 440 version such as "1.2.0"')
     try:
         version = Version(str(label))
     except InvalidVersion:
-        raise ManifestError(f"{where}: {str(label)!r} is not a PEP 440 version; use a form such as \"1.2.0\"") from None
+        raise ManifestError(f'{where}: {str(label)!r} is not a PEP 440 version; use a form such as "1.2.0"') from None
     if "builder" in entry:
-        raise ManifestError(f"{where}: \"builder\" is not allowed in a manifest (it would run code named by a "
-                            "remote file); set MODEL_BUILDER in the app's own configuration instead")
+        raise ManifestError(
+            f'{where}: "builder" is not allowed in a manifest (it would run code named by a '
+            "remote file); set MODEL_BUILDER in the app's own configuration instead"
+        )
     sha = entry.get("sha256")
-    common = dict(version=version, origin=f"manifest {redact(url)}",
-                  notes=str(entry.get("notes") or ""), created=str(entry.get("created") or ""))
+    common = dict(
+        version=version,
+        origin=f"manifest {redact(url)}",
+        notes=str(entry.get("notes") or ""),
+        created=str(entry.get("created") or ""),
+    )
     schema = entry.get("schema")
     if schema is not None and not isinstance(schema, dict):
-        raise ManifestError(f"{where}: \"schema\" must be an object (or use \"schema_url\")")
+        raise ManifestError(f'{where}: "schema" must be an object (or use "schema_url")')
     schema_url = entry.get("schema_url")
     if schema_url is not None:
         schema_url = resolve(url, _string(schema_url, where, "schema_url"))
     if "url" in entry:
         if "architecture_url" in entry or "weights_url" in entry:
-            raise ManifestError(f"{where}: give either \"url\" or \"architecture_url\" + \"weights_url\", not both")
+            raise ManifestError(f'{where}: give either "url" or "architecture_url" + "weights_url", not both')
         if sha is not None and not isinstance(sha, str):
-            raise ManifestError(f"{where}: \"sha256\" must be the hex digest of the file at \"url\"")
+            raise ManifestError(f'{where}: "sha256" must be the hex digest of the file at "url"')
         model = FileRef(resolve(url, _string(entry["url"], where, "url")), _hex(sha, where, "sha256"))
-        return ModelVersion(kind="file", model=model, schema=schema, schema_url=schema_url,
-                            tflite=_tflite(entry, where, url), **common)
+        return ModelVersion(
+            kind="file", model=model, schema=schema, schema_url=schema_url, tflite=_tflite(entry, where, url), **common
+        )
     if "architecture_url" in entry and "weights_url" in entry:
         if sha is not None and not isinstance(sha, dict):
-            raise ManifestError(f"{where}: \"sha256\" must be an object "
-                                "{\"architecture_url\": \"<hex>\", \"weights_url\": \"<hex>\"}")
+            raise ManifestError(
+                f'{where}: "sha256" must be an object {{"architecture_url": "<hex>", "weights_url": "<hex>"}}'
+            )
         sha = sha or {}
-        architecture = FileRef(resolve(url, _string(entry["architecture_url"], where, "architecture_url")),
-                               _hex(sha.get("architecture_url"), where, "sha256.architecture_url"))
-        weights = FileRef(resolve(url, _string(entry["weights_url"], where, "weights_url")),
-                          _hex(sha.get("weights_url"), where, "sha256.weights_url"))
-        return ModelVersion(kind="architecture", architecture=architecture, weights=weights, schema=schema,
-                            schema_url=schema_url, tflite=_tflite(entry, where, url), **common)
-    raise ManifestError(f"{where}: needs \"url\" (a .keras or .h5 file) "
-                        "or both \"architecture_url\" and \"weights_url\"")
+        architecture = FileRef(
+            resolve(url, _string(entry["architecture_url"], where, "architecture_url")),
+            _hex(sha.get("architecture_url"), where, "sha256.architecture_url"),
+        )
+        weights = FileRef(
+            resolve(url, _string(entry["weights_url"], where, "weights_url")),
+            _hex(sha.get("weights_url"), where, "sha256.weights_url"),
+        )
+        return ModelVersion(
+            kind="architecture",
+            architecture=architecture,
+            weights=weights,
+            schema=schema,
+            schema_url=schema_url,
+            tflite=_tflite(entry, where, url),
+            **common,
+        )
+    raise ManifestError(f'{where}: needs "url" (a .keras or .h5 file) or both "architecture_url" and "weights_url"')
 
 
 def _tflite(entry: dict, where: str, url: str) -> FileRef | None:
     if "tflite_url" not in entry:
         return None
-    return FileRef(resolve(url, _string(entry["tflite_url"], where, "tflite_url")),
-                   _hex(entry.get("tflite_sha256"), where, "tflite_sha256"))
+    return FileRef(
+        resolve(url, _string(entry["tflite_url"], where, "tflite_url")),
+        _hex(entry.get("tflite_sha256"), where, "tflite_sha256"),
+    )
 
 
 def _env_versions(settings: Settings) -> list[ModelVersion]:
     found = []
     single = _single_version(settings.model_version)
     if settings.model_url:
-        found.append(ModelVersion(version=single, kind="file", origin="MODEL_URL",
-                                  model=FileRef(settings.model_url, settings.model_sha256),
-                                  schema_url=settings.schema_url))
+        found.append(
+            ModelVersion(
+                version=single,
+                kind="file",
+                origin="MODEL_URL",
+                model=FileRef(settings.model_url, settings.model_sha256),
+                schema_url=settings.schema_url,
+            )
+        )
     if settings.architecture_url and settings.weights_url:
-        found.append(ModelVersion(version=single, kind="architecture", origin="MODEL_ARCHITECTURE_URL",
-                                  architecture=FileRef(settings.architecture_url),
-                                  weights=FileRef(settings.weights_url), schema_url=settings.schema_url))
+        found.append(
+            ModelVersion(
+                version=single,
+                kind="architecture",
+                origin="MODEL_ARCHITECTURE_URL",
+                architecture=FileRef(settings.architecture_url),
+                weights=FileRef(settings.weights_url),
+                schema_url=settings.schema_url,
+            )
+        )
     if settings.builder and settings.weights_url:
-        found.append(ModelVersion(version=single, kind="builder", origin="MODEL_BUILDER",
-                                  builder=settings.builder, weights=FileRef(settings.weights_url),
-                                  schema_url=settings.schema_url))
+        found.append(
+            ModelVersion(
+                version=single,
+                kind="builder",
+                origin="MODEL_BUILDER",
+                builder=settings.builder,
+                weights=FileRef(settings.weights_url),
+                schema_url=settings.schema_url,
+            )
+        )
     for label, url, sha in settings.versioned_urls:
         name = "MODEL_URL_V" + label.upper().replace(".", "_")
         try:
             version = Version(label)
         except InvalidVersion:
-            raise ManifestError(f"{name}: {label!r} is not a PEP 440 version; "
-                                "name the variable like MODEL_URL_V1 or MODEL_URL_V1_2_0") from None
-        found.append(ModelVersion(version=version, kind="file", origin=name, model=FileRef(url, sha),
-                                  schema_url=settings.schema_url))
+            raise ManifestError(
+                f"{name}: {label!r} is not a PEP 440 version; name the variable like MODEL_URL_V1 or MODEL_URL_V1_2_0"
+            ) from None
+        found.append(
+            ModelVersion(
+                version=version, kind="file", origin=name, model=FileRef(url, sha), schema_url=settings.schema_url
+            )
+        )
     return found
 
 
@@ -291,8 +347,10 @@ def _refuse_duplicates(versions: list[ModelVersion]) -> None:
     for v in versions:
         if v.version in seen:
             first = seen[v.version]
-            raise ManifestError(f"version {v.label} is defined twice: in {first.origin} and in {v.origin}; "
-                                "remove one of them or give it another version")
+            raise ManifestError(
+                f"version {v.label} is defined twice: in {first.origin} and in {v.origin}; "
+                "remove one of them or give it another version"
+            )
         seen[v.version] = v
 
 
@@ -303,7 +361,7 @@ def _newest(versions: tuple[ModelVersion, ...]) -> ModelVersion:
 
 def _string(value: Any, where: str, key: str) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ManifestError(f"{where}: \"{key}\" must be a non-empty string")
+        raise ManifestError(f'{where}: "{key}" must be a non-empty string')
     return value.strip()
 
 
@@ -311,5 +369,5 @@ def _hex(value: Any, where: str, key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _HEX64.match(value.lower()):
-        raise ManifestError(f"{where}: \"{key}\" must be 64 hexadecimal characters (sha256sum of the file)")
+        raise ManifestError(f'{where}: "{key}" must be 64 hexadecimal characters (sha256sum of the file)')
     return value.lower()

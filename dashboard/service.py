@@ -6,28 +6,32 @@ The command line and the UI both call these functions; neither repeats the chain
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Literal
 
 import pandas as pd
 
-from dashboard import fetch, loader, predict, schema as schemas
+from dashboard import csvio, fetch, loader, predict
+from dashboard import schema as schemas
 from dashboard.config import Settings, load_settings
-from dashboard.errors import ModelLoadError, SchemaError
-from dashboard.loader import LoadedModel
+from dashboard.contract import Runtime, ServableModel
+from dashboard.csvio import CsvTable
+from dashboard.errors import ModelLoadError
 from dashboard.predict import BatchResult
 from dashboard.registry import Catalog, FileRef, ModelVersion, load_catalog
 from dashboard.schema import Schema
+from dashboard.validate import validate
 
 log = logging.getLogger("dashboard")
 
 # stage ("download iris-1.1.0.keras", "load"), bytes or rows done, total (None when unknown)
 Progress = Callable[[str, int, "int | None"], None]
+SchemaSource = Literal["manifest", "schema_url", "inferred from the model"]
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,10 @@ class Served:
     """A version ready to predict: what it is, the loaded model and its schema."""
 
     version: ModelVersion
-    model: LoadedModel  # or lite.LiteModel: the same surface
+    model: ServableModel  # loader.LoadedModel or lite.LiteModel
     schema: Schema
-    schema_source: str  # "manifest", "schema_url" or "inferred from the model"
-    runtime: str = "keras"  # "keras" or "litert"
+    schema_source: SchemaSource
+    runtime: Runtime = "keras"
 
     @property
     def label(self) -> str:
@@ -74,21 +78,25 @@ def _fetch(settings: Settings, ref: FileRef, progress: Progress | None) -> Path:
     return fetch.fetch(ref.url, settings, ref.sha256, report)
 
 
-def runtime_for(settings: Settings, version: ModelVersion) -> str:
+def runtime_for(settings: Settings, version: ModelVersion) -> Runtime:
     """'keras' or 'litert' for this version under MODEL_RUNTIME (auto: Keras when TensorFlow is installed)."""
     if settings.runtime == "keras":
         return "keras"
     if settings.runtime == "litert":
         if version.tflite is None:
-            raise ModelLoadError(f"version {version.label} has no LiteRT artifact (MODEL_RUNTIME=litert); publish it "
-                                 "with --lean, or set MODEL_RUNTIME=keras")
+            raise ModelLoadError(
+                f"version {version.label} has no LiteRT artifact (MODEL_RUNTIME=litert); publish it "
+                "with --lean, or set MODEL_RUNTIME=keras"
+            )
         return "litert"
     if keras_available():
         return "keras"
     if version.tflite is not None:
         return "litert"
-    raise ModelLoadError(f"TensorFlow is not installed and version {version.label} has no LiteRT artifact; install "
-                         "requirements.txt for the Keras runtime, or publish the version with --lean")
+    raise ModelLoadError(
+        f"TensorFlow is not installed and version {version.label} has no LiteRT artifact; install "
+        "requirements.txt for the Keras runtime, or publish the version with --lean"
+    )
 
 
 def keras_available() -> bool:
@@ -103,6 +111,7 @@ def keras_available() -> bool:
 def load_version(settings: Settings, version: ModelVersion, progress: Progress | None = None) -> Served:
     """Download, load and describe a version; every failure is a typed DashboardError."""
     runtime = runtime_for(settings, version)
+    model: ServableModel
     if runtime == "litert":
         from dashboard import lite
 
@@ -116,42 +125,64 @@ def load_version(settings: Settings, version: ModelVersion, progress: Progress |
             progress("load", 0, None)
         model = loader.load(version.kind, files, safe_mode=settings.safe_mode, builder=version.builder)
     schema, source = resolve_schema(settings, version, model)
-    log.info("loaded version %s (%s, runtime %s, sha256 %s) in %.2f s", version.label, model.format, runtime,
-             version.digest[:12], model.load_seconds)
+    log.info(
+        "loaded version %s (%s, runtime %s, sha256 %s) in %.2f s",
+        version.label,
+        model.format,
+        runtime,
+        version.digest[:12],
+        model.load_seconds,
+    )
     return Served(version=version, model=model, schema=schema, schema_source=source, runtime=runtime)
 
 
-def resolve_schema(settings: Settings, version: ModelVersion, model: LoadedModel) -> tuple[Schema, str]:
-    """The version's schema (inline, from schema_url, or inferred) checked against the model."""
+def given_schema(settings: Settings, version: ModelVersion) -> tuple[Schema, SchemaSource] | None:
+    """The version's own schema (inline in the manifest, or from schema_url), or None when it has none."""
     where = f"the schema of version {version.label}"
     if version.schema is not None:
-        schema, source = schemas.parse_schema(version.schema, where), "manifest"
-    elif version.schema_url:
+        return schemas.parse_schema(version.schema, where), "manifest"
+    if version.schema_url:
         raw = fetch.read_bytes(version.schema_url, settings)
-        try:
-            data = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SchemaError(f"{where} ({fetch.redact(version.schema_url)}) is not valid JSON ({exc}); "
-                              "fix the file and republish it") from exc
-        schema, source = schemas.parse_schema(data, where), "schema_url"
-    else:
+        return schemas.parse_schema_json(raw, f"{where} ({fetch.redact(version.schema_url)})"), "schema_url"
+    return None
+
+
+def resolve_schema(settings: Settings, version: ModelVersion, model: ServableModel) -> tuple[Schema, SchemaSource]:
+    """The version's schema (inline, from schema_url, or inferred) checked against the model."""
+    given = given_schema(settings, version)
+    if given is None:
         return schemas.infer_schema(model), "inferred from the model"
-    schemas.check_against_model(schema, model, where)
-    return schema, source
+    schemas.check_against_model(given[0], model, f"the schema of version {version.label}")
+    return given
 
 
-def predict_frame(served: Served, frame: pd.DataFrame, progress: Callable[[int, int], None] | None = None) -> BatchResult:
+def predict_frame(
+    served: Served,
+    frame: pd.DataFrame,
+    progress: predict.ProgressFn | None = None,
+    row_errors: Mapping[int, str] | None = None,
+) -> BatchResult:
     """Validate a table against the served schema and predict its good rows."""
     strings = frozenset(i.name for i in served.model.inputs if i.is_string)
-    validated = schemas.validate(frame, served.schema, served.model.named_inputs, strings)
+    validated = validate(frame, served.schema, served.model.named_inputs, strings, row_errors)
     return predict.predict_validated(served.model, frame, validated, served.schema.output, served.label, progress)
 
 
-def predict_csv(settings: Settings, served: Served, data: bytes,
-                progress: Callable[[int, int], None] | None = None) -> BatchResult:
+def predict_table(served: Served, table: CsvTable, progress: predict.ProgressFn | None = None) -> BatchResult:
+    """Predict a table read from a CSV file (rows found wrong while reading keep their reason)."""
+    return predict_frame(served, table.frame, progress, table.row_errors)
+
+
+def read_csv(settings: Settings, data: bytes) -> CsvTable:
+    """Read uploaded CSV bytes with the settings' limits."""
+    return csvio.read_csv(data, settings.csv_max_bytes, settings.csv_max_rows)
+
+
+def predict_csv(
+    settings: Settings, served: Served, data: bytes, progress: predict.ProgressFn | None = None
+) -> BatchResult:
     """Read uploaded CSV bytes (with the settings' limits) and predict them."""
-    frame = schemas.read_csv(data, settings.csv_max_bytes, settings.csv_max_rows)
-    return predict_frame(served, frame, progress)
+    return predict_table(served, read_csv(settings, data), progress)
 
 
 def predict_row(served: Served, values: Mapping[str, Any]) -> BatchResult:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import DEMO, REPO, demo_store, model_bytes, sha256
+from tests.helpers import DEMO, REPO, demo_store, sha256
 
 APP = str(REPO / "dashboard" / "app.py")
 TIMEOUT = 120
@@ -103,11 +103,18 @@ def test_switching_versions_updates_the_card_and_the_link(source):
     assert at.query_params["version"] == "1.0.0"
 
 
-@pytest.mark.parametrize("asked, chosen, warning", [
-    ("1.0.0", "1.0.0", None),
-    ("stable", "1.0.0", None),
-    ("7.0", "1.1.0", "version 7.0 was asked for (?version= in the link) but does not exist; using the newest, 1.1.0"),
-])
+@pytest.mark.parametrize(
+    "asked, chosen, warning",
+    [
+        ("1.0.0", "1.0.0", None),
+        ("stable", "1.0.0", None),
+        (
+            "7.0",
+            "1.1.0",
+            "version 7.0 was asked for (?version= in the link) but does not exist; using the newest, 1.1.0",
+        ),
+    ],
+)
 def test_version_in_the_page_link(env, asked, chosen, warning):
     at = start({"version": asked})
     assert at.sidebar.selectbox(key="version").value == chosen
@@ -143,19 +150,21 @@ def test_out_of_range_form_value_warns_but_predicts(env):
 
 def test_batch_upload_report_results_and_safe_download(source, downloads):
     at = start()
-    bad = SAMPLE + b"abc,3,1,1,=HYPERLINK(\"http://evil\")\n5.0,3.0,1.0,,setosa\n"
+    bad = SAMPLE + b'abc,3,1,1,=HYPERLINK("http://evil")\n5.0,3.0,1.0,,setosa\n'
     at.file_uploader(key="batch-upload").upload("flowers.csv", bad, "text/csv").run()
     assert not at.exception
     assert [m.value for m in at.metric] == ["30", "2"]
     report = warnings(at)[0]
-    assert report == ("2 rows could not be predicted; their reason is in the error column. First ones:\n"
-                      "- row 31: sepal_length: 'abc' is not a number\n- row 32: petal_width: missing value")
+    assert report == (
+        "2 rows could not be predicted; their reason is in the error column. First ones:\n"
+        "- row 31: sepal_length: 'abc' is not a number\n- row 32: petal_width: missing value"
+    )
     table = at.dataframe[0].value
     assert len(table) == 32 and list(table.columns)[-2:] == ["model_version", "error"]
     downloaded = downloads(at.get("download_button")[1])
     result = pd.read_csv(io.BytesIO(downloaded), keep_default_na=False)
     assert len(result) == 32
-    assert result["species"].iloc[30] == "'=HYPERLINK(\"http://evil\")"
+    assert result["species"].iloc[30] == '\'=HYPERLINK("http://evil")'
     assert (result["prediction"][:30] == result["species"][:30]).mean() >= 0.9
     template = downloads(at.get("download_button")[0]).decode()
     assert template.splitlines()[0] == "sepal_length,sepal_width,petal_length,petal_width"
@@ -165,9 +174,11 @@ def test_a_bad_upload_is_explained_and_the_app_keeps_serving(env):
     at = start()
     at.file_uploader(key="batch-upload").upload("bad.csv", b"petal_length\n1.0\n", "text/csv").run()
     assert not at.exception
-    assert errors(at) == ["bad.csv: columns 'sepal_length', 'sepal_width', 'petal_width' are missing; expected "
-                          "columns: sepal_length, sepal_width, petal_length, petal_width; download the template "
-                          "from the Batch tab"]
+    assert errors(at) == [
+        "bad.csv: columns 'sepal_length', 'sepal_width', 'petal_width' are missing; expected "
+        "columns: sepal_length, sepal_width, petal_length, petal_width; download the template "
+        "from the Batch tab"
+    ]
     at.file_uploader(key="batch-upload").upload("x.csv", b"\x00\x01binary", "text/csv").run()
     assert errors(at)[0].startswith("x.csv: the file is not a text CSV (it looks binary)")
     at.button(key="single-submit").click().run()
@@ -221,8 +232,15 @@ def test_refresh_shows_a_newly_published_version(store, env, models):
     manifest = json.loads((DEMO / "manifest.json").read_text())
     data = (DEMO / "iris-1.0.0.keras").read_bytes()
     store.put("models/iris-1.2.0.keras", data)
-    manifest["versions"].insert(0, {"version": "1.2.0", "url": "iris-1.2.0.keras", "sha256": sha256(data),
-                                    "schema": manifest["versions"][0]["schema"]})
+    manifest["versions"].insert(
+        0,
+        {
+            "version": "1.2.0",
+            "url": "iris-1.2.0.keras",
+            "sha256": sha256(data),
+            "schema": manifest["versions"][0]["schema"],
+        },
+    )
     store.put("models/manifest.json", json.dumps(manifest).encode())
     at.run()
     assert at.sidebar.selectbox(key="version").options[0] == "1.1.0  (default)"  # cached until refresh/timer
@@ -236,5 +254,7 @@ def test_unreachable_store_is_explained_without_a_traceback(env):
     env.setenv("MODEL_RETRIES", "0")
     at = start()
     assert not at.exception
-    assert errors(at) == ["No model versions could be read: http://127.0.0.1:9/manifest.json is unreachable "
-                          "(connection refused); check the URL and that the server is up"]
+    assert errors(at) == [
+        "No model versions could be read: http://127.0.0.1:9/manifest.json is unreachable "
+        "(connection refused); check the URL and that the server is up"
+    ]

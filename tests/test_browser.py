@@ -4,7 +4,6 @@ download. A screenshot is kept in artifacts/ (git-ignored)."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -14,11 +13,18 @@ import pandas as pd
 import pytest
 import requests
 
-from tests.conftest import DEMO, NO_TENSORFLOW, REPO, demo_store, free_port
+from tests.helpers import DEMO, NO_TENSORFLOW, REPO, demo_store, free_port
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = REPO / "artifacts"
 
 
@@ -42,11 +48,23 @@ def server(tmp_path):
         environ = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "APP_VERSION", "CSV_"))}
         environ.update({"MODEL_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}, **extra_env)
         log = open(tmp_path / f"server-{port}.log", "w")
-        arguments = ["run", "dashboard/app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
-                     "--server.headless", "true"]
+        arguments = [
+            "run",
+            "dashboard/app.py",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--server.headless",
+            "true",
+        ]
         if lean:  # the lean stack, simulated: importing TensorFlow, Keras or h5py raises in the server process
-            command = [sys.executable, "-c", NO_TENSORFLOW + "from streamlit.web.cli import main\n"
-                       "sys.argv = ['streamlit'] + sys.argv[1:]\nmain()", *arguments]
+            command = [
+                sys.executable,
+                "-c",
+                NO_TENSORFLOW + "from streamlit.web.cli import main\nsys.argv = ['streamlit'] + sys.argv[1:]\nmain()",
+                *arguments,
+            ]
         else:
             command = [sys.executable, "-m", "streamlit", *arguments]
         process = subprocess.Popen(command, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT)

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import fetch
 from dashboard.__main__ import main
 from dashboard.errors import IntegrityError, ModelSourceError
-from tests.conftest import DEMO, REPO, free_port, settings_for, sha256
+from tests.helpers import DEMO, REPO, free_port, settings_for, sha256
 
 SCHEMA = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]
 SAMPLE = DEMO / "sample.csv"
@@ -40,20 +40,38 @@ def moto(tmp_path_factory):
 
     port = free_port()
     environ = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="4")  # the readiness GET and 3 IAM set-up calls
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], env=environ,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     try:
         wait_for(endpoint)
-        iam = boto3.client("iam", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="setup",
-                           aws_secret_access_key="setup")
+        iam = boto3.client(
+            "iam",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="setup",
+            aws_secret_access_key="setup",
+        )
         iam.create_user(UserName="app")
         key = iam.create_access_key(UserName="app")["AccessKey"]
-        iam.put_user_policy(UserName="app", PolicyName="store", PolicyDocument=json.dumps({
-            "Version": "2012-10-17",
-            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                          aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
+        iam.put_user_policy(
+            UserName="app",
+            PolicyName="store",
+            PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+            ),
+        )
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=key["AccessKeyId"],
+            aws_secret_access_key=key["SecretAccessKey"],
+        )
         s3.create_bucket(Bucket="models")
         yield {"endpoint": endpoint, "key": key["AccessKeyId"], "secret": key["SecretAccessKey"], "client": s3}
     finally:
@@ -65,9 +83,21 @@ def moto(tmp_path_factory):
 def gcs():
     """A local GCS API (gcp-storage-emulator, in memory) with a bucket 'models'."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1",
-                               "--port", str(port), "--in-memory"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gcp_storage_emulator",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     host = f"http://127.0.0.1:{port}"
     try:
         wait_for(host)
@@ -120,8 +150,21 @@ def publish_two(prefix: str, tmp_path) -> None:
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(SCHEMA))
     for version, alias in (("1.0.0", ["--alias", "stable"]), ("1.1.0", [])):
-        code = main(["publish", str(DEMO / f"iris-{version}.keras"), "--version", version, "--store", prefix,
-                     "--schema", str(schema), "--notes", f"v{version}", *alias])
+        code = main(
+            [
+                "publish",
+                str(DEMO / f"iris-{version}.keras"),
+                "--version",
+                version,
+                "--store",
+                prefix,
+                "--schema",
+                str(schema),
+                "--notes",
+                f"v{version}",
+                *alias,
+            ]
+        )
         assert code == 0
 
 
@@ -159,30 +202,48 @@ def test_relative_urls_resolve_in_the_same_bucket_and_prefix(bucket, tmp_path):
     data = (DEMO / "iris-1.0.0.keras").read_bytes()
     put_object(kind, server, "rel/models/v1/model.keras", data)
     put_object(kind, server, "rel/models/schema.json", json.dumps(SCHEMA).encode())
-    manifest = {"versions": [{"version": "1.0", "url": "v1/model.keras", "sha256": sha256(data),
-                              "schema_url": "schema.json"}]}
+    manifest = {
+        "versions": [{"version": "1.0", "url": "v1/model.keras", "sha256": sha256(data), "schema_url": "schema.json"}]
+    }
     put_object(kind, server, "rel/models/manifest.json", json.dumps(manifest).encode())
     from dashboard import service
 
     settings = service.settings()
-    settings = type(settings)(**{**settings.__dict__, "manifest_url": f"{kind}://models/rel/models/manifest.json",
-                                 "using_demo": False})
+    settings = type(settings)(
+        **{**settings.__dict__, "manifest_url": f"{kind}://models/rel/models/manifest.json", "using_demo": False}
+    )
     catalog = service.catalog(settings)
     assert catalog.default.model.url == f"{kind}://models/rel/models/v1/model.keras"
     served = service.load_version(settings, catalog.default)
     assert served.schema_source == "schema_url"
-    assert service.predict_row(served, {"sepal_length": 5, "sepal_width": 3.4, "petal_length": 1.5,
-                                        "petal_width": 0.2}).table["prediction"][0] == "setosa"
+    assert (
+        service.predict_row(
+            served, {"sepal_length": 5, "sepal_width": 3.4, "petal_length": 1.5, "petal_width": 0.2}
+        ).table["prediction"][0]
+        == "setosa"
+    )
 
 
 def test_missing_key_and_wrong_digest(bucket, tmp_path):
     kind, server = bucket
-    settings = settings_for(tmp_path, **({"AWS_ENDPOINT_URL": server["endpoint"], "AWS_ACCESS_KEY_ID": server["key"],
-                                          "AWS_SECRET_ACCESS_KEY": server["secret"]} if kind == "s3" else
-                                         {"STORAGE_EMULATOR_HOST": server["host"]}))
+    settings = settings_for(
+        tmp_path,
+        **(
+            {
+                "AWS_ENDPOINT_URL": server["endpoint"],
+                "AWS_ACCESS_KEY_ID": server["key"],
+                "AWS_SECRET_ACCESS_KEY": server["secret"],
+            }
+            if kind == "s3"
+            else {"STORAGE_EMULATOR_HOST": server["host"]}
+        ),
+    )
     with pytest.raises(ModelSourceError) as caught:
         fetch.fetch(f"{kind}://models/nothing/here.keras", settings)
-    assert str(caught.value) == f"{kind}://models/nothing/here.keras was not found; check the key in the manifest or the URL"
+    assert (
+        str(caught.value)
+        == f"{kind}://models/nothing/here.keras was not found; check the key in the manifest or the URL"
+    )
     data = (DEMO / "iris-1.0.0.keras").read_bytes()
     put_object(kind, server, "digest/cut.keras", data[: len(data) // 2])  # a truncated upload
     with pytest.raises(IntegrityError) as caught:
@@ -201,8 +262,10 @@ def test_wrong_s3_credentials_are_refused_without_showing_them(aws, tmp_path, ca
     try:
         assert main(["versions"]) == 1
         err = capsys.readouterr().err
-        assert err == ("error: access denied for s3://models/auth/manifest.json: check the AWS_* config vars and "
-                       "the bucket policy\n")
+        assert err == (
+            "error: access denied for s3://models/auth/manifest.json: check the AWS_* config vars and "
+            "the bucket policy\n"
+        )
         os.environ["AWS_ACCESS_KEY_ID"] = "AKIAUNKNOWNKEY000000"
         assert main(["versions"]) == 1
         err = capsys.readouterr().err

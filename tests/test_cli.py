@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dashboard.__main__ import main
-from tests.conftest import DEMO, REPO, demo_store, model_bytes, sha256, write_manifest
+from tests.helpers import DEMO, REPO, demo_store, model_bytes, sha256, write_manifest
 
 SECRET = "X-Amz-Credential=AKIAEXAMPLE%2F20261125&X-Amz-Signature=0123456789abcdef"
 
@@ -17,8 +17,9 @@ SECRET = "X-Amz-Credential=AKIAEXAMPLE%2F20261125&X-Amz-Signature=0123456789abcd
 def run_cli(*args, env=None):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "APP_VERSION"))}
     environ.update(env or {})
-    return subprocess.run([sys.executable, "-m", "dashboard", *args], cwd=REPO, env=environ,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard", *args], cwd=REPO, env=environ, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_versions_with_no_configuration(tmp_path):
@@ -35,14 +36,30 @@ def test_versions_with_no_configuration(tmp_path):
 
 def test_predict_the_demo_sample_with_no_configuration(tmp_path):
     out = tmp_path / "out.csv"
-    done = run_cli("predict", "--input", str(DEMO / "sample.csv"), "--output", str(out),
-                   env={"MODEL_CACHE_DIR": str(tmp_path / "cache")})
+    done = run_cli(
+        "predict",
+        "--input",
+        str(DEMO / "sample.csv"),
+        "--output",
+        str(out),
+        env={"MODEL_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert done.returncode == 0, done.stderr
     assert "predicted 30 of 30 rows with version 1.1.0" in done.stderr
     table = pd.read_csv(out)
-    assert list(table.columns) == ["sepal_length", "sepal_width", "petal_length", "petal_width", "species",
-                                   "prediction", "probability_setosa", "probability_versicolor",
-                                   "probability_virginica", "model_version", "error"]
+    assert list(table.columns) == [
+        "sepal_length",
+        "sepal_width",
+        "petal_length",
+        "petal_width",
+        "species",
+        "prediction",
+        "probability_setosa",
+        "probability_versicolor",
+        "probability_virginica",
+        "model_version",
+        "error",
+    ]
     assert (table["prediction"] == table["species"]).mean() >= 0.9
     assert table["error"].isna().all()
     assert "Traceback" not in done.stderr
@@ -72,7 +89,10 @@ def test_fallback_warning_goes_to_stderr(env, capsys):
     env.setenv("MODEL_VERSION", "9.9")
     assert main(["versions"]) == 0
     captured = capsys.readouterr()
-    assert captured.err == "warning: version 9.9 was asked for (MODEL_VERSION) but does not exist; using the newest, 1.1.0\n"
+    assert (
+        captured.err
+        == "warning: version 9.9 was asked for (MODEL_VERSION) but does not exist; using the newest, 1.1.0\n"
+    )
     assert captured.out.splitlines()[0].endswith("(default)")
 
 
@@ -81,8 +101,10 @@ def test_unreachable_store_is_one_line_without_traceback(env, capsys):
     env.setenv("MODEL_RETRIES", "0")
     assert main(["versions"]) == 1
     captured = capsys.readouterr()
-    assert captured.err == ("error: http://127.0.0.1:9/models/manifest.json is unreachable (connection refused); "
-                            "check the URL and that the server is up\n")
+    assert captured.err == (
+        "error: http://127.0.0.1:9/models/manifest.json is unreachable (connection refused); "
+        "check the URL and that the server is up\n"
+    )
 
 
 def test_row_errors_are_counted_and_good_rows_still_predicted(env, tmp_path, capsys):
@@ -101,13 +123,15 @@ def test_nothing_predictable_exits_non_zero(env, tmp_path, capsys):
     source = tmp_path / "in.csv"
     source.write_text("sepal_length,sepal_width,petal_length,petal_width\nx,1,1,1\n")
     assert main(["predict", "--input", str(source), "--output", str(tmp_path / "out.csv")]) == 1
-    assert capsys.readouterr().err.endswith(f"error: no row could be predicted with version 1.1.0; the reasons are in "
-                                            f"{tmp_path / 'out.csv'}\n")
+    assert capsys.readouterr().err.endswith(
+        f"error: no row could be predicted with version 1.1.0; the reasons are in {tmp_path / 'out.csv'}\n"
+    )
     source.write_text("petal_length\n1\n")
     assert main(["predict", "--input", str(source), "--output", str(tmp_path / "o2.csv")]) == 1
     assert capsys.readouterr().err == (
         "error: columns 'sepal_length', 'sepal_width', 'petal_width' are missing; expected columns: sepal_length, "
-        "sepal_width, petal_length, petal_width; download the template from the Batch tab\n")
+        "sepal_width, petal_length, petal_width; download the template from the Batch tab\n"
+    )
     assert not (tmp_path / "o2.csv").exists()
 
 
@@ -134,9 +158,18 @@ def test_other_source_types_over_http(store, env, tmp_path, capsys, models, layo
         env.setenv("MODEL_URL", store.put_file("a/model.keras", folder / "classifier.keras"))
         env.setenv("MODEL_SHA256", sha256(model_bytes(models, "classifier.keras")))
         env.setenv("MODEL_VERSION", "2")
-        env.setenv("MODEL_SCHEMA_URL", store.put("a/schema.json", json.dumps(
-            {"features": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
-             "output": {"type": "classification", "labels": ["n", "e", "s", "w"]}}).encode()))
+        env.setenv(
+            "MODEL_SCHEMA_URL",
+            store.put(
+                "a/schema.json",
+                json.dumps(
+                    {
+                        "features": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+                        "output": {"type": "classification", "labels": ["n", "e", "s", "w"]},
+                    }
+                ).encode(),
+            ),
+        )
     elif layout == "builder":
         env.setenv("MODEL_BUILDER", "tests.test_loader:build_classifier")
         env.setenv("MODEL_WEIGHTS_URL", store.put_file("a/w.weights.h5", folder / "classifier.weights.h5"))
@@ -145,11 +178,19 @@ def test_other_source_types_over_http(store, env, tmp_path, capsys, models, layo
         env.setenv("MODEL_WEIGHTS_URL", store.put_file("a/w.weights.h5", folder / "classifier.weights.h5"))
     else:
         store.put_file("m/c.keras", folder / "classifier.keras")
-        store.put("m/schema.json", json.dumps({"features": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
-                                               "output": {"type": "classification",
-                                                          "labels": ["n", "e", "s", "w"]}}).encode())
-        env.setenv("MODEL_MANIFEST_URL", write_manifest(store, [{"version": "2", "url": "c.keras",
-                                                                  "schema_url": "schema.json"}]))
+        store.put(
+            "m/schema.json",
+            json.dumps(
+                {
+                    "features": [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+                    "output": {"type": "classification", "labels": ["n", "e", "s", "w"]},
+                }
+            ).encode(),
+        )
+        env.setenv(
+            "MODEL_MANIFEST_URL",
+            write_manifest(store, [{"version": "2", "url": "c.keras", "schema_url": "schema.json"}]),
+        )
     named = layout in ("schema_url", "single")
     names = "a,b,c" if named else "x0,x1,x2"
     source = tmp_path / "in.csv"

@@ -15,9 +15,9 @@ import pytest
 import requests
 
 from dashboard.__main__ import main
-from dashboard.errors import SchemaError, UnsafeModelError
-from dashboard.publish import PublishError, publish
-from tests.conftest import DEMO, REPO, free_port, sha256
+from dashboard.errors import PublishError, SchemaError, UnsafeModelError
+from dashboard.publish import PublishOptions, publish
+from tests.helpers import DEMO, REPO, free_port, sha256
 
 IRIS_SCHEMA = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]
 
@@ -28,8 +28,14 @@ def test_procfile_starts_the_dashboard_on_port(tmp_path):
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "APP_VERSION"))}
     environ.update(PORT=str(port), HOME=str(tmp_path), MODEL_CACHE_DIR=str(tmp_path / "cache"))
-    process = subprocess.Popen(["sh", "-c", command], cwd=REPO, env=environ, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        ["sh", "-c", command],
+        cwd=REPO,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         answer = None
@@ -53,8 +59,10 @@ def test_setup_sh_is_idempotent_and_keeps_existing_settings(tmp_path):
     for _ in range(2):
         subprocess.run(["sh", "setup.sh"], cwd=REPO, env=environ, check=True, capture_output=True)
     config = tomllib.loads((tmp_path / ".streamlit" / "config.toml").read_text())
-    assert config == {"theme": {"base": "dark"},
-                      "server": {"maxUploadSize": 5, "port": 8600, "headless": True, "address": "0.0.0.0"}}
+    assert config == {
+        "theme": {"base": "dark"},
+        "server": {"maxUploadSize": 5, "port": 8600, "headless": True, "address": "0.0.0.0"},
+    }
 
 
 def test_project_streamlit_config_matches_the_app(tmp_path):
@@ -69,11 +77,30 @@ def test_publish_then_serve_over_http_and_predict(store, env, tmp_path, capsys):
     folder = tmp_path / "store"
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(IRIS_SCHEMA))
-    first = publish(DEMO / "iris-1.0.0.keras", "1.0.0", str(folder), schema_path=schema, alias="stable",
-                    notes="first", today=dt.date(2026, 1, 2))
+    first = publish(
+        DEMO / "iris-1.0.0.keras",
+        "1.0.0",
+        str(folder),
+        PublishOptions(schema_path=schema, alias="stable", notes="first", today=dt.date(2026, 1, 2)),
+    )
     assert first.files == (f"iris-1.0.0-1.0.0-{sha256((DEMO / 'iris-1.0.0.keras').read_bytes())[:12]}.keras",)
-    assert main(["publish", str(DEMO / "iris-1.1.0.keras"), "--version", "1.1.0", "--store", str(folder),
-                 "--schema", str(schema), "--notes", "second"]) == 0
+    assert (
+        main(
+            [
+                "publish",
+                str(DEMO / "iris-1.1.0.keras"),
+                "--version",
+                "1.1.0",
+                "--store",
+                str(folder),
+                "--schema",
+                str(schema),
+                "--notes",
+                "second",
+            ]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.startswith("published version 1.1.0 (iris-1.1.0-1.1.0-")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert [v["version"] for v in manifest["versions"]] == ["1.1.0", "1.0.0"]
@@ -96,14 +123,18 @@ def test_publish_then_serve_over_http_and_predict(store, env, tmp_path, capsys):
 
 def test_publish_architecture_and_weights(tmp_path, models):
     folder = tmp_path / "store"
-    done = publish(models["folder"] / "classifier.json", "0.9", str(folder),
-                   weights=models["folder"] / "classifier.weights.h5")
+    done = publish(
+        models["folder"] / "classifier.json",
+        "0.9",
+        str(folder),
+        PublishOptions(weights=models["folder"] / "classifier.weights.h5"),
+    )
     entry = json.loads((folder / "manifest.json").read_text())["versions"][0]
     assert entry["architecture_url"] == done.files[0] and entry["weights_url"].endswith(".weights.h5")
     assert set(entry["sha256"]) == {"architecture_url", "weights_url"}
     from dashboard.registry import load_catalog
     from dashboard.service import load_version
-    from tests.conftest import settings_for
+    from tests.helpers import settings_for
 
     settings = settings_for(tmp_path, MODEL_MANIFEST_URL=folder / "manifest.json")
     served = load_version(settings, load_catalog(settings).default)
@@ -115,8 +146,10 @@ def test_publish_refusals_say_exactly_why(tmp_path, models):
     publish(DEMO / "iris-1.0.0.keras", "1.0.0", str(folder))
     with pytest.raises(PublishError) as caught:
         publish(DEMO / "iris-1.1.0.keras", "1.0", str(folder))
-    assert str(caught.value) == (f"version 1.0 is already in {folder / 'manifest.json'}; publish under a new "
-                                 "version, or pass --force to replace it")
+    assert str(caught.value) == (
+        f"version 1.0 is already in {folder / 'manifest.json'}; publish under a new "
+        "version, or pass --force to replace it"
+    )
     with pytest.raises(PublishError) as caught:
         publish(DEMO / "iris-1.1.0.keras", "v1.x", str(folder))
     assert str(caught.value) == "'v1.x' is not a PEP 440 version; use a form such as 1.2.0"
@@ -126,19 +159,22 @@ def test_publish_refusals_say_exactly_why(tmp_path, models):
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps({"features": IRIS_SCHEMA["features"][:3], "output": IRIS_SCHEMA["output"]}))
     with pytest.raises(SchemaError) as caught:
-        publish(DEMO / "iris-1.1.0.keras", "2.0", str(folder), schema_path=wrong)
-    assert str(caught.value) == ("wrong.json lists 3 features but the model takes 4 per row; list one feature per "
-                                 "model input column, in order")
+        publish(DEMO / "iris-1.1.0.keras", "2.0", str(folder), PublishOptions(schema_path=wrong))
+    assert str(caught.value) == (
+        "wrong.json lists 3 features but the model takes 4 per row; list one feature per model input column, in order"
+    )
     manifest = json.loads((folder / "manifest.json").read_text())
     assert [v["version"] for v in manifest["versions"]] == ["1.0.0"]
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
-        "iris-1.0.0-1.0.0-" + sha256((DEMO / "iris-1.0.0.keras").read_bytes())[:12] + ".keras", "manifest.json"]
+        "iris-1.0.0-1.0.0-" + sha256((DEMO / "iris-1.0.0.keras").read_bytes())[:12] + ".keras",
+        "manifest.json",
+    ]
 
 
 def test_force_replaces_a_version(tmp_path):
     folder = tmp_path / "store"
     publish(DEMO / "iris-1.0.0.keras", "1.0.0", str(folder))
-    publish(DEMO / "iris-1.1.0.keras", "1.0.0", str(folder), force=True)
+    publish(DEMO / "iris-1.1.0.keras", "1.0.0", str(folder), PublishOptions(force=True))
     versions = json.loads((folder / "manifest.json").read_text())["versions"]
     assert len(versions) == 1 and versions[0]["sha256"] == sha256((DEMO / "iris-1.1.0.keras").read_bytes())
 
@@ -163,7 +199,9 @@ def test_a_crash_while_writing_the_manifest_leaves_the_old_one(tmp_path, monkeyp
 
 def test_publish_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["publish", str(tmp_path / "nope.keras"), "--version", "1", "--store", str(tmp_path)]) == 1
-    assert capsys.readouterr().err == f"error: {tmp_path / 'nope.keras'} does not exist or is not a file; check the path\n"
+    assert (
+        capsys.readouterr().err == f"error: {tmp_path / 'nope.keras'} does not exist or is not a file; check the path\n"
+    )
 
 
 def test_post_compile_trims_only_what_the_app_never_uses(tmp_path):
@@ -174,5 +212,7 @@ def test_post_compile_trims_only_what_the_app_never_uses(tmp_path):
     done = subprocess.run(["bash", str(REPO / "bin" / "post_compile"), str(site)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert sorted(p.relative_to(site).as_posix() for p in site.rglob("f.py")) == [
-        "pandas/core/f.py", "tensorflow/python/f.py"]
+        "pandas/core/f.py",
+        "tensorflow/python/f.py",
+    ]
     assert done.stdout.startswith("post_compile: site-packages trimmed from")

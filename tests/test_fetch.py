@@ -8,7 +8,7 @@ import pytest
 
 from dashboard import fetch
 from dashboard.errors import IntegrityError, ModelSourceError
-from tests.conftest import free_port, settings_for, sha256
+from tests.helpers import free_port, settings_for, sha256
 
 BODY = os.urandom(300_000)
 SECRET = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=deadbeefcafe"
@@ -16,8 +16,11 @@ SECRET = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE&X-Amz-Si
 
 def cache_files(tmp_path):
     root = tmp_path / "cache"
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != ".lock") \
-        if root.exists() else []
+    return (
+        sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != ".lock")
+        if root.exists()
+        else []
+    )
 
 
 def test_pinned_download_is_verified_cached_and_not_fetched_again(store, tmp_path):
@@ -57,8 +60,10 @@ def test_wrong_sha256_leaves_nothing_in_the_cache(store, tmp_path):
     url = store.put("m/model.keras", BODY)
     with pytest.raises(IntegrityError) as caught:
         fetch.fetch(url + "?" + SECRET, settings_for(tmp_path), "0" * 64)
-    assert str(caught.value) == (f"sha256 of {url} is {sha256(BODY)[:12]}…, expected 000000000000…; the download "
-                                 "is not the published file: republish it or fix the sha256 in the manifest")
+    assert str(caught.value) == (
+        f"sha256 of {url} is {sha256(BODY)[:12]}…, expected 000000000000…; the download "
+        "is not the published file: republish it or fix the sha256 in the manifest"
+    )
     assert cache_files(tmp_path) == []
 
 
@@ -123,8 +128,9 @@ def test_a_server_that_never_answers_is_bounded_by_the_read_timeout(store, tmp_p
     started = time.monotonic()
     with pytest.raises(ModelSourceError) as caught:
         fetch.fetch(url, settings_for(tmp_path, MODEL_READ_TIMEOUT=0.5))
-    assert str(caught.value) == (f"{url} is unreachable: no answer within 0.5 s (MODEL_READ_TIMEOUT); "
-                                 "check that the server is up")
+    assert str(caught.value) == (
+        f"{url} is unreachable: no answer within 0.5 s (MODEL_READ_TIMEOUT); check that the server is up"
+    )
     assert time.monotonic() - started < 4.5  # the hang is 5 s: the timeout, not the server, ended the wait
     assert store.hits("m/model.keras") == 1
 
@@ -133,15 +139,16 @@ def test_over_the_size_cap_is_refused_from_content_length(store, tmp_path):
     url = store.put("m/model.keras", BODY)
     with pytest.raises(ModelSourceError) as caught:
         fetch.fetch(url, settings_for(tmp_path, MODEL_MAX_BYTES=100_000))
-    assert str(caught.value) == (f"{url} is 293.0 KB, over the 97.7 KB limit; "
-                                 "raise MODEL_MAX_BYTES if this file is expected to be that large")
+    assert str(caught.value) == (
+        f"{url} is 293 KiB, over the 97.7 KiB limit; raise MODEL_MAX_BYTES if this file is expected to be that large"
+    )
     assert cache_files(tmp_path) == []
 
 
 def test_over_the_size_cap_is_refused_while_streaming_without_content_length(store, tmp_path):
     url = store.put("m/big.keras", b"x")
     store.fault("m/big.keras", "big")
-    with pytest.raises(ModelSourceError, match="over the 1.0 MB limit"):
+    with pytest.raises(ModelSourceError, match="over the 1 MiB limit"):
         fetch.fetch(url, settings_for(tmp_path, MODEL_MAX_BYTES=1 << 20))
     assert cache_files(tmp_path) == []
 
@@ -180,8 +187,10 @@ def test_two_processes_fetching_the_same_file_download_it_once(store, tmp_path):
     store.fault("m/model.keras", "slow")
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    children = [context.Process(target=_fetch_in_child, args=(url, tmp_path / "cache", sha256(BODY * 10), queue))
-                for _ in range(2)]
+    children = [
+        context.Process(target=_fetch_in_child, args=(url, tmp_path / "cache", sha256(BODY * 10), queue))
+        for _ in range(2)
+    ]
     for child in children:
         child.start()
     for child in children:
@@ -193,14 +202,19 @@ def test_two_processes_fetching_the_same_file_download_it_once(store, tmp_path):
     assert cache_files(tmp_path) == [f"sha256/{sha256(BODY * 10)}/model.keras"]
 
 
-@pytest.mark.parametrize("url, shown", [
-    ("https://bucket.s3.amazonaws.com/m.keras?X-Amz-Signature=abc&X-Amz-Credential=AKIA",
-     "https://bucket.s3.amazonaws.com/m.keras"),
-    ("https://user:password@host/m.keras#frag", "https://host/m.keras"),
-    ("https://storage.googleapis.com/b/m.keras?X-Goog-Signature=abc", "https://storage.googleapis.com/b/m.keras"),
-    ("https://acct.blob.core.windows.net/c/m.keras?sv=1&sig=abc", "https://acct.blob.core.windows.net/c/m.keras"),
-    ("/srv/models/m.keras", "/srv/models/m.keras"),
-])
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        (
+            "https://bucket.s3.amazonaws.com/m.keras?X-Amz-Signature=abc&X-Amz-Credential=AKIA",
+            "https://bucket.s3.amazonaws.com/m.keras",
+        ),
+        ("https://user:password@host/m.keras#frag", "https://host/m.keras"),
+        ("https://storage.googleapis.com/b/m.keras?X-Goog-Signature=abc", "https://storage.googleapis.com/b/m.keras"),
+        ("https://acct.blob.core.windows.net/c/m.keras?sv=1&sig=abc", "https://acct.blob.core.windows.net/c/m.keras"),
+        ("/srv/models/m.keras", "/srv/models/m.keras"),
+    ],
+)
 def test_redact(url, shown):
     assert fetch.redact(url) == shown
 
@@ -208,8 +222,10 @@ def test_redact(url, shown):
 def test_scrub_removes_secrets_inside_free_text():
     from dashboard.errors import scrub
 
-    text = ("HTTPSConnectionPool(host='h', port=443): Max retries exceeded with url: "
-            "/m.keras?X-Amz-Signature=abc (Caused by https://u:p@h/x?sig=1)")
+    text = (
+        "HTTPSConnectionPool(host='h', port=443): Max retries exceeded with url: "
+        "/m.keras?X-Amz-Signature=abc (Caused by https://u:p@h/x?sig=1)"
+    )
     cleaned = scrub(text)
     for secret in ("X-Amz-Signature", "sig=", "u:p@"):
         assert secret not in cleaned

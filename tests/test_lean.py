@@ -16,22 +16,26 @@ from dashboard import lite, loader, service
 from dashboard.__main__ import main
 from dashboard.errors import ModelLoadError
 from dashboard.publish import publish
-from tests.conftest import BLOCKED, DEMO, NO_TENSORFLOW, REPO, settings_for
+from tests.helpers import BLOCKED, DEMO, NO_TENSORFLOW, REPO, settings_for
 
-LEAN_CHILD = NO_TENSORFLOW + f"""import runpy
+LEAN_CHILD = (
+    NO_TENSORFLOW
+    + f"""import runpy
 sys.argv = ["dashboard"] + sys.argv[1:]
 try:
     runpy.run_module("dashboard", run_name="__main__")
 finally:
     print("IMPORTED:" + ",".join(sorted(m for m in sys.modules if m.split(".")[0] in {BLOCKED!r})), file=sys.stderr)
 """
+)
 
 
 def run_lean(*args, env=None):
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "APP_VERSION"))}
     environ.update(env or {})
-    return subprocess.run([sys.executable, "-c", LEAN_CHILD, *args], cwd=REPO, env=environ, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", LEAN_CHILD, *args], cwd=REPO, env=environ, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_demo_versions_have_litert_artifacts_that_match_keras():
@@ -46,8 +50,14 @@ def test_demo_versions_have_litert_artifacts_that_match_keras():
 
 def test_the_cli_predicts_the_demo_store_without_tensorflow(tmp_path):
     out = tmp_path / "lean.csv"
-    done = run_lean("predict", "--input", str(DEMO / "sample.csv"), "--output", str(out),
-                    env={"MODEL_CACHE_DIR": str(tmp_path / "cache")})
+    done = run_lean(
+        "predict",
+        "--input",
+        str(DEMO / "sample.csv"),
+        "--output",
+        str(out),
+        env={"MODEL_CACHE_DIR": str(tmp_path / "cache")},
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr.strip().endswith("IMPORTED:"), "the lean path imported TensorFlow, Keras or h5py"
     versions = run_lean("versions", env={"MODEL_CACHE_DIR": str(tmp_path / "cache")})
@@ -67,18 +77,30 @@ def test_without_tensorflow_a_version_without_artifact_says_what_to_install(tmp_
     publish(models["folder"] / "classifier.keras", "1.0", str(store))
     source = tmp_path / "in.csv"
     source.write_text("x0,x1,x2\n1,2,3\n")
-    done = run_lean("predict", "--input", str(source), "--output", str(tmp_path / "o.csv"),
-                    env={"MODEL_MANIFEST_URL": str(store / "manifest.json"), "MODEL_CACHE_DIR": str(tmp_path / "c")})
+    done = run_lean(
+        "predict",
+        "--input",
+        str(source),
+        "--output",
+        str(tmp_path / "o.csv"),
+        env={"MODEL_MANIFEST_URL": str(store / "manifest.json"), "MODEL_CACHE_DIR": str(tmp_path / "c")},
+    )
     assert done.returncode == 1
-    assert done.stderr.splitlines()[0] == ("error: TensorFlow is not installed and version 1.0 has no LiteRT artifact; "
-                                           "install requirements.txt for the Keras runtime, or publish the version "
-                                           "with --lean")
+    assert done.stderr.splitlines()[0] == (
+        "error: TensorFlow is not installed and version 1.0 has no LiteRT artifact; "
+        "install requirements.txt for the Keras runtime, or publish the version "
+        "with --lean"
+    )
 
 
 def test_publish_lean_with_several_classes_matches_keras(tmp_path, models, capsys):
     store = tmp_path / "store"
-    assert main(["publish", str(models["folder"] / "classifier.keras"), "--version", "2.0", "--store", str(store),
-                 "--lean"]) == 0
+    assert (
+        main(
+            ["publish", str(models["folder"] / "classifier.keras"), "--version", "2.0", "--store", str(store), "--lean"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "LiteRT artifact added (largest difference from Keras" in out
     entry = json.loads((store / "manifest.json").read_text())["versions"][0]
@@ -98,17 +120,23 @@ def test_publish_lean_with_several_classes_matches_keras(tmp_path, models, capsy
 
 def test_a_model_litert_cannot_run_stays_keras_only(tmp_path, models, capsys):
     store = tmp_path / "store"
-    assert main(["publish", str(models["folder"] / "named.keras"), "--version", "1.0", "--store", str(store),
-                 "--lean"]) == 0
+    assert (
+        main(["publish", str(models["folder"] / "named.keras"), "--version", "1.0", "--store", str(store), "--lean"])
+        == 0
+    )
     err = capsys.readouterr().err
-    assert err == "warning: no LiteRT artifact: the model takes text inputs, which LiteRT cannot run; it stays Keras-only\n"
+    assert (
+        err
+        == "warning: no LiteRT artifact: the model takes text inputs, which LiteRT cannot run; it stays Keras-only\n"
+    )
     entry = json.loads((store / "manifest.json").read_text())["versions"][0]
     assert "tflite_url" not in entry
     settings = settings_for(tmp_path, MODEL_MANIFEST_URL=store / "manifest.json", MODEL_RUNTIME="litert")
     with pytest.raises(ModelLoadError) as caught:
         service.load_version(settings, service.catalog(settings).default)
-    assert str(caught.value) == ("version 1.0 has no LiteRT artifact (MODEL_RUNTIME=litert); publish it with --lean, "
-                                 "or set MODEL_RUNTIME=keras")
+    assert str(caught.value) == (
+        "version 1.0 has no LiteRT artifact (MODEL_RUNTIME=litert); publish it with --lean, or set MODEL_RUNTIME=keras"
+    )
 
 
 def test_convert_adds_an_artifact_to_a_published_version(tmp_path, models, capsys):

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from dashboard import loader
+from dashboard import loader, safety
 from dashboard.errors import ModelLoadError, UnsafeModelError
 
 
@@ -15,10 +15,13 @@ def test_every_supported_format_loads_and_predicts_the_same(models):
     folder = models["folder"]
     x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
     expected = np.asarray(models["classifier"](x))
-    loaded = [loader.load("file", {"model": folder / "classifier.keras"}),
-              loader.load("file", {"model": folder / "classifier.h5"}),
-              loader.load("architecture", {"architecture": folder / "classifier.json",
-                                           "weights": folder / "classifier.weights.h5"})]
+    loaded = [
+        loader.load("file", {"model": folder / "classifier.keras"}),
+        loader.load("file", {"model": folder / "classifier.h5"}),
+        loader.load(
+            "architecture", {"architecture": folder / "classifier.json", "weights": folder / "classifier.weights.h5"}
+        ),
+    ]
     assert [m.format for m in loaded] == [".keras", ".h5 (full model)", "architecture + weights"]
     for model in loaded:
         assert model.inputs == (loader.InputInfo("features", (3,), "float32"),)
@@ -36,8 +39,9 @@ def build_classifier():
 
 
 def test_builder_plus_weights(models):
-    model = loader.load("builder", {"weights": models["folder"] / "classifier.weights.h5"},
-                        builder="tests.test_loader:build_classifier")
+    model = loader.load(
+        "builder", {"weights": models["folder"] / "classifier.weights.h5"}, builder="tests.test_loader:build_classifier"
+    )
     x = np.ones((2, 3), dtype="float32")
     np.testing.assert_allclose(model.call(x), np.asarray(models["classifier"](x)), rtol=1e-5)
     with pytest.raises(ModelLoadError, match="MODEL_BUILDER='nowhere:f' cannot be imported"):
@@ -67,9 +71,11 @@ def test_lambda_models_are_refused_and_their_code_never_runs(models, name):
     canary.unlink(missing_ok=True)
     with pytest.raises(UnsafeModelError) as caught:
         loader.load("file", {"model": models["folder"] / name})
-    assert str(caught.value) == (f"{name} uses a Lambda layer, which can run arbitrary code when loaded; refused "
-                                 "under safe mode: replace it with a registered custom layer, or set "
-                                 "MODEL_SAFE_MODE=false only if you trust whoever wrote the file")
+    assert str(caught.value) == (
+        f"{name} uses a Lambda layer, which can run arbitrary code when loaded; refused "
+        "under safe mode: replace it with a registered custom layer, or set "
+        "MODEL_SAFE_MODE=false only if you trust whoever wrote the file"
+    )
     assert not canary.exists()
 
 
@@ -140,7 +146,7 @@ def test_archive_bombs_are_refused(tmp_path):
         loader.load("file", {"model": target})
     many = tmp_path / "many.keras"
     with zipfile.ZipFile(many, "w") as dst:
-        for i in range(loader.MAX_ARCHIVE_ENTRIES + 1):
+        for i in range(safety.MAX_ARCHIVE_ENTRIES + 1):
             dst.writestr(f"f{i}", b"")
     with pytest.raises(UnsafeModelError, match="holds 1001 files"):
         loader.load("file", {"model": many})
@@ -151,8 +157,10 @@ def test_random_bytes_named_keras_are_a_clear_error(tmp_path):
     target.write_bytes(os.urandom(4096))
     with pytest.raises(ModelLoadError) as caught:
         loader.load("file", {"model": target})
-    assert str(caught.value) == ("random.keras is neither a .keras archive nor an HDF5 (.h5) model file; check "
-                                 "that the URL points to the model itself, not to a web page or a listing")
+    assert str(caught.value) == (
+        "random.keras is neither a .keras archive nor an HDF5 (.h5) model file; check "
+        "that the URL points to the model itself, not to a web page or a listing"
+    )
 
 
 def test_a_damaged_archive_is_a_clear_error(models, tmp_path):
@@ -174,5 +182,7 @@ def test_weights_that_do_not_fit_the_architecture(models, tmp_path):
     other = keras.Sequential([keras.Input((5,)), keras.layers.Dense(2)])
     other.save_weights(tmp_path / "other.weights.h5")
     with pytest.raises(ModelLoadError, match="the weights in other.weights.h5 do not fit the model"):
-        loader.load("architecture", {"architecture": models["folder"] / "classifier.json",
-                                     "weights": tmp_path / "other.weights.h5"})
+        loader.load(
+            "architecture",
+            {"architecture": models["folder"] / "classifier.json", "weights": tmp_path / "other.weights.h5"},
+        )

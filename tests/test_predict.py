@@ -5,39 +5,59 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
+from packaging.version import Version
 
 from dashboard import loader, predict, service
+from dashboard.csvio import read_csv, safe_csv
 from dashboard.registry import ModelVersion
-from dashboard.schema import infer_schema, parse_schema, read_csv
+from dashboard.schema import infer_schema, parse_schema
 from dashboard.service import Served
-from tests.conftest import at_once
-from packaging.version import Version
+from tests.helpers import at_once
 
 LIMITS = dict(max_bytes=10_000_000, max_rows=200_000)
 
 
 def served(models, name: str, schema: dict | None = None, label: str = "1.0.0") -> Served:
     model = loader.load("file", {"model": models["folder"] / name})
-    return Served(version=ModelVersion(version=Version(label), kind="file", origin="test"), model=model,
-                  schema=parse_schema(schema) if schema else infer_schema(model), schema_source="test")
+    return Served(
+        version=ModelVersion(version=Version(label), kind="file", origin="test"),
+        model=model,
+        schema=parse_schema(schema) if schema else infer_schema(model),
+        schema_source="test",
+    )
 
 
 def test_classification_output_columns_and_order(models):
-    schema = {"features": [{"name": n} for n in ("a", "b", "c")],
-              "output": {"type": "classification", "labels": ["w", "x", "y", "z"]}}
+    schema = {
+        "features": [{"name": n} for n in ("a", "b", "c")],
+        "output": {"type": "classification", "labels": ["w", "x", "y", "z"]},
+    }
     model = served(models, "classifier.keras", schema)
-    frame = read_csv(b"id,a,b,c\n1,0.1,0.2,0.3\n2,oops,0.2,0.3\n3,1,2,3\n", **LIMITS)
-    result = service.predict_frame(model, frame)
+    table = read_csv(b"id,a,b,c\n1,0.1,0.2,0.3\n2,oops,0.2,0.3\n3,1,2,3\n", **LIMITS)
+    result = service.predict_table(model, table)
     table = result.table
-    assert list(table.columns) == ["id", "a", "b", "c", "prediction", "probability_w", "probability_x",
-                                   "probability_y", "probability_z", "model_version", "error"]
+    assert list(table.columns) == [
+        "id",
+        "a",
+        "b",
+        "c",
+        "prediction",
+        "probability_w",
+        "probability_x",
+        "probability_y",
+        "probability_z",
+        "model_version",
+        "error",
+    ]
     assert table["id"].tolist() == [1, 2, 3]
     assert table["error"].tolist() == ["", "a: 'oops' is not a number", ""]
     expected = np.asarray(models["classifier"](np.array([[0.1, 0.2, 0.3], [1, 2, 3]], dtype="float32")))
     probabilities = table.loc[[0, 2], ["probability_w", "probability_x", "probability_y", "probability_z"]]
     np.testing.assert_allclose(probabilities.to_numpy(), expected, rtol=1e-5)
-    assert table["prediction"].tolist()[::2] == [["w", "x", "y", "z"][np.argmax(expected[0])],
-                                                 ["w", "x", "y", "z"][np.argmax(expected[1])]]
+    assert table["prediction"].tolist()[::2] == [
+        ["w", "x", "y", "z"][np.argmax(expected[0])],
+        ["w", "x", "y", "z"][np.argmax(expected[1])],
+    ]
     assert table["prediction"].isna().tolist() == [False, True, False]
     assert table.loc[1, ["probability_w", "probability_z"]].isna().all()
     assert table["model_version"].tolist() == ["1.0.0"] * 3
@@ -46,8 +66,10 @@ def test_classification_output_columns_and_order(models):
 
 
 def test_binary_uses_the_threshold_and_labels(models):
-    schema = {"features": [{"name": "x0"}, {"name": "x1"}],
-              "output": {"type": "binary", "labels": ["no", "yes"], "threshold": 0.5}}
+    schema = {
+        "features": [{"name": "x0"}, {"name": "x1"}],
+        "output": {"type": "binary", "labels": ["no", "yes"], "threshold": 0.5},
+    }
     model = served(models, "binary.keras", schema)
     x = np.random.default_rng(3).normal(size=(50, 2)) * 5
     result = service.predict_frame(model, pd.DataFrame(x, columns=["x0", "x1"]))
@@ -67,8 +89,8 @@ def test_regression_gives_the_value(models):
 
 def test_named_inputs_with_text(models):
     model = served(models, "named.keras")
-    frame = read_csv(b"colour,size\nred,1\ngreen,2\n,3\n", **LIMITS)
-    table = service.predict_frame(model, frame).table
+    read = read_csv(b"colour,size\nred,1\ngreen,2\n,3\n", **LIMITS)
+    table = service.predict_table(model, read).table
     assert table["error"].tolist() == ["", "", "colour: missing value"]
     assert table["probability"].notna().tolist() == [True, True, False]
 
@@ -84,8 +106,9 @@ def test_chunks_give_the_same_answer_as_one_call_and_report_progress(models):
 
 def test_many_threads_give_the_same_results_as_one(models):
     model = served(models, "classifier.keras")
-    frames = [pd.DataFrame(np.random.default_rng(i).normal(size=(200, 3)), columns=["x0", "x1", "x2"])
-              for i in range(20)]
+    frames = [
+        pd.DataFrame(np.random.default_rng(i).normal(size=(200, 3)), columns=["x0", "x1", "x2"]) for i in range(20)
+    ]
     serial = [service.predict_frame(model, f).table for f in frames]
 
     def work(i):
@@ -99,21 +122,45 @@ def test_predict_row_is_the_forms_path(models):
     model = served(models, "regression.keras")
     result = service.predict_row(model, {"x0": 1.0, "x1": "2"})
     assert result.table["error"].tolist() == [""]
-    assert result.table["prediction"].iloc[0] == pytest.approx(float(np.asarray(models["regression"](
-        np.array([[1.0, 2.0], ], dtype="float32")))[0, 0]), rel=1e-5)
+    assert result.table["prediction"].iloc[0] == pytest.approx(
+        float(
+            np.asarray(
+                models["regression"](
+                    np.array(
+                        [
+                            [1.0, 2.0],
+                        ],
+                        dtype="float32",
+                    )
+                )
+            )[0, 0]
+        ),
+        rel=1e-5,
+    )
 
 
 def test_safe_csv_neutralises_formulas_but_not_numbers():
-    table = pd.DataFrame({"text": ["=HYPERLINK(\"http://x\")", "+1+2", "-2", "@SUM(A1)", "\tcmd", "\rcmd",
-                                   "plain", "-1.5e3"],
-                          "number": [-1.0, 2.0, -3.0, 4.0, 5.0, 6.0, 7.0, 8.0]})
-    out = pd.read_csv(io.BytesIO(predict.safe_csv(table)), keep_default_na=False)
-    assert out["text"].tolist() == ["'=HYPERLINK(\"http://x\")", "'+1+2", "-2", "'@SUM(A1)", "'\tcmd", "'\rcmd",
-                                    "plain", "-1.5e3"]
+    table = pd.DataFrame(
+        {
+            "text": ['=HYPERLINK("http://x")', "+1+2", "-2", "@SUM(A1)", "\tcmd", "\rcmd", "plain", "-1.5e3"],
+            "number": [-1.0, 2.0, -3.0, 4.0, 5.0, 6.0, 7.0, 8.0],
+        }
+    )
+    out = pd.read_csv(io.BytesIO(safe_csv(table)), keep_default_na=False)
+    assert out["text"].tolist() == [
+        '\'=HYPERLINK("http://x")',
+        "'+1+2",
+        "-2",
+        "'@SUM(A1)",
+        "'\tcmd",
+        "'\rcmd",
+        "plain",
+        "-1.5e3",
+    ]
     assert out["number"].tolist() == [-1.0, 2.0, -3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
 
 
 def test_safe_csv_also_covers_header_and_error_text():
     table = pd.DataFrame({"=evil": ["x"], "error": ["=cmd: missing value"]})
-    text = predict.safe_csv(table).decode()
+    text = safe_csv(table).decode()
     assert text.splitlines() == ["'=evil,error", "x,'=cmd: missing value"]

@@ -14,12 +14,11 @@ import subprocess
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import service
-from tests.conftest import DEMO, REPO, at_once, demo_store, free_port, settings_for, sha256
+from tests.helpers import DEMO, REPO, at_once, demo_store, free_port, settings_for, sha256
 
 APP = str(REPO / "dashboard" / "app.py")
 SECRET_QUERY = "X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=feedface"
@@ -41,9 +40,13 @@ def page_text(at: AppTest) -> str:
 def two_version_store(store, bad_entry: dict) -> str:
     """A store with a good 1.0.0 and a 2.0.0 described by bad_entry; returns the manifest URL with a secret."""
     store.put("s/good.keras", GOOD)
-    manifest = {"name": "matrix", "versions": [
-        {"version": "2.0.0", "schema": SCHEMA, **bad_entry},
-        {"version": "1.0.0", "url": "good.keras", "sha256": sha256(GOOD), "schema": SCHEMA}]}
+    manifest = {
+        "name": "matrix",
+        "versions": [
+            {"version": "2.0.0", "schema": SCHEMA, **bad_entry},
+            {"version": "1.0.0", "url": "good.keras", "sha256": sha256(GOOD), "schema": SCHEMA},
+        ],
+    }
     store.put("s/manifest.json", json.dumps(manifest).encode())
     return store.url("s/manifest.json") + "?" + SECRET_QUERY
 
@@ -66,7 +69,7 @@ def still_serving_after_choosing_the_bad_version(env, manifest_url: str) -> tupl
     assert at.metric[0].value == "setosa", "the previous version must keep serving"
     text = page_text(at)
     assert "AKIA" not in text and "X-Amz-Signature" not in text and "feedface" not in text
-    return at, message[len("Version 2.0.0 could not be loaded: "):-len(" Still serving version 1.0.0.")]
+    return at, message[len("Version 2.0.0 could not be loaded: ") : -len(" Still serving version 1.0.0.")]
 
 
 def no_partial_files(cache: Path) -> None:
@@ -77,27 +80,41 @@ def no_partial_files(cache: Path) -> None:
 # 1-5: the model source fails -------------------------------------------------------------------------------------
 
 SOURCE_FAULTS = {
-    "dns failure": ({"url": "http://model-store.invalid/m.keras"},
-                    "http://model-store.invalid/m.keras is unreachable (host name not found); "
-                    "check the URL and that the server is up"),
-    "connection refused": ({"url": "http://127.0.0.1:{port}/m.keras?sig=abc"},
-                           "http://127.0.0.1:{port}/m.keras is unreachable (connection refused); "
-                           "check the URL and that the server is up"),
-    "404": ({"url": "missing.keras"}, "{base}/s/missing.keras was not found (HTTP 404); "
-                                      "check the URL or the manifest entry"),
-    "500": ({"url": "bad.keras", "fault": "500"}, "{base}/s/bad.keras is unreachable: the server answered "
-                                                  "HTTP 500 (tried 3 times); try again later"),
-    "truncated body": ({"url": "bad.keras", "fault": "truncate", "sha256": sha256(GOOD)},
-                       "download of {base}/s/bad.keras was cut off"),
-    "wrong sha256": ({"url": "bad.keras", "sha256": "0" * 64},
-                     "sha256 of {base}/s/bad.keras is " + sha256(GOOD)[:12] + "…, expected 000000000000…; "
-                     "the download is not the published file: republish it or fix the sha256 in the manifest"),
-    "never answers": ({"url": "bad.keras", "fault": "hang"},
-                      "{base}/s/bad.keras is unreachable: no answer within 0.5 s (MODEL_READ_TIMEOUT); "
-                      "check that the server is up"),
-    "over the size cap": ({"url": "big.keras", "big": True},
-                          "{base}/s/big.keras is 293.0 KB, over the 48.8 KB limit; "
-                          "raise MODEL_MAX_BYTES if this file is expected to be that large"),
+    "dns failure": (
+        {"url": "http://model-store.invalid/m.keras"},
+        "http://model-store.invalid/m.keras is unreachable (host name not found); "
+        "check the URL and that the server is up",
+    ),
+    "connection refused": (
+        {"url": "http://127.0.0.1:{port}/m.keras?sig=abc"},
+        "http://127.0.0.1:{port}/m.keras is unreachable (connection refused); check the URL and that the server is up",
+    ),
+    "404": (
+        {"url": "missing.keras"},
+        "{base}/s/missing.keras was not found (HTTP 404); check the URL or the manifest entry",
+    ),
+    "500": (
+        {"url": "bad.keras", "fault": "500"},
+        "{base}/s/bad.keras is unreachable: the server answered HTTP 500 (tried 3 times); try again later",
+    ),
+    "truncated body": (
+        {"url": "bad.keras", "fault": "truncate", "sha256": sha256(GOOD)},
+        "download of {base}/s/bad.keras was cut off",
+    ),
+    "wrong sha256": (
+        {"url": "bad.keras", "sha256": "0" * 64},
+        "sha256 of {base}/s/bad.keras is " + sha256(GOOD)[:12] + "…, expected 000000000000…; "
+        "the download is not the published file: republish it or fix the sha256 in the manifest",
+    ),
+    "never answers": (
+        {"url": "bad.keras", "fault": "hang"},
+        "{base}/s/bad.keras is unreachable: no answer within 0.5 s (MODEL_READ_TIMEOUT); check that the server is up",
+    ),
+    "over the size cap": (
+        {"url": "big.keras", "big": True},
+        "{base}/s/big.keras is 293 KiB, over the 48.8 KiB limit; "
+        "raise MODEL_MAX_BYTES if this file is expected to be that large",
+    ),
 }
 
 
@@ -128,13 +145,15 @@ def test_model_source_faults(store, env, tmp_path, case):
 
 # 6: the cache folder is read-only or full ----------------------------------------------------------------------
 
+
 def test_unwritable_cache_folder_is_explained_and_the_page_still_renders(store, env):
     env.setenv("MODEL_CACHE_DIR", "/proc/keras-dashboard-cache")  # cannot be created, even by root
     env.setenv("MODEL_MANIFEST_URL", two_version_store(store, {"url": "good.keras"}))
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
-    assert at.error[0].value.startswith("Version 2.0.0 could not be loaded: the cache folder /proc/keras-dashboard-cache "
-                                        "is not writable")
+    assert at.error[0].value.startswith(
+        "Version 2.0.0 could not be loaded: the cache folder /proc/keras-dashboard-cache is not writable"
+    )
     assert "set MODEL_CACHE_DIR to a writable folder" in at.error[0].value
 
 
@@ -143,8 +162,9 @@ def tiny_disk(tmp_path):
     """A 128 KB tmpfs (this machine's tests run as root, as CI does)."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount)], capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     assert done.returncode == 0, f"could not mount a small tmpfs for the disk-full case: {done.stderr}"
     yield mount
     subprocess.run(["umount", str(mount)], check=False)
@@ -153,10 +173,11 @@ def tiny_disk(tmp_path):
 def test_full_cache_disk_is_explained_and_leaves_nothing(store, env, tiny_disk):
     env.setenv("MODEL_CACHE_DIR", str(tiny_disk))
     store.put("s/huge.keras", os.urandom(400_000))
-    _, message = still_serving_after_choosing_the_bad_version(
-        env, two_version_store(store, {"url": "huge.keras"}))
-    assert message == (f"no space left in the cache folder {next(tiny_disk.glob('unpinned/*'))}; free some space "
-                       "or set MODEL_CACHE_DIR to a folder on a larger disk")
+    _, message = still_serving_after_choosing_the_bad_version(env, two_version_store(store, {"url": "huge.keras"}))
+    assert message == (
+        f"no space left in the cache folder {next(tiny_disk.glob('unpinned/*'))}; free some space "
+        "or set MODEL_CACHE_DIR to a folder on a larger disk"
+    )
     no_partial_files(tiny_disk)
 
 
@@ -164,6 +185,7 @@ def test_full_cache_disk_is_explained_and_leaves_nothing(store, env, tiny_disk):
 
 
 # 8-14: hostile or broken model content -------------------------------------------------------------------------
+
 
 def rewrite(source: bytes, change=None, extra: dict | None = None, links: tuple = ()) -> bytes:
     import io
@@ -181,7 +203,7 @@ def rewrite(source: bytes, change=None, extra: dict | None = None, links: tuple 
             dst.writestr(name, data, compress_type=zipfile.ZIP_DEFLATED)
         for name, target in links:
             info = zipfile.ZipInfo(name)
-            info.external_attr = (0o120777 << 16)
+            info.external_attr = 0o120777 << 16
             dst.writestr(info, target)
     return out.getvalue()
 
@@ -199,8 +221,12 @@ def hostile(kind: str, models, canary: Path) -> tuple[bytes, str, str]:
 
     def function(config):  # a Keras layer whose activation names an arbitrary function
         layer = config["config"]["layers"][1]
-        layer["config"]["activation"] = {"module": "os", "class_name": "function", "config": "system",
-                                         "registered_name": "function"}
+        layer["config"]["activation"] = {
+            "module": "os",
+            "class_name": "function",
+            "config": "system",
+            "registered_name": "function",
+        }
 
     def tfsm(config):
         layer = config["config"]["layers"][1]
@@ -219,8 +245,11 @@ def hostile(kind: str, models, canary: Path) -> tuple[bytes, str, str]:
     if kind == "archive with a link":
         return rewrite(GOOD, links=(("assets/link", str(canary)),)), "m.keras", "m.keras contains a link"
     if kind == "archive bomb (large)":
-        return rewrite(GOOD, extra={"assets/zeros": b"\0" * (40 << 20)}), "m.keras", \
-            "m.keras: 'assets/zeros' unpacks to 41943040 bytes from"
+        return (
+            rewrite(GOOD, extra={"assets/zeros": b"\0" * (40 << 20)}),
+            "m.keras",
+            "m.keras: 'assets/zeros' unpacks to 41943040 bytes from",
+        )
     if kind == "archive bomb (many files)":
         return rewrite(GOOD, extra={f"assets/{i}": b"" for i in range(1200)}), "m.keras", "m.keras holds 1203 files"
     if kind == "random bytes named .keras":
@@ -228,9 +257,19 @@ def hostile(kind: str, models, canary: Path) -> tuple[bytes, str, str]:
     raise AssertionError(kind)
 
 
-HOSTILE = ["lambda in .keras", "config naming a module", "config naming a function", "TFSMLayer pointing outside",
-           "lambda in .h5", "archive with ../", "archive with an absolute path", "archive with a link",
-           "archive bomb (large)", "archive bomb (many files)", "random bytes named .keras"]
+HOSTILE = [
+    "lambda in .keras",
+    "config naming a module",
+    "config naming a function",
+    "TFSMLayer pointing outside",
+    "lambda in .h5",
+    "archive with ../",
+    "archive with an absolute path",
+    "archive with a link",
+    "archive bomb (large)",
+    "archive bomb (many files)",
+    "random bytes named .keras",
+]
 
 
 @pytest.mark.parametrize("kind", HOSTILE)
@@ -240,7 +279,8 @@ def test_hostile_models_are_refused_and_run_no_code(store, env, tmp_path, models
     data, name, expected = hostile(kind, models, canary)
     store.put(f"s/{name}", data)
     _, message = still_serving_after_choosing_the_bad_version(
-        env, two_version_store(store, {"url": name, "sha256": sha256(data)}))
+        env, two_version_store(store, {"url": name, "sha256": sha256(data)})
+    )
     assert message.startswith(expected)
     assert not canary.exists(), "code or a write from the refused file ran"
     assert not list((tmp_path / "cache").rglob(canary.name))
@@ -253,8 +293,10 @@ def test_a_model_whose_inputs_disagree_with_its_schema(store, env):
     manifest["versions"][0]["schema"] = wrong
     store.put("s/manifest.json", json.dumps(manifest).encode())
     _, message = still_serving_after_choosing_the_bad_version(env, url)
-    assert message == ("the schema of version 2.0.0 lists 3 features but the model takes 4 per row; "
-                       "list one feature per model input column, in order")
+    assert message == (
+        "the schema of version 2.0.0 lists 3 features but the model takes 4 per row; "
+        "list one feature per model input column, in order"
+    )
 
 
 # 15-19: hostile or messy input ---------------------------------------------------------------------------------
@@ -281,21 +323,34 @@ INPUT_CASES = {
     "semicolons and decimal commas": ("report", 1, 0),
     "Latin-1 text column": ("report", 1, 0),
     "tabs": ("report", 1, 0),
-    "missing column": ("error", "x.csv: columns 'petal_length', 'petal_width' are missing; expected columns: "
-                                "sepal_length, sepal_width, petal_length, petal_width; download the template "
-                                "from the Batch tab"),
+    "missing column": (
+        "error",
+        "x.csv: columns 'petal_length', 'petal_width' are missing; expected columns: "
+        "sepal_length, sepal_width, petal_length, petal_width; download the template "
+        "from the Batch tab",
+    ),
     "extra columns": ("report", 1, 0),
     "NaN, inf and text in numbers": ("report", 1, 3),
-    "empty file": ("error", "x.csv: the file is empty; upload a CSV with a header row and one row per prediction "
-                            "(download the template from the Batch tab)"),
+    "empty file": (
+        "error",
+        "x.csv: the file is empty; upload a CSV with a header row and one row per prediction "
+        "(download the template from the Batch tab)",
+    ),
     "header only": ("error", "x.csv: the file has a header but no rows; add one row per prediction below the header"),
-    "binary named .csv": ("error", "x.csv: the file is not a text CSV (it looks binary); export your table as CSV "
-                                   "(comma, semicolon or tab separated) and upload that (download the template "
-                                   "from the Batch tab)"),
-    "over the byte cap": ("error", "x.csv: the file is 1.1 MB, over the 1 MB limit; split it into smaller files "
-                                   "(or raise CSV_MAX_BYTES)"),
-    "over the row cap": ("error", "x.csv: the file has more than 5,000 rows, over the limit; split it into smaller "
-                                  "files (or raise CSV_MAX_ROWS)"),
+    "binary named .csv": (
+        "error",
+        "x.csv: the file is not a text CSV (it looks binary); export your table as CSV "
+        "(comma, semicolon or tab separated) and upload that (download the template "
+        "from the Batch tab)",
+    ),
+    "over the byte cap": (
+        "error",
+        "x.csv: the file is 1.1 MiB, over the 976.6 KiB limit; split it into smaller files (or raise CSV_MAX_BYTES)",
+    ),
+    "over the row cap": (
+        "error",
+        "x.csv: the file has more than 5,000 rows, over the limit; split it into smaller files (or raise CSV_MAX_ROWS)",
+    ),
     "formula injection": ("report", 2, 0),
     "a line with too many fields": ("report", 1, 1),
 }
@@ -321,10 +376,9 @@ def test_messy_and_hostile_uploads(env, case):
 
 
 def test_injection_cells_are_neutralised_in_the_download():
-    from dashboard.predict import safe_csv
-    from dashboard.schema import read_csv
+    from dashboard.csvio import read_csv, safe_csv
 
-    frame = read_csv(INPUTS["formula injection"], 10**6, 100)
+    frame = read_csv(INPUTS["formula injection"], 10**6, 100).frame
     text = safe_csv(frame).decode()
     assert "'=cmd|' /C calc'!A0" in text and "'@SUM(1)" in text
 
@@ -334,13 +388,15 @@ def test_form_values_out_of_range_or_not_numbers(env):
     at.number_input(key="single-sepal_length").set_value(-50.0)
     at.button(key="single-submit").click().run()
     assert [w.value for w in at.warning] == [
-        "sepal_length -50 is below the usual minimum 4 — the prediction may be unreliable."]
+        "sepal_length -50 is below the usual minimum 4 — the prediction may be unreliable."
+    ]
     served = service.load_version(service.settings(), service.catalog(service.settings()).default)
     row = service.predict_row(served, {**FLOWER, "sepal_width": "three"})
     assert row.table["error"].tolist() == ["sepal_width: 'three' is not a number"]
 
 
 # 20-21: load ---------------------------------------------------------------------------------------------------
+
 
 def test_twenty_concurrent_sessions_share_one_load_and_agree(store, tmp_path):
     url = demo_store(store)
@@ -371,21 +427,24 @@ def test_200_reruns_and_50_uploads_keep_memory_flat(env, capsys):
     at.file_uploader(key="batch-upload").upload("warm.csv", sample, "text/csv").run()
     gc.collect()
     before = rss_mb()
-    for i in range(200):
+    for _ in range(200):
         at.run()
     for i in range(50):
-        at.file_uploader(key="batch-upload").upload(f"f{i}.csv", sample + f"5,3,1,0.{i % 10}\n".encode(),
-                                                    "text/csv").run()
+        at.file_uploader(key="batch-upload").upload(
+            f"f{i}.csv", sample + f"5,3,1,0.{i % 10}\n".encode(), "text/csv"
+        ).run()
         assert not at.exception
     gc.collect()
     growth = rss_mb() - before
     with capsys.disabled():
-        print(f"\nmemory after 200 reruns and 50 uploads: {before:.0f} MB -> {before + growth:.0f} MB "
-              f"({growth:+.1f} MB)")
+        print(
+            f"\nmemory after 200 reruns and 50 uploads: {before:.0f} MB -> {before + growth:.0f} MB ({growth:+.1f} MB)"
+        )
     assert growth < 60, f"memory grew by {growth:.0f} MB over 200 reruns and 50 uploads"
 
 
 # Hot swap ------------------------------------------------------------------------------------------------------
+
 
 def sync(folder: Path, store, prefix: str = "hot") -> None:
     for path in folder.iterdir():
@@ -394,18 +453,23 @@ def sync(folder: Path, store, prefix: str = "hot") -> None:
 
 
 def test_hot_swap_good_broken_good(store, env, tmp_path):
-    from dashboard.publish import publish
+    from dashboard.publish import PublishOptions, publish
 
     folder = tmp_path / "store"
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(SCHEMA))
-    publish(DEMO / "iris-1.0.0.keras", "1.0.0", str(folder), schema_path=schema, notes="good one")
+    publish(DEMO / "iris-1.0.0.keras", "1.0.0", str(folder), PublishOptions(schema_path=schema, notes="good one"))
     sync(folder, store)
     env.setenv("MODEL_MANIFEST_URL", store.url("hot/manifest.json"))
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert "**Version** 1.0.0" in "\n".join(m.value for m in at.sidebar.markdown)
 
-    publish(DEMO / "iris-1.1.0.keras", "1.5.0", str(folder), schema_path=schema, notes="broken on the server")
+    publish(
+        DEMO / "iris-1.1.0.keras",
+        "1.5.0",
+        str(folder),
+        PublishOptions(schema_path=schema, notes="broken on the server"),
+    )
     sync(folder, store)
     broken = json.loads((folder / "manifest.json").read_text())["versions"][0]["url"]
     store.fault(f"hot/{broken}", "truncate")
@@ -422,7 +486,7 @@ def test_hot_swap_good_broken_good(store, env, tmp_path):
     at.sidebar.button(key="retry").click().run()
     assert "**Version** 1.5.0" in "\n".join(m.value for m in at.sidebar.markdown)
 
-    publish(DEMO / "iris-1.0.0.keras", "2.0.0", str(folder), schema_path=schema, notes="good again")
+    publish(DEMO / "iris-1.0.0.keras", "2.0.0", str(folder), PublishOptions(schema_path=schema, notes="good again"))
     sync(folder, store)
     at.sidebar.button(key="refresh").click().run()
     assert at.sidebar.selectbox(key="version").value == "2.0.0"
@@ -432,10 +496,15 @@ def test_hot_swap_good_broken_good(store, env, tmp_path):
 
 # 22: the scan itself can find a secret (the suite-wide scan runs at the end of the session, in conftest.py) ----
 
-def test_the_secret_scan_finds_planted_secrets_and_the_suite_has_been_producing_text():
-    from tests.conftest import SCANNED, find_secrets
 
-    planted = [("test", "GET https://b.s3.amazonaws.com/m.keras?X-Amz-Signature=abc"), ("test", "no secret here"),
-               ("test", "https://user:password@host/x"), ("test", "https://a.blob/x?sv=1&sig=abc")]
+def test_the_secret_scan_finds_planted_secrets_and_the_suite_has_been_producing_text():
+    from tests.secretscan import SCANNED, find_secrets
+
+    planted = [
+        ("test", "GET https://b.s3.amazonaws.com/m.keras?X-Amz-Signature=abc"),
+        ("test", "no secret here"),
+        ("test", "https://user:password@host/x"),
+        ("test", "https://a.blob/x?sv=1&sig=abc"),
+    ]
     assert find_secrets(planted) == [("test", "X-Amz-Signature"), ("test", "user:password@"), ("test", "sig=")]
     assert find_secrets(SCANNED) == []

@@ -5,13 +5,19 @@ import pandas as pd
 import pytest
 
 from dashboard import loader
+from dashboard.csvio import read_csv
 from dashboard.errors import InputError, SchemaError
-from dashboard.schema import Feature, check_against_model, infer_schema, parse_schema, read_csv, validate
+from dashboard.schema import Feature, check_against_model, infer_schema, parse_schema
+from dashboard.validate import RangeWarning, validate
 
-IRIS = {"features": [{"name": "sepal_length", "type": "number", "min": 4.0, "max": 8.0, "default": 5.8, "unit": "cm"},
-                     {"name": "sepal_width", "type": "number"},
-                     {"name": "island", "type": "category", "choices": ["Biscoe", "Dream", "Torgersen"]}],
-        "output": {"type": "classification", "labels": ["setosa", "versicolor", "virginica"]}}
+IRIS = {
+    "features": [
+        {"name": "sepal_length", "type": "number", "min": 4.0, "max": 8.0, "default": 5.8, "unit": "cm"},
+        {"name": "sepal_width", "type": "number"},
+        {"name": "island", "type": "category", "choices": ["Biscoe", "Dream", "Torgersen"]},
+    ],
+    "output": {"type": "classification", "labels": ["setosa", "versicolor", "virginica"]},
+}
 LIMITS = dict(max_bytes=1_000_000, max_rows=1000)
 
 
@@ -25,26 +31,47 @@ def test_parse_spec_schema():
     assert schema.template_csv().decode() == "sepal_length,sepal_width,island\n5.8,0.0,Biscoe\n"
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"output": {"type": "regression"}},
-     "schema: \"features\" must be a non-empty list of {\"name\": ..., \"type\": ...}"),
-    ({"features": [{"type": "number"}], "output": {"type": "regression"}},
-     "schema, features[0] needs a \"name\" (the CSV column name)"),
-    ({"features": [{"name": "a", "type": "float"}], "output": {"type": "regression"}},
-     "schema, features[0] (a): type 'float' is not one of number, category, text"),
-    ({"features": [{"name": "a", "min": 5, "max": 1}], "output": {"type": "regression"}},
-     "schema, features[0] (a): min 5 is above max 1"),
-    ({"features": [{"name": "a", "type": "category"}], "output": {"type": "regression"}},
-     "schema, features[0] (a): a category needs a non-empty \"choices\" list"),
-    ({"features": [{"name": "a"}, {"name": "a"}], "output": {"type": "regression"}},
-     "schema: feature 'a' is listed twice"),
-    ({"features": [{"name": "a"}], "output": {"type": "classification", "labels": ["x"]}},
-     "schema, output: a classification needs \"labels\", one per class (at least 2)"),
-    ({"features": [{"name": "a"}], "output": {"type": "binary", "threshold": 2}},
-     "schema, output: \"threshold\" must be a number between 0 and 1"),
-    ({"features": [{"name": "a"}], "output": {"type": "ranking"}},
-     "schema, output: type 'ranking' is not one of classification, binary, regression"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            {"output": {"type": "regression"}},
+            'schema: "features" must be a non-empty list of {"name": ..., "type": ...}',
+        ),
+        (
+            {"features": [{"type": "number"}], "output": {"type": "regression"}},
+            'schema, features[0] needs a "name" (the CSV column name)',
+        ),
+        (
+            {"features": [{"name": "a", "type": "float"}], "output": {"type": "regression"}},
+            "schema, features[0] (a): type 'float' is not one of number, category, text",
+        ),
+        (
+            {"features": [{"name": "a", "min": 5, "max": 1}], "output": {"type": "regression"}},
+            "schema, features[0] (a): min 5 is above max 1",
+        ),
+        (
+            {"features": [{"name": "a", "type": "category"}], "output": {"type": "regression"}},
+            'schema, features[0] (a): a category needs a non-empty "choices" list',
+        ),
+        (
+            {"features": [{"name": "a"}, {"name": "a"}], "output": {"type": "regression"}},
+            "schema: feature 'a' is listed twice",
+        ),
+        (
+            {"features": [{"name": "a"}], "output": {"type": "classification", "labels": ["x"]}},
+            'schema, output: a classification needs "labels", one per class (at least 2)',
+        ),
+        (
+            {"features": [{"name": "a"}], "output": {"type": "binary", "threshold": 2}},
+            'schema, output: "threshold" must be a number between 0 and 1',
+        ),
+        (
+            {"features": [{"name": "a"}], "output": {"type": "ranking"}},
+            "schema, output: type 'ranking' is not one of classification, binary, regression",
+        ),
+    ],
+)
 def test_bad_schemas_say_what_is_wrong(data, message):
     with pytest.raises(SchemaError) as caught:
         parse_schema(data)
@@ -68,8 +95,9 @@ def test_schema_that_disagrees_with_the_model(models):
     model = loader.load("file", {"model": models["folder"] / "classifier.keras"})
     with pytest.raises(SchemaError) as caught:
         check_against_model(parse_schema(IRIS), model)
-    assert str(caught.value) == ("the schema lists 3 labels but the model gives 4 class scores; "
-                                 "list one label per class, in the model's order")
+    assert str(caught.value) == (
+        "the schema lists 3 labels but the model gives 4 class scores; list one label per class, in the model's order"
+    )
     two = {"features": [{"name": "a"}, {"name": "b"}], "output": {"type": "regression"}}
     with pytest.raises(SchemaError, match="the schema lists 2 features but the model takes 3 per row"):
         check_against_model(parse_schema(two), model)
@@ -77,19 +105,24 @@ def test_schema_that_disagrees_with_the_model(models):
     wrong = {"features": [{"name": "size"}, {"name": "color", "type": "text"}], "output": {"type": "binary"}}
     with pytest.raises(SchemaError) as caught:
         check_against_model(parse_schema(wrong), named)
-    assert str(caught.value) == ("the schema disagrees with the model: the model's inputs are colour, size; "
-                                 "missing from the schema: colour; not model inputs: color; "
-                                 "fix the schema's feature names")
+    assert str(caught.value) == (
+        "the schema disagrees with the model: the model's inputs are colour, size; "
+        "missing from the schema: colour; not model inputs: color; "
+        "fix the schema's feature names"
+    )
 
 
-@pytest.mark.parametrize("data", [
-    b"\xef\xbb\xbfsepal_length,sepal_width,island\n5.1,3.5,Dream\n",  # UTF-8 BOM
-    b"sepal_length;sepal_width;island\n5,1;3,5;Dream\n",  # semicolons and decimal commas
-    b"sepal_length\tsepal_width\tisland\n5.1\t3.5\tDream\n",  # tabs
-    b"sepal_length, sepal_width, island\r\n5.1, 3.5, Dream\r\n",  # spaces and CRLF
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xef\xbb\xbfsepal_length,sepal_width,island\n5.1,3.5,Dream\n",  # UTF-8 BOM
+        b"sepal_length;sepal_width;island\n5,1;3,5;Dream\n",  # semicolons and decimal commas
+        b"sepal_length\tsepal_width\tisland\n5.1\t3.5\tDream\n",  # tabs
+        b"sepal_length, sepal_width, island\r\n5.1, 3.5, Dream\r\n",  # spaces and CRLF
+    ],
+)
 def test_messy_but_valid_csvs_read_the_same(data):
-    frame = read_csv(data, **LIMITS)
+    frame = read_csv(data, **LIMITS).frame
     result = validate(frame, parse_schema(IRIS))
     assert list(frame.columns) == ["sepal_length", "sepal_width", "island"]
     np.testing.assert_allclose(result.inputs, [[5.1, 3.5, 1.0]], rtol=1e-6)
@@ -97,21 +130,35 @@ def test_messy_but_valid_csvs_read_the_same(data):
 
 
 def test_latin1_text_is_read():
-    frame = read_csv("name,sepal_length\nCafé,5.1\n".encode("latin-1"), **LIMITS)
+    frame = read_csv("name,sepal_length\nCafé,5.1\n".encode("latin-1"), **LIMITS).frame
     assert frame["name"].tolist() == ["Café"]
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "the file is empty; upload a CSV with a header row and one row per prediction "
-          "(download the template from the Batch tab)"),
-    (b"   \n\n", "the file is empty; upload a CSV with a header row and one row per prediction "
-               "(download the template from the Batch tab)"),
-    (b"sepal_length,sepal_width,island\n", "the file has a header but no rows; add one row per prediction "
-                                           "below the header"),
-    (b"PK\x03\x04\x14\x00binary", "the file is not a text CSV (it looks binary); export your table as CSV "
-                                  "(comma, semicolon or tab separated) and upload that (download the template "
-                                  "from the Batch tab)"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (
+            b"",
+            "the file is empty; upload a CSV with a header row and one row per prediction "
+            "(download the template from the Batch tab)",
+        ),
+        (
+            b"   \n\n",
+            "the file is empty; upload a CSV with a header row and one row per prediction "
+            "(download the template from the Batch tab)",
+        ),
+        (
+            b"sepal_length,sepal_width,island\n",
+            "the file has a header but no rows; add one row per prediction below the header",
+        ),
+        (
+            b"PK\x03\x04\x14\x00binary",
+            "the file is not a text CSV (it looks binary); export your table as CSV "
+            "(comma, semicolon or tab separated) and upload that (download the template "
+            "from the Batch tab)",
+        ),
+    ],
+)
 def test_unusable_files_are_refused_with_what_to_do(data, message):
     with pytest.raises(InputError) as caught:
         read_csv(data, **LIMITS)
@@ -119,9 +166,8 @@ def test_unusable_files_are_refused_with_what_to_do(data, message):
 
 
 def test_a_line_with_too_many_fields_flags_only_its_row():
-    frame = read_csv(b"sepal_length;sepal_width;island\n5,1;3,5;Dream\n5;3;Dream;extra\n4,9;3;Biscoe\n6\n",
-                     **LIMITS)
-    result = validate(frame, parse_schema(IRIS))
+    table = read_csv(b"sepal_length;sepal_width;island\n5,1;3,5;Dream\n5;3;Dream;extra\n4,9;3;Biscoe\n6\n", **LIMITS)
+    result = validate(table.frame, parse_schema(IRIS), row_errors=table.row_errors)
     assert result.errors.tolist() == [
         "",
         "line 3 has 4 fields but the header has 3; a stray separator, or a text value with a separator that "
@@ -133,30 +179,34 @@ def test_a_line_with_too_many_fields_flags_only_its_row():
 
 
 def test_size_and_row_caps():
-    with pytest.raises(InputError, match=r"^the file is 2.0 MB, over the 1 MB limit; split it"):
+    with pytest.raises(InputError, match=r"^the file is 1.9 MiB, over the 976.6 KiB limit; split it"):
         read_csv(b"a\n" + b"1\n" * 1_000_000, **LIMITS)
     with pytest.raises(InputError, match=r"^the file has more than 1,000 rows, over the limit"):
         read_csv(b"a\n" + b"1\n" * 1001, **LIMITS)
 
 
 def test_a_missing_column_refuses_the_table_and_names_the_expected_ones():
-    frame = read_csv(b"sepal_length,island\n5.1,Dream\n", **LIMITS)
+    frame = read_csv(b"sepal_length,island\n5.1,Dream\n", **LIMITS).frame
     with pytest.raises(InputError) as caught:
         validate(frame, parse_schema(IRIS))
-    assert str(caught.value) == ("column 'sepal_width' is missing; expected columns: sepal_length, sepal_width, "
-                                 "island; download the template from the Batch tab")
+    assert str(caught.value) == (
+        "column 'sepal_width' is missing; expected columns: sepal_length, sepal_width, "
+        "island; download the template from the Batch tab"
+    )
 
 
 def test_bad_cells_flag_only_their_row_with_exact_messages():
-    data = (b"sepal_length,sepal_width,island,comment\n"
-            b"5.1,3.5,Dream,ok\n"
-            b"abc,3.5,Dream,text in a number\n"
-            b",3.5,Dream,empty\n"
-            b"inf,3.5,Dream,infinite\n"
-            b"5.1,3.5,Atlantis,unknown category\n"
-            b"5.1,nan,,two problems\n"
-            b"12.5,3.5,Biscoe,out of range\n")
-    frame = read_csv(data, **LIMITS)
+    data = (
+        b"sepal_length,sepal_width,island,comment\n"
+        b"5.1,3.5,Dream,ok\n"
+        b"abc,3.5,Dream,text in a number\n"
+        b",3.5,Dream,empty\n"
+        b"inf,3.5,Dream,infinite\n"
+        b"5.1,3.5,Atlantis,unknown category\n"
+        b"5.1,nan,,two problems\n"
+        b"12.5,3.5,Biscoe,out of range\n"
+    )
+    frame = read_csv(data, **LIMITS).frame
     result = validate(frame, parse_schema(IRIS))
     assert result.errors.tolist() == [
         "",
@@ -170,22 +220,28 @@ def test_bad_cells_flag_only_their_row_with_exact_messages():
     assert result.good.tolist() == [True, False, False, False, False, False, True]
     assert result.ready == 2
     assert result.extra_columns == ("comment",)
-    assert result.warnings == ("row 7: sepal_length 12.5 is above the usual maximum 8",)
+    assert result.warnings == (RangeWarning(row=6, feature="sepal_length", value=12.5, bound="max", limit=8.0),)
     np.testing.assert_allclose(result.inputs, [[5.1, 3.5, 1.0], [12.5, 3.5, 0.0]], rtol=1e-6)
 
 
 def test_numeric_columns_with_nan_and_inf_from_the_parser():
-    frame = pd.DataFrame({"sepal_length": [1.0, np.nan, np.inf, -np.inf], "sepal_width": [1, 2, 3, 4],
-                          "island": ["Dream"] * 4})
+    frame = pd.DataFrame(
+        {"sepal_length": [1.0, np.nan, np.inf, -np.inf], "sepal_width": [1, 2, 3, 4], "island": ["Dream"] * 4}
+    )
     result = validate(frame, parse_schema(IRIS))
-    assert result.errors.tolist() == ["", "sepal_length: missing value", "sepal_length: inf is not a finite number",
-                                      "sepal_length: -inf is not a finite number"]
+    assert result.errors.tolist() == [
+        "",
+        "sepal_length: missing value",
+        "sepal_length: inf is not a finite number",
+        "sepal_length: -inf is not a finite number",
+    ]
 
 
 def test_named_string_inputs_keep_their_text():
-    schema = parse_schema({"features": [{"name": "size"}, {"name": "colour", "type": "text"}],
-                           "output": {"type": "binary"}})
-    frame = read_csv(b"size,colour\n1,red\n2,\n", **LIMITS)
+    schema = parse_schema(
+        {"features": [{"name": "size"}, {"name": "colour", "type": "text"}], "output": {"type": "binary"}}
+    )
+    frame = read_csv(b"size,colour\n1,red\n2,\n", **LIMITS).frame
     result = validate(frame, schema, named_inputs=True, string_inputs=frozenset({"colour"}))
     assert result.errors.tolist() == ["", "colour: missing value"]
     assert result.inputs["colour"].tolist() == ["red"]

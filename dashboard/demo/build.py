@@ -30,8 +30,13 @@ def build(folder: Path = HERE) -> dict:
     x, y = x[order], y[order]
     versions = [
         ("1.0.0", [8], 150, "First release: one hidden layer of 8 units.", "2026-01-31"),
-        ("1.1.0", [16, 16], 250, "Two hidden layers and input normalisation; better on versicolor/virginica.",
-         "2026-03-15"),
+        (
+            "1.1.0",
+            [16, 16],
+            250,
+            "Two hidden layers and input normalisation; better on versicolor/virginica.",
+            "2026-03-15",
+        ),
     ]
     entries = []
     for label, hidden, epochs, notes, created in versions:
@@ -45,15 +50,23 @@ def build(folder: Path = HERE) -> dict:
             h = keras.layers.Dense(units, activation="relu")(h)
         outputs = keras.layers.Dense(3, activation="softmax", name="species")(h)
         model = keras.Model(inputs, outputs, name=f"iris_{label.replace('.', '_')}")
-        model.compile(optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.02), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
         model.fit(x, y, epochs=epochs, batch_size=16, verbose=0)
         accuracy = float(model.evaluate(x, y, verbose=0)[1])
         path = folder / f"iris-{label}.keras"
         model.save(path)
-        entries.append({"version": label, "url": path.name, "sha256": _sha256(path),
-                        "schema": _schema(iris.data), "notes": f"{notes} Training accuracy {accuracy:.1%}.",
-                        "created": created})
+        entries.append(
+            {
+                "version": label,
+                "url": path.name,
+                "sha256": _sha256(path),
+                "schema": _schema(iris.data),
+                "notes": f"{notes} Training accuracy {accuracy:.1%}.",
+                "created": created,
+            }
+        )
     manifest = {"name": "iris-classifier", "aliases": {"stable": "1.0.0"}, "versions": entries[::-1]}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     _sample(iris, folder / "sample.csv")
@@ -75,7 +88,7 @@ def add_lean_artifacts(folder: Path = HERE) -> None:
         entry.pop("tflite_sha256", None)
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     for entry in manifest["versions"]:
-        print(add_lean(str(folder), entry["version"], settings).lean)
+        print(add_lean(str(folder), entry["version"], settings).lean.detail)
     (folder / ".publish.lock").unlink(missing_ok=True)
 
 
@@ -83,9 +96,16 @@ def _schema(data: np.ndarray) -> dict:
     features = []
     for i, name in enumerate(FEATURES):
         column = data[:, i]
-        features.append({"name": name, "type": "number", "min": float(np.floor(column.min())),
-                         "max": float(np.ceil(column.max())), "default": round(float(np.median(column)), 1),
-                         "unit": "cm"})
+        features.append(
+            {
+                "name": name,
+                "type": "number",
+                "min": float(np.floor(column.min())),
+                "max": float(np.ceil(column.max())),
+                "default": round(float(np.median(column)), 1),
+                "unit": "cm",
+            }
+        )
     return {"features": features, "output": {"type": "classification", "labels": LABELS}}
 
 

@@ -2,69 +2,94 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
 from dashboard import service
 from dashboard.config import Settings
+from dashboard.csvio import safe_csv
 from dashboard.errors import DashboardError
-from dashboard.predict import BatchResult, safe_csv
+from dashboard.logs import report
+from dashboard.memory import release_memory
+from dashboard.predict import BatchResult
 from dashboard.service import Served
-from dashboard.ui.state import release_memory, report
+from dashboard.ui import charts, session, words
+from dashboard.ui.session import Upload
 
 SHOWN_ROWS = 5_000  # rows sent to the browser's table; the download always has every row
 
 
 def show(settings: Settings, served: Served) -> BatchResult | None:
     """Draw the batch tab; returns the result for the uploaded file (None without a usable file)."""
-    st.download_button("Download CSV template", served.schema.template_csv(), key="batch-template",
-                       file_name=f"template-{served.label}.csv", mime="text/csv",
-                       help="A header with the expected columns and one example row.")
-    upload = st.file_uploader("Upload a CSV file (comma, semicolon or tab separated)", type=["csv", "tsv", "txt"],
-                              key="batch-upload", max_upload_size=max(1, settings.csv_max_bytes // 1_000_000))
+    st.download_button(
+        "Download CSV template",
+        served.schema.template_csv(),
+        key="batch-template",
+        file_name=f"template-{served.label}.csv",
+        mime="text/csv",
+        help="A header with the expected columns and one example row.",
+    )
+    upload = st.file_uploader(
+        "Upload a CSV file (comma, semicolon or tab separated)",
+        type=["csv", "tsv", "txt"],
+        key="batch-upload",
+        max_upload_size=max(1, settings.csv_max_bytes // 1_000_000),
+    )
     if upload is None:
-        st.session_state.pop("batch-data", None)
+        session.keep_upload(None)
         st.info(f"Expected columns: {', '.join(served.schema.names)}. Extra columns are kept in the results.")
         return None
-    st.session_state["batch-data"] = upload  # the compare tab runs a second version on the same file
-    result = stored_result(upload.file_id, served)
+    result = session.batch_result(upload.file_id, served)
     if result is None:
         bar = st.progress(0.0, text="Checking the file…")
         try:
-            result = service.predict_csv(settings, served, upload.getvalue(),
-                                         lambda done, total: bar.progress(done / total,
-                                                                          text=f"Predicted {done:,} of {total:,} rows"))
+            current = _read(settings, upload)
+            result = service.predict_table(
+                served,
+                current.table,
+                lambda done, total: bar.progress(done / total, text=f"Predicted {done:,} of {total:,} rows"),
+            )
         except DashboardError as exc:
             report(exc, f"batch file {upload.name!r} refused")
             st.error(f"{upload.name}: {exc.message}")
             return None
         finally:
             bar.empty()
-        st.session_state["batch-result"] = ((upload.file_id, served.label, served.version.digest), result)
+        session.keep_batch_result(upload.file_id, served, result)
         if result.rows >= 10_000:
             release_memory()
     _report(result)
-    probability = {c: st.column_config.NumberColumn(format="%.4f") for c in result.table.columns
-                   if str(c).startswith("probability")}
+    probability = {
+        c: st.column_config.NumberColumn(format="%.4f")
+        for c in result.table.columns
+        if str(c).startswith("probability")
+    }
     shown = result.table if result.rows <= SHOWN_ROWS else result.table.head(SHOWN_ROWS)
     st.dataframe(shown, hide_index=True, key="batch-table", column_config=probability)
     if result.rows > SHOWN_ROWS:
         st.caption(f"Showing the first {SHOWN_ROWS:,} of {result.rows:,} rows; Download results has them all.")
     _chart(served, result)
     table = result.table
-    st.download_button("Download results", lambda: safe_csv(table), key="batch-download", type="primary",
-                       file_name=f"predictions-{served.label}.csv", mime="text/csv",
-                       help="Every row, with formula-like text neutralised for spreadsheets. Built when you click.")
+    st.download_button(
+        "Download results",
+        lambda: safe_csv(table),
+        key="batch-download",
+        type="primary",
+        file_name=f"predictions-{served.label}.csv",
+        mime="text/csv",
+        help="Every row, with formula-like text neutralised for spreadsheets. Built when you click.",
+    )
     return result
 
 
-def stored_result(file_id: str, served: Served) -> BatchResult | None:
-    """This session's result for this upload and version, if it was already predicted (no work on reruns)."""
-    stored = st.session_state.get("batch-result")
-    if stored and stored[0] == (file_id, served.label, served.version.digest):
-        return stored[1]
-    return None
+def _read(settings: Settings, upload) -> Upload:
+    """The uploaded file read once per upload (kept for the Compare tab); a refused file is forgotten."""
+    current = session.upload()
+    if current is not None and current.file_id == upload.file_id:
+        return current
+    session.keep_upload(None)
+    current = Upload(upload.file_id, upload.name, service.read_csv(settings, upload.getvalue()))
+    session.keep_upload(current)
+    return current
 
 
 def _report(result: BatchResult) -> None:
@@ -73,26 +98,25 @@ def _report(result: BatchResult) -> None:
     failed.metric("Rows with errors", f"{result.failed:,}")
     if result.failed:
         lines = "\n".join(f"- {line}" for line in result.first_errors)
-        st.warning(f"{result.failed:,} rows could not be predicted; their reason is in the error column. "
-                   f"First ones:\n{lines}")
+        st.warning(
+            f"{result.failed:,} rows could not be predicted; their reason is in the error column. First ones:\n{lines}"
+        )
     if result.warning_count:
         with st.expander(f"{result.warning_count:,} values are outside the usual range (predicted anyway)"):
-            st.markdown("\n".join(f"- {w}" for w in result.warnings))
+            st.markdown("\n".join(f"- {words.range_warning(w)}" for w in result.warnings))
     if result.extra_columns:
         st.caption(f"Not used by the model, kept in the results: {', '.join(result.extra_columns)}")
 
 
 def _chart(served: Served, result: BatchResult) -> None:
-    predicted = result.table.loc[result.table["error"] == "", "prediction"]
+    predicted = result.table.loc[result.good, "prediction"]
     if predicted.empty:
         return
     if served.schema.output.type == "regression":
-        counts, edges = np.histogram(predicted.to_numpy(float), bins=min(30, max(5, predicted.size // 10)))
-        frame = pd.DataFrame({"prediction": [f"{(a + b) / 2:.3g}" for a, b in zip(edges[:-1], edges[1:])],
-                              "rows": counts})
-        st.bar_chart(frame, x="prediction", y="rows", height=260)
+        st.bar_chart(charts.histogram(predicted.to_numpy(float), "prediction"), x="prediction", y="rows", height=260)
     else:
         labels = list(served.schema.output.labels)
         counts = predicted.astype(str).value_counts().reindex(labels, fill_value=0)
-        st.bar_chart(counts.rename("rows").rename_axis("prediction").reset_index(), x="prediction", y="rows",
-                     height=260)
+        st.bar_chart(
+            counts.rename("rows").rename_axis("prediction").reset_index(), x="prediction", y="rows", height=260
+        )

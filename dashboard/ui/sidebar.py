@@ -8,8 +8,8 @@ from packaging.version import Version
 from dashboard.config import Settings
 from dashboard.registry import Catalog
 from dashboard.service import Served
-from dashboard.ui import state
-from dashboard.ui.state import Failure
+from dashboard.ui import session, state
+from dashboard.ui.session import Failure
 
 
 def show(settings: Settings, catalog: Catalog, catalog_error: str | None) -> tuple[str, bool]:
@@ -21,21 +21,29 @@ def show(settings: Settings, catalog: Catalog, catalog_error: str | None) -> tup
     labels = catalog.labels
     if "version" not in st.session_state or st.session_state["version"] not in labels:
         st.session_state["version"] = _initial(catalog)
-    elif not st.session_state.get("picked") and st.session_state["version"] != catalog.default.label:
+    elif not session.picked() and st.session_state["version"] != catalog.default.label:
         st.session_state["version"] = catalog.default.label  # nobody picked one: follow the default (hot swap)
     tags = _tags(catalog)
-    label = st.sidebar.selectbox("Version", labels, key="version", on_change=_picked,
-                                 format_func=lambda v: f"{v}  {tags[v]}".rstrip(),
-                                 help="Every published version, newest first. Until you pick one, the page "
-                                      "follows the default, so a newly published version is served on refresh.")
+    label = st.sidebar.selectbox(
+        "Version",
+        labels,
+        key="version",
+        on_change=_picked,
+        format_func=lambda v: f"{v}  {tags[v]}".rstrip(),
+        help="Every published version, newest first. Until you pick one, the page "
+        "follows the default, so a newly published version is served on refresh.",
+    )
     if catalog.warning:
         st.sidebar.warning(catalog.warning)
-    if st.session_state.get("url-warning"):
-        st.sidebar.warning(st.session_state["url-warning"])
+    if session.link_warning():
+        st.sidebar.warning(session.link_warning())
     if st.query_params.get("version") != label:
         st.query_params["version"] = label
-    refresh = st.sidebar.button("Refresh versions", key="refresh",
-                                help=f"Re-read the sources now (also done every {settings.refresh_seconds} s).")
+    refresh = st.sidebar.button(
+        "Refresh versions",
+        key="refresh",
+        help=f"Re-read the sources now (also done every {settings.refresh_seconds} s).",
+    )
     with st.sidebar:
         _watch(settings, tuple(labels), catalog.default.label)
     return label, refresh
@@ -54,7 +62,7 @@ def _watch(settings: Settings, labels: tuple[str, ...], default: str) -> None:
 
 
 def _picked() -> None:
-    st.session_state["picked"] = True
+    session.mark_picked()
 
 
 def show_card(settings: Settings, served: Served | None, failure: Failure | None) -> None:
@@ -64,8 +72,10 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
         st.sidebar.error(f"Version {failure.label} could not be loaded: {failure.message}{still}")
         st.sidebar.button("Retry", key="retry", on_click=state.retry, help="Try this version again now.")
     if not settings.safe_mode:
-        st.sidebar.warning("Safe mode is OFF (MODEL_SAFE_MODE=false): model files may run code when loaded. "
-                           "Only use stores whose every file you trust.")
+        st.sidebar.warning(
+            "Safe mode is OFF (MODEL_SAFE_MODE=false): model files may run code when loaded. "
+            "Only use stores whose every file you trust."
+        )
     if served is None:
         return
     schema, model = served.schema, served.model
@@ -93,13 +103,12 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
 
 def _initial(catalog: Catalog) -> str:
     """?version= from a shared link on a session's first run, else the default version."""
-    wanted = None if st.session_state.get("link-read") else st.query_params.get("version")
-    st.session_state["link-read"] = True
+    wanted = st.query_params.get("version") if session.take_link_once() else None
     if not wanted:
         return catalog.default.label
     chosen, warning = catalog.choose(wanted, asked_by="?version= in the link")
-    st.session_state["url-warning"] = warning
-    st.session_state["picked"] = True
+    session.set_link_warning(warning)
+    session.mark_picked()
     return chosen.label
 
 

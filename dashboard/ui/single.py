@@ -9,6 +9,7 @@ from dashboard import service
 from dashboard.predict import BatchResult
 from dashboard.schema import Feature
 from dashboard.service import Served
+from dashboard.ui import session, words
 
 
 def show(served: Served) -> BatchResult | None:
@@ -22,12 +23,10 @@ def show(served: Served) -> BatchResult | None:
                 values[feature.name] = _field(feature)
         submitted = st.form_submit_button("Predict", key="single-submit", type="primary")
     if submitted:
-        result = service.predict_row(served, values)
-        st.session_state["single-result"] = (served.label, served.version.digest, result)
-    stored = st.session_state.get("single-result")
-    if not stored or stored[:2] != (served.label, served.version.digest):
+        session.keep_single_result(served, service.predict_row(served, values))
+    result = session.single_result(served)
+    if result is None:
         return None
-    result = stored[2]
     _result(served, result)
     return result
 
@@ -45,10 +44,14 @@ def _field(feature: Feature):
         low = f"{feature.min:g}" if feature.min is not None else "…"
         high = f"{feature.max:g}" if feature.max is not None else "…"
         usual = f"Usual range {low} to {high}."
-    step = (feature.max - feature.min) / 100 if feature.min is not None and feature.max is not None \
-        and feature.max > feature.min else 0.1
-    return st.number_input(label, value=float(feature.initial), step=float(f"{step:.2g}"), format="%g", key=key,
-                           help=usual or None)
+    step = (
+        (feature.max - feature.min) / 100
+        if feature.min is not None and feature.max is not None and feature.max > feature.min
+        else 0.1
+    )
+    return st.number_input(
+        label, value=float(feature.initial), step=float(f"{step:.2g}"), format="%g", key=key, help=usual or None
+    )
 
 
 def _result(served: Served, result: BatchResult) -> None:
@@ -57,7 +60,7 @@ def _result(served: Served, result: BatchResult) -> None:
         st.error(f"This row cannot be predicted: {row['error']}. Correct the value and press Predict again.")
         return
     for warning in result.warnings:
-        st.warning(warning.replace("row 1: ", "") + " — the prediction may be unreliable.")
+        st.warning(words.range_warning(warning, with_row=False) + " — the prediction may be unreliable.")
     output = served.schema.output
     if output.type == "regression":
         unit = f" {output.unit}" if output.unit else ""

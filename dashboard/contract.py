@@ -1,0 +1,62 @@
+"""The contracts between modules, named: what a loaded model offers, and the closed sets of words the core uses.
+
+Both runtimes (loader.LoadedModel for Keras, lite.LiteModel for LiteRT) satisfy `ServableModel`; schema, predict,
+service and the UI rely on nothing else of a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+ModelKind = Literal["file", "architecture", "builder"]  # one .keras/.h5 file; JSON + weights; function + weights
+FeatureType = Literal["number", "category", "text"]
+OutputType = Literal["classification", "binary", "regression"]
+Runtime = Literal["keras", "litert"]
+RuntimeChoice = Literal["auto", "keras", "litert"]  # MODEL_RUNTIME
+ComparisonKind = Literal["labels", "values"]  # labels: classification / binary; values: regression
+Bound = Literal["min", "max"]
+
+FEATURE_TYPES: tuple[FeatureType, ...] = ("number", "category", "text")
+OUTPUT_TYPES: tuple[OutputType, ...] = ("classification", "binary", "regression")
+RUNTIME_CHOICES: tuple[RuntimeChoice, ...] = ("auto", "keras", "litert")
+
+Batch = np.ndarray | dict[str, np.ndarray]  # a 2-D float matrix, or one 1-D column per named input
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """One model input: its name, per-row shape and dtype name ('float32', 'string', ...)."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+    @property
+    def is_string(self) -> bool:
+        """True for tf.string inputs."""
+        return self.dtype == "string"
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        """The per-row shape with unknown dimensions as 1 (what a batch is reshaped to)."""
+        return tuple(1 if d in (None, -1) else d for d in self.shape)
+
+
+@runtime_checkable
+class ServableModel(Protocol):
+    """What predict needs from a loaded model, whichever runtime loaded it."""
+
+    inputs: tuple[InputInfo, ...]
+    named_inputs: bool  # True: one input per feature (a dict batch); False: one 2-D matrix
+    output_units: int  # values per row: 1 (binary, regression) or one score per class
+    output_activation: str | None  # the last layer's activation, for inferring a schema ("softmax", "sigmoid")
+    format: str  # shown on the model card: ".keras", ".h5 (full model)", ".tflite", ...
+    load_seconds: float
+    chunk_rows: int  # rows per call on large batches
+
+    def call(self, inputs: Batch) -> np.ndarray:
+        """Outputs for a batch as a 2-D float array, one row per input row; safe to call from many threads."""
+        ...

@@ -1,0 +1,139 @@
+"""CSV files in and out: reading uploads (encodings, separators, decimal commas, limits, ragged lines) and the
+spreadsheet-safe export.
+
+Reading returns a `CsvTable`: the table and, beside it, the rows that were already found wrong while reading
+(a line with more fields than the header), which validation adds to those rows' `error`.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from dashboard.errors import InputError
+from dashboard.files import CHUNK, format_bytes
+
+TEMPLATE_HINT = "download the template from the Batch tab"
+_BINARY_STARTS = (b"PK\x03\x04", b"\x89HDF", b"\x89PNG", b"%PDF", b"\x1f\x8b")
+_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+_PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """An uploaded table and the errors found while reading it, by row index."""
+
+    frame: pd.DataFrame
+    row_errors: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        """Rows in the table."""
+        return len(self.frame)
+
+
+def read_csv(data: bytes, max_bytes: int, max_rows: int) -> CsvTable:
+    """Uploaded bytes -> table: UTF-8 (BOM or not) or Latin-1, separator , ; or tab; limits enforced first."""
+    if len(data) > max_bytes:
+        raise InputError(
+            f"the file is {format_bytes(len(data))}, over the {format_bytes(max_bytes)} limit; "
+            "split it into smaller files (or raise CSV_MAX_BYTES)"
+        )
+    if not data or data.isspace():
+        raise InputError(
+            f"the file is empty; upload a CSV with a header row and one row per prediction ({TEMPLATE_HINT})"
+        )
+    head = data[:8192]
+    if b"\x00" in head or head.startswith(_BINARY_STARTS):
+        raise InputError(
+            "the file is not a text CSV (it looks binary); export your table as CSV "
+            f"(comma, semicolon or tab separated) and upload that ({TEMPLATE_HINT})"
+        )
+    encoding = _encoding(data)
+    end = data.find(b"\n")
+    first_line = data if end < 0 else data[:end]
+    counts = {sep: first_line.count(sep.encode()) for sep in (",", ";", "\t")}
+    sep = max(counts, key=lambda s: (counts[s], s == ","))
+    row_errors: dict[int, str] = {}
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            sep=sep,
+            encoding=encoding,
+            nrows=max_rows + 1,
+            decimal="," if sep == ";" else ".",
+            skipinitialspace=True,
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise InputError(f"the file has no header row; the first line must name the columns ({TEMPLATE_HINT})") from exc
+    except pd.errors.ParserError:  # a line with more fields than the header: keep every row, flag those lines
+        frame, row_errors = _read_ragged(data, encoding, sep, max_rows)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"the file cannot be read as CSV ({type(exc).__name__}); save it as UTF-8 CSV") from exc
+    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    if len(frame) == 0:
+        raise InputError("the file has a header but no rows; add one row per prediction below the header")
+    if len(frame) > max_rows:
+        raise InputError(
+            f"the file has more than {max_rows:,} rows, over the limit; "
+            "split it into smaller files (or raise CSV_MAX_ROWS)"
+        )
+    return CsvTable(frame, row_errors)
+
+
+def _read_ragged(data: bytes, encoding: str, sep: str, max_rows: int) -> tuple[pd.DataFrame, dict[int, str]]:
+    """The slow path for irregular files: every row kept (extra fields dropped), its row flagged."""
+    text = data.decode(encoding)
+    reader = csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True)
+    header = None
+    rows: list[list[str]] = []
+    ragged: dict[int, str] = {}
+    for line in reader:
+        if not line or all(not cell.strip() for cell in line):
+            continue
+        if header is None:
+            header = line
+            continue
+        if len(rows) > max_rows:
+            break
+        if len(line) > len(header):
+            ragged[len(rows)] = (
+                f"line {reader.line_num} has {len(line)} fields but the header has {len(header)}; "
+                "a stray separator, or a text value with a separator that needs quotes"
+            )
+        rows.append((line + [""] * len(header))[: len(header)])
+    return pd.DataFrame(rows, columns=header, dtype=object), ragged
+
+
+def _encoding(data: bytes) -> str:
+    """utf-8-sig when every byte decodes as UTF-8 (checked block by block, no copy of the file), else latin-1."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(data)
+    try:
+        for start in range(0, len(view), CHUNK):
+            decoder.decode(view[start : start + CHUNK])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "utf-8-sig"
+
+
+def safe_csv(table: pd.DataFrame) -> bytes:
+    """CSV bytes with formula-looking text cells neutralised by a leading apostrophe (OWASP); numbers untouched."""
+    safe = table.copy(deep=False)
+    for column in safe.columns:
+        series = safe[column]
+        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            continue
+        text = series.astype("string")
+        risky = text.str.match(_FORMULA_START).fillna(False) & ~text.str.match(_PLAIN_NUMBER).fillna(False)
+        if risky.any():
+            safe[column] = text.where(~risky, "'" + text)
+    header = [("'" + c) if _FORMULA_START.match(str(c)) else c for c in safe.columns]
+    # CRLF line ends (RFC 4180) make the writer quote any cell holding a bare CR or LF
+    return safe.to_csv(index=False, header=header, lineterminator="\r\n").encode("utf-8")

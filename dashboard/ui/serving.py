@@ -1,0 +1,32 @@
+"""The last good version keeps serving: when the chosen version cannot be loaded, the page says why and goes on
+with the version that worked before, and the failure is remembered until Retry or Refresh."""
+
+from __future__ import annotations
+
+from dashboard.config import Settings
+from dashboard.errors import DashboardError
+from dashboard.logs import report
+from dashboard.registry import Catalog
+from dashboard.service import Served
+from dashboard.ui import session, state
+from dashboard.ui.session import Failure
+
+
+def serve(settings: Settings, catalog: Catalog, label: str, box=None) -> tuple[Served | None, Failure | None]:
+    """Load the chosen version; if that fails, keep serving the last version that worked in this session.
+
+    A failure is remembered until Retry or Refresh, so later clicks do not wait on a broken source again.
+    """
+    version = catalog.get(label)
+    failed = session.failure()
+    if failed is not None and (failed.label, failed.digest) == (label, version.digest):
+        return session.last_good(), failed
+    try:
+        served = state.load(settings, version, box)
+    except DashboardError as exc:
+        report(exc, f"version {label} could not be served")
+        failed = Failure(label, version.digest, exc.message)
+        session.remember_failure(failed)
+        return session.last_good(), failed
+    session.remember_good(served)
+    return served, None

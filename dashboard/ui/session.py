@@ -1,0 +1,167 @@
+"""This browser session's memory, by name: what each tab keeps between reruns, as small typed values.
+
+Widget keys ("version", "compare-version", "single-<feature>") stay Streamlit's; everything else a tab keeps
+goes through these accessors, so no tab reads another tab's private layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from dashboard.csvio import CsvTable
+from dashboard.predict import BatchResult, Comparison
+from dashboard.registry import Catalog
+from dashboard.service import Served
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A version that could not be served, and why (already redacted)."""
+
+    label: str
+    digest: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The CSV uploaded in the Batch tab, read once (the Compare tab runs a second version on the same table)."""
+
+    file_id: str
+    name: str
+    table: CsvTable
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A result and what it was computed for: (upload id or "", version label, digest), and for compare the other."""
+
+    key: tuple[Any, ...]
+    value: Any
+
+
+def _get(name: str, default: Any = None) -> Any:
+    return st.session_state.get(name, default)
+
+
+def _set(name: str, value: Any) -> None:
+    st.session_state[name] = value
+
+
+def _drop(name: str) -> None:
+    st.session_state.pop(name, None)
+
+
+# versions
+def refreshes() -> int:
+    """How many times Refresh was pressed in this session (part of the catalog's cache key)."""
+    return _get("refreshes", 0)
+
+
+def count_refresh() -> None:
+    _set("refreshes", refreshes() + 1)
+
+
+def last_catalog() -> Catalog | None:
+    """The last version list that could be read."""
+    return _get("last-catalog")
+
+
+def remember_catalog(catalog: Catalog) -> None:
+    _set("last-catalog", catalog)
+
+
+def picked() -> bool:
+    """True once the person chose a version (by hand or by a shared link); until then the page follows the default."""
+    return bool(_get("picked"))
+
+
+def mark_picked() -> None:
+    _set("picked", True)
+
+
+def take_link_once() -> bool:
+    """True on the session's first run only: the moment ?version= from a shared link is read."""
+    first = not _get("link-read")
+    _set("link-read", True)
+    return first
+
+
+def link_warning() -> str | None:
+    return _get("url-warning")
+
+
+def set_link_warning(text: str | None) -> None:
+    _set("url-warning", text)
+
+
+# serving
+def failure() -> Failure | None:
+    """The version that failed, remembered until Retry or Refresh."""
+    return _get("failed")
+
+
+def remember_failure(failure: Failure) -> None:
+    _set("failed", failure)
+
+
+def forget_failure() -> None:
+    _drop("failed")
+
+
+def last_good() -> Served | None:
+    """The last version that served in this session."""
+    return _get("last-good")
+
+
+def remember_good(served: Served) -> None:
+    _set("last-good", served)
+
+
+# tabs
+def _outcome(name: str, key: tuple[Any, ...]) -> Any:
+    stored = _get(name)
+    return stored.value if isinstance(stored, Outcome) and stored.key == key else None
+
+
+def single_result(served: Served) -> BatchResult | None:
+    """The form's last result for this version."""
+    return _outcome("single-result", (served.label, served.version.digest))
+
+
+def keep_single_result(served: Served, result: BatchResult) -> None:
+    _set("single-result", Outcome((served.label, served.version.digest), result))
+
+
+def upload() -> Upload | None:
+    """The CSV in the Batch tab, if one is uploaded and could be read."""
+    return _get("batch-upload-table")
+
+
+def keep_upload(value: Upload | None) -> None:
+    """Remember the uploaded table, or forget it (and its results) when the file is removed."""
+    if value is None:
+        for name in ("batch-upload-table", "batch-result", "compare-result"):
+            _drop(name)
+    else:
+        _set("batch-upload-table", value)
+
+
+def batch_result(file_id: str, served: Served) -> BatchResult | None:
+    """This session's result for this upload and version, if it was already predicted."""
+    return _outcome("batch-result", (file_id, served.label, served.version.digest))
+
+
+def keep_batch_result(file_id: str, served: Served, result: BatchResult) -> None:
+    _set("batch-result", Outcome((file_id, served.label, served.version.digest), result))
+
+
+def comparison(key: tuple[Any, ...]) -> Comparison | None:
+    return _outcome("compare-result", key)
+
+
+def keep_comparison(key: tuple[Any, ...], result: Comparison) -> None:
+    _set("compare-result", Outcome(key, result))

@@ -1,0 +1,198 @@
+"""A table against a schema, row by row: model inputs for the good rows, the reason for every bad one.
+
+Vectorised per column: no per-row Python loop on the numeric path; messages are built only for bad rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from dashboard.contract import Batch, Bound
+from dashboard.csvio import TEMPLATE_HINT
+from dashboard.errors import InputError
+from dashboard.schema import Schema
+
+MAX_SHOWN_WARNINGS = 20
+
+
+@dataclass(frozen=True)
+class RangeWarning:
+    """A value outside the schema's usual range (predicted anyway): which row, feature, value and bound."""
+
+    row: int  # 0-based index of the data row
+    feature: str
+    value: float
+    bound: Bound
+    limit: float
+
+
+class RowCounts:
+    """Counts from a `good` mask (one bool per row): shared by a validated table and a prediction result."""
+
+    good: np.ndarray
+
+    @property
+    def rows(self) -> int:
+        """Rows in the table."""
+        return int(self.good.size)
+
+    @property
+    def ready(self) -> int:
+        """Rows that are (or will be) predicted."""
+        return int(self.good.sum())
+
+
+@dataclass(frozen=True)
+class Validated(RowCounts):
+    """A table checked against a schema: model inputs for the good rows, an error text per row."""
+
+    inputs: Batch  # 2-D float array, or dict name -> 1-D array (named inputs)
+    good: np.ndarray  # bool per row
+    errors: np.ndarray  # str per row, "" where good
+    warnings: tuple[RangeWarning, ...]  # the first MAX_SHOWN_WARNINGS
+    warning_count: int
+    extra_columns: tuple[str, ...]
+
+
+def validate(
+    frame: pd.DataFrame,
+    schema: Schema,
+    named_inputs: bool = False,
+    string_inputs: frozenset[str] = frozenset(),
+    row_errors: Mapping[int, str] | None = None,
+) -> Validated:
+    """Check every row against the schema; a missing column refuses the table, bad cells flag their row only.
+
+    row_errors are problems already found while reading (csvio.CsvTable.row_errors); they come first in `error`.
+    """
+    columns = [str(c) for c in frame.columns]
+    missing = [name for name in schema.names if name not in columns]
+    if missing:
+        noun = "column" if len(missing) == 1 else "columns"
+        shown = ", ".join(repr(m) for m in missing)
+        raise InputError(
+            f"{noun} {shown} {'is' if len(missing) == 1 else 'are'} missing; expected columns: "
+            f"{', '.join(schema.names)}; {TEMPLATE_HINT}"
+        )
+    rows = len(frame)
+    problems: list[tuple[np.ndarray, np.ndarray | str]] = []  # (bad mask, one message or one per row)
+    warn_masks: list[tuple[np.ndarray, str, Bound, float]] = []
+    values: dict[str, np.ndarray] = {}
+    for feature in schema.features:
+        column = frame[feature.name]
+        if feature.type == "number":
+            numbers, bad, messages = _numbers(column, feature.name)
+            problems.append((bad, messages))
+            values[feature.name] = numbers
+            finite = ~bad
+            if feature.min is not None:
+                low = finite & (numbers < feature.min)
+                if low.any():
+                    warn_masks.append((low, feature.name, "min", feature.min))
+            if feature.max is not None:
+                high = finite & (numbers > feature.max)
+                if high.any():
+                    warn_masks.append((high, feature.name, "max", feature.max))
+        elif feature.type == "category":
+            text = _texts(column)
+            choices = [str(c) for c in feature.choices]
+            codes = pd.Index(choices, dtype=object).get_indexer(text)
+            bad = codes < 0
+            messages = np.full(rows, "", dtype=object)
+            for index in np.flatnonzero(bad):
+                messages[index] = (
+                    f"{feature.name}: missing value"
+                    if text[index] == ""
+                    else f"{feature.name}: {text[index]!r} is not one of {', '.join(choices)}"
+                )
+            problems.append((bad, messages))
+            values[feature.name] = text if feature.name in string_inputs else codes.astype(np.float64)
+        else:
+            text = _texts(column)
+            bad = text == ""
+            problems.append((bad, f"{feature.name}: missing value"))
+            values[feature.name] = text
+    if row_errors:
+        bad = np.zeros(rows, dtype=bool)
+        messages = np.full(rows, "", dtype=object)
+        for index, message in row_errors.items():
+            bad[index], messages[index] = True, message
+        problems.insert(0, (bad, messages))
+    bad_any = np.zeros(rows, dtype=bool)
+    for bad, _ in problems:
+        bad_any |= bad
+    errors = np.full(rows, "", dtype=object)
+    if bad_any.any():
+        for index in np.flatnonzero(bad_any):
+            parts = []
+            for bad, messages in problems:
+                if bad[index]:
+                    parts.append(messages if isinstance(messages, str) else messages[index])
+            errors[index] = "; ".join(parts)
+    good = ~bad_any
+    warnings: list[RangeWarning] = []
+    warning_count = 0
+    for mask, name, bound, limit in warn_masks:
+        mask = mask & good
+        warning_count += int(mask.sum())
+        for index in np.flatnonzero(mask)[: MAX_SHOWN_WARNINGS - len(warnings)]:
+            warnings.append(RangeWarning(int(index), name, float(values[name][index]), bound, limit))
+    if named_inputs:
+        inputs = {name: array[good] for name, array in values.items()}
+    else:
+        inputs = np.column_stack([values[name][good] for name in schema.names]) if rows else np.empty((0, 0))
+        inputs = inputs.astype(np.float32, copy=False)
+    extra = tuple(c for c in columns if c not in set(schema.names))
+    return Validated(
+        inputs=inputs,
+        good=good,
+        errors=errors,
+        warnings=tuple(warnings),
+        warning_count=warning_count,
+        extra_columns=extra,
+    )
+
+
+def _numbers(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | str]:
+    """float64 values, a bad-row mask, and the message per bad row."""
+    if pd.api.types.is_bool_dtype(column):
+        column = column.astype("string")
+    if pd.api.types.is_numeric_dtype(column):
+        numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isfinite(numbers)
+        messages = np.full(len(numbers), "", dtype=object)
+        for index in np.flatnonzero(bad):
+            value = numbers[index]
+            messages[index] = (
+                f"{name}: missing value"
+                if np.isnan(value)
+                else f"{name}: {'inf' if value > 0 else '-inf'} is not a finite number"
+            )
+        return numbers, bad, messages
+    text = _texts(column)
+    parsed = np.array(pd.to_numeric(pd.Series(text, dtype=object), errors="coerce"), dtype=np.float64)
+    retry = np.isnan(parsed) & pd.Series(text, dtype=object).str.contains(",", regex=False).to_numpy(dtype=bool)
+    if retry.any():  # decimal commas ("5,1") in a file whose separator is not a comma
+        fixed = pd.Series(text[retry], dtype=object).str.replace(",", ".", regex=False)
+        parsed[retry] = pd.to_numeric(fixed, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(parsed)
+    messages = np.full(len(text), "", dtype=object)
+    for index in np.flatnonzero(bad):
+        raw = text[index]
+        if raw == "" or raw.lower() in ("nan", "na", "n/a", "null", "none"):
+            messages[index] = f"{name}: missing value"
+        elif np.isinf(parsed[index]):
+            messages[index] = f"{name}: {raw!r} is not a finite number"
+        else:
+            messages[index] = f"{name}: {raw!r} is not a number"
+    return parsed, bad, messages
+
+
+def _texts(column: pd.Series) -> np.ndarray:
+    """Cells as stripped strings ('' for missing), as an object array."""
+    series = column.astype("string").fillna("").str.strip()
+    return series.to_numpy(dtype=object)
