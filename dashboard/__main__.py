@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,11 +79,18 @@ def _versions() -> int:
         print(f"warning: {catalog.warning}", file=sys.stderr)
     for version in catalog.versions:
         sha = version.digest[:12] if version.pinned else "(unpinned)  "
-        line = f"{version.label:<12} {sha:<12}  {version.notes}".rstrip()
+        line = f"{version.label:<12} {sha:<12}  {_printable(version.notes)}".rstrip()
         if version is catalog.default:
             line += " (default)"
         print(line)
     return 0
+
+
+def _printable(text: str) -> str:
+    """Text from a manifest as one terminal-safe line: secrets removed, control characters (newlines, escape
+    sequences) shown as spaces, so notes can neither forge a line nor drive the terminal."""
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in scrub(text))
+    return " ".join(cleaned.split())
 
 
 def _predict(source: Path, target: Path, requested: str | None) -> int:

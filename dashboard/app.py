@@ -13,6 +13,7 @@ if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashb
 from dashboard.errors import DashboardError, describe
 from dashboard.logs import configure_logging, log
 from dashboard.ui import batch, compare, serving, sidebar, single, state
+from dashboard.ui.words import md
 
 st.set_page_config(page_title="Keras prediction dashboard", page_icon="🔮", layout="wide")
 configure_logging()
@@ -23,11 +24,11 @@ def main() -> None:
     try:
         settings = state.settings()
     except DashboardError as exc:
-        st.error(f"The configuration cannot be used: {exc.message}")
+        st.error(f"The configuration cannot be used: {md(exc.message)}")
         st.stop()
     catalog, catalog_error = state.catalog(settings)
     if catalog is None:
-        st.error(f"No model versions could be read: {catalog_error}")
+        st.error(f"No model versions could be read: {md(catalog_error)}")
         st.button("Try again", key="catalog-retry")
         st.stop()
     label, refresh = sidebar.show(settings, catalog, catalog_error)
@@ -39,7 +40,7 @@ def main() -> None:
     served, failure = serving.serve(settings, catalog, label, progress)
     sidebar.show_card(settings, served, failure)
     if served is None:
-        st.error(f"Version {failure.label} could not be loaded: {failure.message}")
+        st.error(f"Version {failure.label} could not be loaded: {md(failure.message)}")
         st.info("Pick another version in the sidebar, or press Retry once the problem is fixed.")
         return
     if failure is not None:

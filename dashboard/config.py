@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dashboard.contract import RUNTIME_CHOICES, RuntimeChoice
+from dashboard.contract import RUNTIME_CHOICES, ModelLimits, RuntimeChoice
 from dashboard.errors import ConfigError
 
 DEMO_MANIFEST = Path(__file__).resolve().parent / "demo" / "manifest.json"
@@ -39,8 +39,13 @@ class Settings:
     safe_mode: bool = True
     runtime: RuntimeChoice = "auto"  # auto: Keras when TensorFlow is installed, else LiteRT
     max_download_bytes: int = 1 << 30
-    csv_max_bytes: int = 200 * 1024 * 1024
-    csv_max_rows: int = 1_000_000
+    max_unpacked_bytes: int | None = None  # None: the same as max_download_bytes
+    max_parameters: int | None = None  # None: float32 weights filling max_unpacked_bytes
+    max_outputs: int = 10_000
+    download_timeout: float = 600.0  # seconds for one whole file, however it trickles
+    csv_max_bytes: int = 50 * 1024 * 1024  # with csv_max_rows: fits the Keras stack on a 1 GB dyno
+    csv_max_rows: int = 200_000
+    csv_max_columns: int = 1_000
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     retries: int = 3
@@ -55,6 +60,16 @@ class Settings:
     aws_region: str | None = None
     storage_emulator_host: str | None = None
     gcp_project: str | None = None
+
+    @property
+    def model_limits(self) -> ModelLimits:
+        """The limits a model file is checked against before Keras reads it."""
+        unpacked = self.max_unpacked_bytes or self.max_download_bytes
+        return ModelLimits(
+            max_unpacked_bytes=unpacked,
+            max_parameters=self.max_parameters or unpacked // 4,
+            max_outputs=self.max_outputs,
+        )
 
     @property
     def source_label(self) -> str:
@@ -149,7 +164,12 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         safe_mode=_boolean(get("MODEL_SAFE_MODE"), "MODEL_SAFE_MODE", d.safe_mode),
         runtime=_choice(get("MODEL_RUNTIME"), "MODEL_RUNTIME", RUNTIME_CHOICES),
         max_download_bytes=_integer(get("MODEL_MAX_BYTES"), "MODEL_MAX_BYTES", d.max_download_bytes),
+        max_unpacked_bytes=_integer(get("MODEL_MAX_UNPACKED_BYTES"), "MODEL_MAX_UNPACKED_BYTES", None),
+        max_parameters=_integer(get("MODEL_MAX_PARAMETERS"), "MODEL_MAX_PARAMETERS", None),
+        max_outputs=_integer(get("MODEL_MAX_OUTPUTS"), "MODEL_MAX_OUTPUTS", d.max_outputs),
+        download_timeout=_number(get("MODEL_DOWNLOAD_TIMEOUT"), "MODEL_DOWNLOAD_TIMEOUT", d.download_timeout),
         csv_max_bytes=_integer(get("CSV_MAX_BYTES"), "CSV_MAX_BYTES", d.csv_max_bytes),
+        csv_max_columns=_integer(get("CSV_MAX_COLUMNS"), "CSV_MAX_COLUMNS", d.csv_max_columns),
         csv_max_rows=_integer(get("CSV_MAX_ROWS"), "CSV_MAX_ROWS", d.csv_max_rows),
         connect_timeout=_number(get("MODEL_CONNECT_TIMEOUT"), "MODEL_CONNECT_TIMEOUT", d.connect_timeout),
         read_timeout=_number(get("MODEL_READ_TIMEOUT"), "MODEL_READ_TIMEOUT", d.read_timeout),
@@ -213,13 +233,14 @@ def _boolean(value: str | None, name: str, default: bool) -> bool:
     raise ConfigError(f"{name}={value!r} is not a yes/no value; use true or false")
 
 
-def _integer(value: str | None, name: str, default: int, minimum: int = 1) -> int:
+def _integer(value: str | None, name: str, default: int | None, minimum: int = 1) -> int | None:
     if value is None:
         return default
     try:
         number = int(value.replace("_", ""))
     except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a whole number; use for example {default}") from None
+        example = default if default is not None else 1_000_000
+        raise ConfigError(f"{name}={value!r} is not a whole number; use for example {example}") from None
     if number < minimum:
         raise ConfigError(f"{name}={value!r} must be at least {minimum}")
     return number

@@ -45,6 +45,16 @@ class InputInfo:
         return tuple(1 if d in (None, -1) else d for d in self.shape)
 
 
+@dataclass(frozen=True)
+class ModelLimits:
+    """What a model file may ask of the process before it is refused (settings MODEL_MAX_UNPACKED_BYTES,
+    MODEL_MAX_PARAMETERS, MODEL_MAX_OUTPUTS): checked from the archive and the config, before Keras builds it."""
+
+    max_unpacked_bytes: int = 1 << 30
+    max_parameters: int = (1 << 30) // 4  # float32 weights filling max_unpacked_bytes
+    max_outputs: int = 10_000
+
+
 @runtime_checkable
 class ServableModel(Protocol):
     """What predict needs from a loaded model, whichever runtime loaded it."""

@@ -30,6 +30,7 @@ class CsvTable:
 
     frame: pd.DataFrame
     row_errors: dict[int, str] = field(default_factory=dict)
+    decimal_comma: bool = False  # the separator is not a comma, so "5,1" may mean 5.1 (validate decides per cell)
 
     @property
     def rows(self) -> int:
@@ -37,8 +38,12 @@ class CsvTable:
         return len(self.frame)
 
 
-def read_csv(data: bytes, max_bytes: int, max_rows: int) -> CsvTable:
-    """Uploaded bytes -> table: UTF-8 (BOM or not) or Latin-1, separator , ; or tab; limits enforced first."""
+def read_csv(data: bytes, max_bytes: int, max_rows: int, max_columns: int = 1000) -> CsvTable:
+    """Uploaded bytes -> table: UTF-8 (BOM or not) or Latin-1, separator , ; or tab; limits enforced first.
+
+    Numbers are parsed with a decimal point only: a decimal comma ("5,1" in a semicolon file) is read as text and
+    resolved per cell by validate, which flags what is ambiguous ("12,500") instead of guessing.
+    """
     if len(data) > max_bytes:
         raise InputError(
             f"the file is {format_bytes(len(data))}, over the {format_bytes(max_bytes)} limit; "
@@ -59,16 +64,16 @@ def read_csv(data: bytes, max_bytes: int, max_rows: int) -> CsvTable:
     first_line = data if end < 0 else data[:end]
     counts = {sep: first_line.count(sep.encode()) for sep in (",", ";", "\t")}
     sep = max(counts, key=lambda s: (counts[s], s == ","))
+    if counts[sep] + 1 > max_columns:
+        raise InputError(
+            f"the file has {counts[sep] + 1:,} columns, over the {max_columns:,} limit; keep the model's "
+            f"columns ({TEMPLATE_HINT}), or raise CSV_MAX_COLUMNS"
+        )
     row_errors: dict[int, str] = {}
     try:
-        frame = pd.read_csv(
-            io.BytesIO(data),
-            sep=sep,
-            encoding=encoding,
-            nrows=max_rows + 1,
-            decimal="," if sep == ";" else ".",
-            skipinitialspace=True,
-        )
+        frame = pd.read_csv(io.BytesIO(data), sep=sep, encoding=encoding, nrows=max_rows + 1, skipinitialspace=True)
+        if not isinstance(frame.index, pd.RangeIndex):  # an extra field on the first data line made pandas
+            raise pd.errors.ParserError("extra field on the first data line")  # take column 1 as the index
     except pd.errors.EmptyDataError as exc:
         raise InputError(f"the file has no header row; the first line must name the columns ({TEMPLATE_HINT})") from exc
     except pd.errors.ParserError:  # a line with more fields than the header: keep every row, flag those lines
@@ -83,7 +88,7 @@ def read_csv(data: bytes, max_bytes: int, max_rows: int) -> CsvTable:
             f"the file has more than {max_rows:,} rows, over the limit; "
             "split it into smaller files (or raise CSV_MAX_ROWS)"
         )
-    return CsvTable(frame, row_errors)
+    return CsvTable(frame, row_errors, decimal_comma=sep != ",")
 
 
 def _read_ragged(data: bytes, encoding: str, sep: str, max_rows: int) -> tuple[pd.DataFrame, dict[int, str]]:

@@ -8,15 +8,15 @@ import traceback
 
 # Query strings of presigned URLs (X-Amz-Signature, X-Goog-Signature, sig=...) and user:password@.
 _URL_QUERY = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>?#]*)[?#][^\s'\"<>]*")
-_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s'\"<>@]*@")
+# user:password@ up to the last @ before the host (a password may itself hold an @)
+_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s'\"<>]*@")
 # SigV4 Authorization headers and security tokens in SDK debug logs
 _AUTH_FIELDS = re.compile(
     r"(?P<name>Signature|Credential|X-Amz-Security-Token|x-amz-security-token|"
     r"X-Goog-Signature|X-Goog-Credential)(?P<sep>['\"]?\s*[=:]\s*b?['\"]?)[^,\s'\"&]+"
 )
-_LOOSE_QUERY = re.compile(
-    r"(?P<head>[/\w.-]+)\?[^\s'\"<>]*(?:X-Amz-|X-Goog-|sig=|Signature=|token=)[^\s'\"<>]*", re.IGNORECASE
-)
+# any query string on a path without a scheme (urllib3 and servers log "GET /path?key=... HTTP/1.1")
+_LOOSE_QUERY = re.compile(r"(?P<head>[^\s'\"<>?#=]+)\?[^\s'\"<>]*=[^\s'\"<>]*")
 
 
 class DashboardError(Exception):

@@ -14,19 +14,22 @@ import contextlib
 import errno
 import hashlib
 import posixpath
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from dashboard.config import Settings
 from dashboard.errors import IntegrityError, ModelSourceError, ObjectMissingError, scrub_library_logs
-from dashboard.files import CHUNK, atomic_write, capped, format_bytes, locked, too_large
+from dashboard.files import CHUNK, atomic_write, before, capped, format_bytes, locked, too_large
 
 ProgressFn = Callable[[int, "int | None"], None]
+SMALL_FILE_SECONDS = 60.0  # the overall deadline for a manifest or schema (MODEL_DOWNLOAD_TIMEOUT if lower)
 SMALL_FILE_CAP = 16 * 1024 * 1024
 REMOTE_SCHEMES = ("http", "https", "s3", "gs")
 # urllib3 logs each retry with the full URL, query string (a presigned signature) included
@@ -109,6 +112,30 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def revision(url: str, settings: Settings) -> str:
+    """What a file looks like now without downloading it: ETag / Last-Modified / size (HTTP), mtime and size
+    (a path); "" when that cannot be told (buckets, an unreachable server: the load reports those)."""
+    path = local_path(url)
+    if path is not None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return ""
+        return f"{stat.st_mtime_ns}:{stat.st_size}"
+    if scheme_of(url) not in ("http", "https"):
+        return ""
+    try:  # one HEAD, not retried: a failure here is reported by the download that follows
+        with requests.Session() as session:
+            response = session.head(
+                url, allow_redirects=True, timeout=(settings.connect_timeout, settings.read_timeout)
+            )
+    except requests.exceptions.RequestException:
+        return ""
+    if response.status_code >= 400:
+        return ""
+    return "|".join(response.headers.get(h, "") for h in ("ETag", "Last-Modified", "Content-Length"))
+
+
 def read_bytes(url: str, settings: Settings, max_bytes: int = SMALL_FILE_CAP) -> bytes:
     """A small file (manifest, schema, architecture JSON) read whole into memory."""
     path = local_path(url)
@@ -121,7 +148,7 @@ def read_bytes(url: str, settings: Settings, max_bytes: int = SMALL_FILE_CAP) ->
                 f"cannot read {redact(url)}: {exc.strerror}; check the path and its permissions"
             ) from exc
     chunks = []
-    for block, _, _ in _stream(url, settings, max_bytes):
+    for block, _, _ in _stream(url, settings, max_bytes, min(settings.download_timeout, SMALL_FILE_SECONDS)):
         chunks.append(block)
     return b"".join(chunks)
 
@@ -140,7 +167,7 @@ def fetch(url: str, settings: Settings, sha256: str | None = None, progress: Pro
     else:
         entry = settings.cache_dir / "unpinned" / hashlib.sha256(url.encode()).hexdigest()[:40]
     target = entry / file_name(url)
-    if sha256 and target.is_file():
+    if sha256 and _cached(target, sha256):
         return target
     with contextlib.ExitStack() as stack:
         try:
@@ -151,9 +178,20 @@ def fetch(url: str, settings: Settings, sha256: str | None = None, progress: Pro
             stack.enter_context(locked(entry / ".lock"))
         except OSError as exc:
             raise _cache_error(exc, entry) from exc
-        if not (sha256 and target.is_file()):  # else another process finished it while we waited
+        if not (sha256 and _cached(target, sha256)):  # else another process finished it while we waited
             _download(url, target, settings, sha256, progress)
     return target
+
+
+def _cached(target: Path, sha256: str) -> bool:
+    """True when the cache holds the pinned file, checked again now (about 0.5 s per 200 MB): a file swapped or
+    damaged in the cache since it was verified is removed and downloaded again, never served."""
+    if not target.is_file():
+        return False
+    if sha256_of(target) == sha256:
+        return True
+    target.unlink(missing_ok=True)
+    return False
 
 
 def _download(url: str, target: Path, settings: Settings, sha256: str | None, progress: ProgressFn | None) -> None:
@@ -172,7 +210,9 @@ def _download(url: str, target: Path, settings: Settings, sha256: str | None, pr
         raise _cache_error(exc, target.parent) from exc
 
 
-def _stream(url: str, settings: Settings, max_bytes: int) -> Iterator[tuple[bytes, int, int | None]]:
+def _stream(
+    url: str, settings: Settings, max_bytes: int, seconds: float | None = None
+) -> Iterator[tuple[bytes, int, int | None]]:
     """(block, bytes so far, total or None) for each block of url's body; every failure a ModelSourceError."""
     scheme = scheme_of(url)
     shown = redact(url)
@@ -185,6 +225,7 @@ def _stream(url: str, settings: Settings, max_bytes: int) -> Iterator[tuple[byte
         raise ModelSourceError(
             f"unsupported URL scheme {scheme!r} in {shown}; use https://, http://, file:// or a plain path"
         )
+    started = time.monotonic()
     try:
         with _session(settings) as session:
             response = session.get(
@@ -197,7 +238,8 @@ def _stream(url: str, settings: Settings, max_bytes: int) -> Iterator[tuple[byte
                 _check_status(response, url, settings)
                 total = _content_length(response)
                 done = 0
-                for block, done, _ in capped(response.iter_content(CHUNK), shown, total, max_bytes):
+                blocks = before(started, seconds or settings.download_timeout, _body(response), shown)
+                for block, done, _ in capped(blocks, shown, total, max_bytes):
                     yield block, done, total
                 if total is not None and done != total:
                     raise IntegrityError(
@@ -219,6 +261,20 @@ def _stream(url: str, settings: Settings, max_bytes: int) -> Iterator[tuple[byte
         ) from exc
     except requests.exceptions.RequestException as exc:
         raise ModelSourceError(f"{shown} is unreachable ({type(exc).__name__}); check the URL") from exc
+
+
+def _body(response: requests.Response) -> Iterator[bytes]:
+    """The raw body, one socket read at a time (so each block is bounded by the read timeout), with urllib3's
+    errors as the requests errors _stream words."""
+    try:
+        while block := response.raw.read1(CHUNK):
+            yield block
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ReadTimeout(str(exc)) from exc
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.exceptions.ConnectionError(str(exc)) from exc
 
 
 def _session(settings: Settings) -> requests.Session:

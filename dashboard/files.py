@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -50,6 +51,20 @@ def capped(
         if done > limit:
             raise ModelSourceError(too_large(shown, None, limit, setting))
         yield block, done, total
+
+
+def before(
+    started: float, seconds: float, blocks: Iterable[bytes], shown: str, setting: str = "MODEL_DOWNLOAD_TIMEOUT"
+) -> Iterator[bytes]:
+    """blocks, refused once `seconds` have passed since `started` (monotonic clock). Each block is bounded by the
+    read timeout, so a body that trickles a byte at a time still ends at the deadline, with one clear message."""
+    for block in blocks:
+        yield block
+        if time.monotonic() - started > seconds:
+            raise ModelSourceError(
+                f"{shown} took longer than {seconds:g} s to download ({setting}); check that the server is up, "
+                f"or raise {setting} for a large file on a slow link"
+            )
 
 
 @contextlib.contextmanager

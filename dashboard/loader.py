@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import os
 import tempfile
 import threading
@@ -21,10 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from dashboard import jsontext
 from dashboard.config import quiet_tensorflow
-from dashboard.contract import Batch, InputInfo, ModelKind
+from dashboard.contract import Batch, InputInfo, ModelKind, ModelLimits
 from dashboard.errors import ModelLoadError, UnsafeModelError, scrub
-from dashboard.safety import FIX_SAFE, check_archive, check_h5, scan_config, sniff_format
+from dashboard.safety import FIX_SAFE, check_archive, check_config, check_h5, sniff_format
 
 
 @dataclass
@@ -83,13 +83,20 @@ class LoadedModel:
         return run
 
 
-def load(kind: ModelKind, files: dict[str, Path], safe_mode: bool = True, builder: str | None = None) -> LoadedModel:
+def load(
+    kind: ModelKind,
+    files: dict[str, Path],
+    safe_mode: bool = True,
+    builder: str | None = None,
+    limits: ModelLimits = ModelLimits(),
+) -> LoadedModel:
     """Load a version: kind 'file' (files['model']), 'architecture' or 'builder' (with files['weights'])."""
     started = time.perf_counter()
     if kind == "file":
-        model, fmt = _load_file(files["model"], safe_mode)
+        model, fmt = _load_file(files["model"], safe_mode, limits)
     elif kind == "architecture":
-        model, fmt = _load_architecture(files["architecture"], files["weights"], safe_mode), "architecture + weights"
+        model = _load_architecture(files["architecture"], files["weights"], safe_mode, limits)
+        fmt = "architecture + weights"
     elif kind == "builder":
         model, fmt = _load_builder(builder or "", files["weights"]), "builder + weights"
     else:
@@ -140,14 +147,14 @@ def describe_model(model: Any, fmt: str) -> LoadedModel:
     )
 
 
-def _load_file(path: Path, safe_mode: bool) -> tuple[Any, str]:
+def _load_file(path: Path, safe_mode: bool, limits: ModelLimits) -> tuple[Any, str]:
     fmt = sniff_format(path)
     if fmt == "keras":
-        check_archive(path, safe_mode)
+        check_archive(path, safe_mode, limits)
         with _named(path, ".keras") as named:
             return _keras_load(named, safe_mode), ".keras"
     if fmt == "h5":
-        check_h5(path, safe_mode)
+        check_h5(path, safe_mode, limits)
         with _named(path, ".h5") as named:
             return _keras_load(named, safe_mode), ".h5 (full model)"
     raise ModelLoadError(
@@ -156,17 +163,15 @@ def _load_file(path: Path, safe_mode: bool) -> tuple[Any, str]:
     )
 
 
-def _load_architecture(architecture: Path, weights: Path, safe_mode: bool) -> Any:
+def _load_architecture(architecture: Path, weights: Path, safe_mode: bool, limits: ModelLimits) -> Any:
     try:
-        text = architecture.read_text(encoding="utf-8-sig")
-        config = json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ModelLoadError(
-            f"{architecture.name} is not an architecture JSON (the output of model.to_json()); "
-            "re-export it and republish"
-        ) from exc
-    if safe_mode:
-        scan_config(config, architecture.name)
+        raw = architecture.read_bytes()
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {architecture.name}: {exc.strerror}") from exc
+    fix = "it must be the output of model.to_json(): re-export it and republish"
+    config = jsontext.loads(raw, architecture.name, ModelLoadError, fix)
+    text = raw.decode("utf-8-sig")
+    check_config(config, architecture.name, safe_mode, limits)
     keras = _keras()
     from keras.src.saving import serialization_lib
 

@@ -66,13 +66,16 @@ def publish(
 ) -> Published:
     """Publish model (or architecture JSON + weights) as version into the store (a folder or a bucket prefix)."""
     label = _version(version)
+    if options.lean:
+        _require_litert()
     target = open_store(store, settings)
     schema_path, weights = options.schema_path, options.weights
     for path in (model, weights, schema_path):
         if path is not None and not Path(path).is_file():
             raise PublishError(f"{path} does not exist or is not a file; check the path")
     files = {"architecture": model, "weights": weights} if weights is not None else {"model": model}
-    loaded = loader.load("architecture" if weights is not None else "file", files, safe_mode=True)
+    limits = (settings or load_settings()).model_limits
+    loaded = loader.load("architecture" if weights is not None else "file", files, safe_mode=True, limits=limits)
     schema = None
     if schema_path is not None:
         try:
@@ -149,7 +152,7 @@ def add_lean(store: str, version: str, settings: Settings | None = None) -> Publ
         stem = Path(fetch.file_name((chosen.model or chosen.weights).url)).stem
         with tempfile.TemporaryDirectory(prefix="dashboard-lean-") as work:
             files = service.fetch_files(settings, chosen)
-            loaded = loader.load(chosen.kind, files, safe_mode=True)
+            loaded = loader.load(chosen.kind, files, safe_mode=True, limits=settings.model_limits)
             given = service.given_schema(settings, chosen)
             schema = None
             if given is not None:
@@ -209,6 +212,17 @@ def _samples(schema: schemas.Schema, loaded: ServableModel, rows: int = 256) -> 
     if loaded.named_inputs:
         return columns
     return np.column_stack([columns[name] for name in schema.names]).astype(np.float32)
+
+
+def _require_litert() -> None:
+    """--lean asked for an artifact: without the LiteRT runtime here none can be checked, so publish nothing."""
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        raise PublishError(
+            "--lean needs the LiteRT runtime, which is not installed here (pip install ai-edge-litert); "
+            "nothing was published"
+        ) from None
 
 
 def _version(text: str) -> Version:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import re
@@ -12,10 +14,11 @@ from typing import Any
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
+from dashboard import jsontext
 from dashboard.config import Settings
 from dashboard.contract import ModelKind
 from dashboard.errors import ManifestError, VersionError, scrub
-from dashboard.fetch import read_bytes, redact, resolve
+from dashboard.fetch import read_bytes, redact, resolve, revision
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -44,6 +47,7 @@ class ModelVersion:
     tflite: FileRef | None = None  # the LiteRT artifact for the lean runtime, when published with --lean
     notes: str = ""
     created: str = ""
+    revision: str = ""  # for unpinned files: ETag / Last-Modified / size / mtime seen when the catalog was read
 
     @property
     def label(self) -> str:
@@ -68,6 +72,20 @@ class ModelVersion:
         """True when every file has a sha256 to check."""
         return all(f.sha256 for f in self.files)
 
+    @functools.cached_property
+    def identity(self) -> str:
+        """Everything that changes what a prediction means: the files (digest, and for unpinned files what the
+        server said of them when the catalog was read), the schema (inline or its URL) and the LiteRT artifact.
+        Loaded models and results are kept under this, so a schema fixed with publish --force is seen."""
+        parts = [
+            self.digest,
+            self.revision,
+            json.dumps(self.schema, sort_keys=True, default=str) if self.schema is not None else "",
+            self.schema_url or "",
+            self.tflite.sha256 or self.tflite.url if self.tflite else "",
+        ]
+        return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -84,6 +102,22 @@ class Catalog:
     def labels(self) -> list[str]:
         """Version labels, newest first."""
         return [v.label for v in self.versions]
+
+    @functools.cached_property
+    def tags(self) -> dict[str, list[str]]:
+        """label -> what the picker shows beside it: default, the aliases pointing at it, pre-release.
+
+        Linear in versions + aliases (aliases hold normalized version labels), computed once per catalog.
+        """
+        tags: dict[str, list[str]] = {v.label: [] for v in self.versions}
+        tags[self.default.label].append("default")
+        for alias, target in self.aliases.items():
+            if target in tags:
+                tags[target].append(alias)
+        for v in self.versions:
+            if v.version.is_prerelease:
+                tags[v.label].append("pre-release")
+        return tags
 
     def get(self, label: str) -> ModelVersion:
         """The version with exactly this label (or an equal PEP 440 version)."""
@@ -151,6 +185,7 @@ def load_catalog(settings: Settings) -> Catalog:
         found.extend(manifest_versions)
     found.extend(_env_versions(settings))
     _refuse_duplicates(found)
+    found = [v if v.pinned and not v.schema_url else _with_revision(v, settings) for v in found]
     versions = tuple(sorted(found, key=lambda v: v.version, reverse=True))
     default, warning = choose(versions, aliases, settings.model_version)
     return Catalog(
@@ -167,12 +202,8 @@ def read_manifest(url: str, settings: Settings) -> tuple[list[ModelVersion], dic
     """The versions, aliases and name listed in the manifest at url."""
     shown = redact(url)
     raw = read_bytes(url, settings)
-    try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(
-            f"manifest {shown} is not valid JSON ({exc}); validate it with: python -m json.tool manifest.json"
-        ) from exc
+    fix = "validate it with: python -m json.tool manifest.json"
+    data = jsontext.loads(raw, f"manifest {shown}", ManifestError, fix)
     return parse_manifest(data, url)
 
 
@@ -281,6 +312,12 @@ def _tflite(entry: dict, where: str, url: str) -> FileRef | None:
         resolve(url, _string(entry["tflite_url"], where, "tflite_url")),
         _hex(entry.get("tflite_sha256"), where, "tflite_sha256"),
     )
+
+
+def _with_revision(version: ModelVersion, settings: Settings) -> ModelVersion:
+    """The version with what its unpinned files look like now, so one replaced in place is loaded again."""
+    urls = [f.url for f in version.files if not f.sha256] + ([version.schema_url] if version.schema_url else [])
+    return dataclasses.replace(version, revision="|".join(revision(url, settings) for url in urls))
 
 
 def _env_versions(settings: Settings) -> list[ModelVersion]:

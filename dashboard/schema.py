@@ -5,7 +5,6 @@ Reading CSV files is csvio.py's job, checking a table's rows against a schema is
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from dashboard import jsontext
 from dashboard.contract import FEATURE_TYPES, OUTPUT_TYPES, FeatureType, OutputType, ServableModel
 from dashboard.errors import SchemaError
 
@@ -97,6 +97,9 @@ class Schema:
         return {"features": features, "output": out}
 
 
+LARGEST = 1e15  # the largest range bound or default a form can show exactly
+
+
 def parse_schema(data: Any, where: str = "schema") -> Schema:
     """SPEC's schema JSON -> Schema, with one clear error for the first thing wrong."""
     if not isinstance(data, Mapping):
@@ -126,6 +129,17 @@ def _parse_feature(item: Any, where: str) -> Feature:
         choices = item.get("choices")
         if not isinstance(choices, list) or not choices:
             raise SchemaError(f'{where} ({name}): a category needs a non-empty "choices" list')
+        seen: set[str] = set()
+        for choice in choices:
+            if (
+                isinstance(choice, bool)
+                or not isinstance(choice, (str, int, float))
+                or (isinstance(choice, float) and not math.isfinite(choice))
+            ):
+                raise SchemaError(f"{where} ({name}): choices must be text or numbers, not {choice!r}")
+            if str(choice) in seen:  # the form and the CSV compare choices as text
+                raise SchemaError(f"{where} ({name}): choice {str(choice)!r} is listed twice")
+            seen.add(str(choice))
         default = item.get("default")
         if default is not None and default not in choices:
             raise SchemaError(f"{where} ({name}): default {default!r} is not one of the choices")
@@ -143,6 +157,8 @@ def _optional_number(value: Any, where: str, name: str, key: str) -> float | Non
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SchemaError(f'{where} ({name}): "{key}" must be a finite number, not {value!r}')
+    if abs(value) > LARGEST:  # the form's number inputs (JavaScript numbers) cannot show more
+        raise SchemaError(f'{where} ({name}): "{key}" must be between {-LARGEST:g} and {LARGEST:g}')
     return float(value)
 
 
@@ -162,6 +178,8 @@ def _parse_output(item: Any, where: str) -> Output:
             raise SchemaError(f'{where}: a binary output needs exactly 2 "labels" (negative first)')
     else:
         labels = []
+    if any(isinstance(label, bool) or not isinstance(label, (str, int, float)) for label in labels):
+        raise SchemaError(f'{where}: "labels" must be text or numbers')
     labels = [str(label) for label in labels]
     if len(set(labels)) != len(labels):
         raise SchemaError(f'{where}: "labels" has duplicates')
@@ -179,11 +197,7 @@ def _parse_output(item: Any, where: str) -> Output:
 
 def parse_schema_json(raw: bytes, where: str) -> Schema:
     """Schema JSON bytes (a schema_url, a --schema file) -> Schema, with a clear error for bad JSON."""
-    try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SchemaError(f"{where} is not valid JSON ({exc}); fix the file and publish it again") from exc
-    return parse_schema(data, where)
+    return parse_schema(jsontext.loads(raw, where, SchemaError, "fix the file and publish it again"), where)
 
 
 def infer_schema(model: ServableModel) -> Schema:

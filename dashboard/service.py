@@ -123,7 +123,9 @@ def load_version(settings: Settings, version: ModelVersion, progress: Progress |
         files = fetch_files(settings, version, progress)
         if progress:
             progress("load", 0, None)
-        model = loader.load(version.kind, files, safe_mode=settings.safe_mode, builder=version.builder)
+        model = loader.load(
+            version.kind, files, safe_mode=settings.safe_mode, builder=version.builder, limits=settings.model_limits
+        )
     schema, source = resolve_schema(settings, version, model)
     log.info(
         "loaded version %s (%s, runtime %s, sha256 %s) in %.2f s",
@@ -156,26 +158,21 @@ def resolve_schema(settings: Settings, version: ModelVersion, model: ServableMod
     return given
 
 
-def predict_frame(
-    served: Served,
-    frame: pd.DataFrame,
-    progress: predict.ProgressFn | None = None,
-    row_errors: Mapping[int, str] | None = None,
-) -> BatchResult:
-    """Validate a table against the served schema and predict its good rows."""
-    strings = frozenset(i.name for i in served.model.inputs if i.is_string)
-    validated = validate(frame, served.schema, served.model.named_inputs, strings, row_errors)
-    return predict.predict_validated(served.model, frame, validated, served.schema.output, served.label, progress)
-
-
 def predict_table(served: Served, table: CsvTable, progress: predict.ProgressFn | None = None) -> BatchResult:
-    """Predict a table read from a CSV file (rows found wrong while reading keep their reason)."""
-    return predict_frame(served, table.frame, progress, table.row_errors)
+    """Validate a table read from a CSV file against the served schema and predict its good rows."""
+    strings = frozenset(i.name for i in served.model.inputs if i.is_string)
+    validated = validate(table, served.schema, served.model.named_inputs, strings)
+    return predict.predict_validated(served.model, table.frame, validated, served.schema.output, served.label, progress)
+
+
+def predict_frame(served: Served, frame: pd.DataFrame, progress: predict.ProgressFn | None = None) -> BatchResult:
+    """Predict a table built in code (the form, the API): no reading problems, no decimal commas."""
+    return predict_table(served, CsvTable(frame), progress)
 
 
 def read_csv(settings: Settings, data: bytes) -> CsvTable:
     """Read uploaded CSV bytes with the settings' limits."""
-    return csvio.read_csv(data, settings.csv_max_bytes, settings.csv_max_rows)
+    return csvio.read_csv(data, settings.csv_max_bytes, settings.csv_max_rows, settings.csv_max_columns)
 
 
 def predict_csv(
@@ -206,7 +203,7 @@ class ModelPool:
 
     def get(self, settings: Settings, version: ModelVersion, progress: Progress | None = None) -> Served:
         """The served version, loading it (with progress) if it is not in the pool."""
-        key = (version.label, version.digest, settings.runtime)
+        key = (version.label, version.identity, settings.runtime)
         with self._lock:
             if key in self._served:
                 self._served.move_to_end(key)
@@ -235,4 +232,4 @@ class ModelPool:
     def peek(self, settings: Settings, version: ModelVersion) -> Served | None:
         """The served version if it is already loaded, without loading it."""
         with self._lock:
-            return self._served.get((version.label, version.digest, settings.runtime))
+            return self._served.get((version.label, version.identity, settings.runtime))

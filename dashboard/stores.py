@@ -7,13 +7,13 @@ files first and the manifest last, one whole PUT each (no lock across publishers
 from __future__ import annotations
 
 import contextlib
-import json
+import re
 from pathlib import Path
 from typing import Any, Protocol
 
 from packaging.version import Version
 
-from dashboard import fetch
+from dashboard import fetch, jsontext
 from dashboard.config import Settings, load_settings
 from dashboard.errors import ManifestError, PublishError
 from dashboard.files import copy_atomic, locked, write_bytes_atomic
@@ -53,21 +53,20 @@ def open_store(store: str, settings: Settings | None = None) -> Store:
 
 
 def published_name(source: Path, version: Version, digest: str) -> str:
-    """<stem>-<version>-<sha256 prefix><suffix>: never collides, keeps the suffix Keras picks formats by."""
+    """<stem>-<version>-<sha256 prefix><suffix>: never collides, keeps the suffix Keras picks formats by, and
+    holds only letters, digits and ._- (a #, ? or % would break the URL a web server serves it under)."""
     name = source.name
     suffix = ".weights.h5" if name.endswith(".weights.h5") else Path(name).suffix
     stem = name[: len(name) - len(suffix)] if suffix else name
-    return f"{stem}-{version}-{digest[:12]}{suffix}"
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.") or "model"  # served as-is by any web server
+    return re.sub(r"[^A-Za-z0-9._-]", "-", f"{safe}-{version}-{digest[:12]}") + re.sub(r"[^A-Za-z0-9._]", "", suffix)
 
 
 def manifest_from(raw: bytes | None, where: str) -> dict[str, Any]:
     """The store's manifest as a dict (empty when there is none yet), refused if the dashboard would refuse it."""
     if raw is None:
         return {"versions": []}
-    try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"the store's {where} is not valid JSON ({exc}); fix or remove it first") from exc
+    data = jsontext.loads(raw, f"the store's {where}", ManifestError, "fix or remove it first")
     if isinstance(data, dict) and data.get("versions") == []:
         return data
     parse_manifest(data, where)

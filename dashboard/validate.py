@@ -5,18 +5,18 @@ Vectorised per column: no per-row Python loop on the numeric path; messages are 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from dashboard.contract import Batch, Bound
-from dashboard.csvio import TEMPLATE_HINT
+from dashboard.csvio import TEMPLATE_HINT, CsvTable
 from dashboard.errors import InputError
 from dashboard.schema import Schema
 
 MAX_SHOWN_WARNINGS = 20
+_GROUPED = r"[+-]?\d{1,3},\d{3}"  # 12,500: a decimal comma or a thousands separator?
 
 
 @dataclass(frozen=True)
@@ -59,16 +59,18 @@ class Validated(RowCounts):
 
 
 def validate(
-    frame: pd.DataFrame,
+    data: CsvTable | pd.DataFrame,
     schema: Schema,
     named_inputs: bool = False,
     string_inputs: frozenset[str] = frozenset(),
-    row_errors: Mapping[int, str] | None = None,
 ) -> Validated:
     """Check every row against the schema; a missing column refuses the table, bad cells flag their row only.
 
-    row_errors are problems already found while reading (csvio.CsvTable.row_errors); they come first in `error`.
+    A CsvTable brings what was found while reading: rows already known to be wrong (their reason comes first in
+    `error`) and whether decimal commas are possible (the separator is not a comma).
     """
+    table = data if isinstance(data, CsvTable) else CsvTable(data)
+    frame, row_errors = table.frame, table.row_errors
     columns = [str(c) for c in frame.columns]
     missing = [name for name in schema.names if name not in columns]
     if missing:
@@ -85,7 +87,7 @@ def validate(
     for feature in schema.features:
         column = frame[feature.name]
         if feature.type == "number":
-            numbers, bad, messages = _numbers(column, feature.name)
+            numbers, bad, messages = _numbers(column, feature.name, table.decimal_comma)
             problems.append((bad, messages))
             values[feature.name] = numbers
             finite = ~bad
@@ -107,7 +109,7 @@ def validate(
                 messages[index] = (
                     f"{feature.name}: missing value"
                     if text[index] == ""
-                    else f"{feature.name}: {text[index]!r} is not one of {', '.join(choices)}"
+                    else f"{feature.name}: {quote(text[index])} is not one of {', '.join(choices)}"
                 )
             problems.append((bad, messages))
             values[feature.name] = text if feature.name in string_inputs else codes.astype(np.float64)
@@ -157,8 +159,12 @@ def validate(
     )
 
 
-def _numbers(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | str]:
-    """float64 values, a bad-row mask, and the message per bad row."""
+def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | str]:
+    """float64 values, a bad-row mask, and the message per bad row.
+
+    With decimal_comma, "5,1" is 5.1, but "12,500" (three digits after one comma) is flagged as ambiguous: it could
+    be 12.5 or 12500. Without it, a comma is never a decimal point (it is a thousands separator, or a typo).
+    """
     if pd.api.types.is_bool_dtype(column):
         column = column.astype("string")
     if pd.api.types.is_numeric_dtype(column):
@@ -175,21 +181,41 @@ def _numbers(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray, np.n
         return numbers, bad, messages
     text = _texts(column)
     parsed = np.array(pd.to_numeric(pd.Series(text, dtype=object), errors="coerce"), dtype=np.float64)
-    retry = np.isnan(parsed) & pd.Series(text, dtype=object).str.contains(",", regex=False).to_numpy(dtype=bool)
-    if retry.any():  # decimal commas ("5,1") in a file whose separator is not a comma
+    series = pd.Series(text, dtype=object)
+    commas = np.isnan(parsed) & series.str.contains(",", regex=False).to_numpy(dtype=bool)
+    ambiguous = np.zeros(len(text), dtype=bool)
+    if decimal_comma and commas.any():
+        ambiguous = commas & series.str.fullmatch(_GROUPED).to_numpy(dtype=bool)
+        retry = commas & ~ambiguous
         fixed = pd.Series(text[retry], dtype=object).str.replace(",", ".", regex=False)
         parsed[retry] = pd.to_numeric(fixed, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        parsed[ambiguous] = np.nan
     bad = ~np.isfinite(parsed)
     messages = np.full(len(text), "", dtype=object)
     for index in np.flatnonzero(bad):
         raw = text[index]
         if raw == "" or raw.lower() in ("nan", "na", "n/a", "null", "none"):
             messages[index] = f"{name}: missing value"
+        elif ambiguous[index]:
+            point, grouped = (f"{float(raw.replace(',', sep)):g}" for sep in (".", ""))
+            messages[index] = (
+                f"{name}: {quote(raw)} is ambiguous ({point} with a decimal comma, or {grouped} with a thousands "
+                f"separator); write {point} or {grouped}"
+            )
         elif np.isinf(parsed[index]):
-            messages[index] = f"{name}: {raw!r} is not a finite number"
+            messages[index] = f"{name}: {quote(raw)} is not a finite number"
+        elif commas[index] and not decimal_comma:
+            messages[index] = f"{name}: {quote(raw)} is not a number; write numbers without thousands separators"
         else:
-            messages[index] = f"{name}: {raw!r} is not a number"
+            messages[index] = f"{name}: {quote(raw)} is not a number"
     return parsed, bad, messages
+
+
+def quote(raw: str, limit: int = 40) -> str:
+    """A cell's text quoted for a message, shortened when long (a 5 MB cell must not make a 5 MB message)."""
+    if len(raw) <= limit:
+        return repr(raw)
+    return repr(raw[:limit] + "…") + f" ({len(raw):,} characters)"
 
 
 def _texts(column: pd.Series) -> np.ndarray:

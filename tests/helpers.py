@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import threading
 from pathlib import Path
@@ -80,3 +81,9 @@ def write_manifest(store, entries: list, prefix: str = "m", aliases: dict | None
     if aliases:
         manifest["aliases"] = aliases
     return store.put(f"{prefix}/manifest.json", json.dumps(manifest).encode())
+
+
+def shown(markdown: str) -> str:
+    """An element's Markdown source as the page shows it: the escapes the UI adds to free text removed."""
+    unescaped = re.sub(r"\\([\\\[\]<>$`])", r"\1", markdown)
+    return re.sub(r"`((?:https?|ftp)://[^`]*|www\.[^`]*)`", r"\1", unescaped)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import DEMO, REPO, demo_store, sha256
+from tests.helpers import DEMO, REPO, demo_store, sha256, shown
 
 APP = str(REPO / "dashboard" / "app.py")
 TIMEOUT = 120
@@ -24,17 +24,17 @@ def start(query: dict | None = None) -> AppTest:
 
 
 def card(at: AppTest) -> str:
-    return "\n".join(m.value for m in at.sidebar.markdown)
+    return "\n".join(shown(m.value) for m in at.sidebar.markdown)
 
 
 def errors(at: AppTest) -> list[str]:
     """Every error on the page, sidebar included."""
-    return [e.value for e in at.error]
+    return [shown(e.value) for e in at.error]
 
 
 def warnings(at: AppTest) -> list[str]:
     """Every warning on the page, sidebar included."""
-    return [w.value for w in at.warning]
+    return [shown(w.value) for w in at.warning]
 
 
 @pytest.fixture
@@ -215,7 +215,7 @@ def test_http_store_a_broken_version_keeps_the_previous_one_serving(store, env, 
     assert "sig=" not in at.sidebar.caption[0].value and "/models/manifest.json" in at.sidebar.caption[0].value
     at.sidebar.selectbox(key="version").select("2.0.0").run()
     assert not at.exception
-    message = at.sidebar.error[0].value
+    message = shown(at.sidebar.error[0].value)
     assert message.startswith(f"Version 2.0.0 could not be loaded: sha256 of {store.url('models/broken.keras')} is ")
     assert message.endswith("Still serving version 1.1.0.")
     assert "**Version** 1.1.0" in card(at)

@@ -141,3 +141,48 @@ def test_a_person_picks_a_version_predicts_uploads_and_downloads(server, store, 
     assert set(results["model_version"].astype(str)) == {"1.0.0"}
     assert (results["prediction"] == results["species"]).mean() >= 0.9
     assert (results["error"] == "").all()
+
+
+EVIL = "http://127.0.0.9"  # nothing listens there; the page must neither link to it nor fetch from it
+
+
+def test_text_from_manifests_links_and_uploads_renders_as_text_in_the_browser(server, tmp_path, copy_demo):
+    """Markdown injection (issue 12): a crafted manifest, shared link and CSV make no link and no image."""
+    chromium_or_skip()
+    import json
+
+    from playwright.sync_api import expect, sync_playwright
+
+    manifest = json.loads((copy_demo / "manifest.json").read_text())
+    manifest["name"] = f"Iris [Sign in again]({EVIL}/login)"
+    for entry in manifest["versions"]:
+        entry["notes"] = f"![pixel]({EVIL}/pixel.png) see <{EVIL}/auto> or {EVIL}/bare and www.evil.example"
+        entry["created"] = f"[today]({EVIL}/created)"
+    (copy_demo / "manifest.json").write_text(json.dumps(manifest))
+    upload = tmp_path / "evil.csv"
+    upload.write_text(
+        f"sepal_length,sepal_width,petal_length,petal_width,[col]({EVIL}/col)\n"
+        f"[click]({EVIL}/cell),3.5,1.4,0.2,x\n5.1,3.5,1.4,0.2,y\n"
+    )
+    base = server({"MODEL_MANIFEST_URL": str(copy_demo / "manifest.json")})
+    fetched = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.on("request", lambda request: fetched.append(request.url))
+            page.goto(f"{base}/?version=[x]({EVIL}/version)")
+            sidebar = page.get_by_test_id("stSidebar")
+            expect(sidebar.get_by_text("Version 1.1.0")).to_be_visible(timeout=90_000)
+            expect(sidebar.get_by_text(f"Iris [Sign in again]({EVIL}/login)")).to_be_visible()
+            expect(sidebar.get_by_text(f"![pixel]({EVIL}/pixel.png)", exact=False)).to_be_visible()
+            page.get_by_role("tab", name="Batch (CSV)").click()
+            page.locator("input[type=file]").set_input_files(str(upload))
+            expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text(f"'[click]({EVIL}/cell)' is not a number", exact=False)).to_be_visible()
+            html = page.content()
+        finally:
+            browser.close()
+    assert f'href="{EVIL}' not in html and f'src="{EVIL}' not in html and 'href="http://www.evil' not in html
+    assert not [url for url in fetched if url.startswith(EVIL)]
+    assert "<a " not in html.split('data-testid="stSidebar"', 1)[1].split("</section>", 1)[0]

@@ -71,7 +71,7 @@ def test_app_version_is_accepted_when_model_version_is_unset():
             "MODEL_SHA256 must be 64 hexadecimal characters (the output of sha256sum)",
         ),
         ({"MODEL_SAFE_MODE": "maybe"}, "MODEL_SAFE_MODE='maybe' is not a yes/no value; use true or false"),
-        ({"CSV_MAX_ROWS": "many"}, "CSV_MAX_ROWS='many' is not a whole number; use for example 1000000"),
+        ({"CSV_MAX_ROWS": "many"}, "CSV_MAX_ROWS='many' is not a whole number; use for example 200000"),
     ],
 )
 def test_bad_configuration_is_one_clear_error(environ, message):

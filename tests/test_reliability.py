@@ -18,7 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import service
-from tests.helpers import DEMO, REPO, at_once, demo_store, free_port, settings_for, sha256
+from tests.helpers import DEMO, REPO, at_once, demo_store, free_port, settings_for, sha256, shown
 
 APP = str(REPO / "dashboard" / "app.py")
 SECRET_QUERY = "X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=feedface"
@@ -56,13 +56,13 @@ def still_serving_after_choosing_the_bad_version(env, manifest_url: str) -> tupl
     env.setenv("MODEL_VERSION", "1.0.0")
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
-    assert "**Version** 1.0.0" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert "**Version** 1.0.0" in "\n".join(shown(m.value) for m in at.sidebar.markdown)
     at.sidebar.selectbox(key="version").select("2.0.0").run()
     assert not at.exception
-    message = at.sidebar.error[0].value
+    message = shown(at.sidebar.error[0].value)
     assert message.startswith("Version 2.0.0 could not be loaded: ")
     assert message.endswith(" Still serving version 1.0.0.")
-    assert "**Version** 1.0.0" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert "**Version** 1.0.0" in "\n".join(shown(m.value) for m in at.sidebar.markdown)
     for name, value in FLOWER.items():
         at.number_input(key=f"single-{name}").set_value(value)
     at.button(key="single-submit").click().run()
@@ -151,10 +151,10 @@ def test_unwritable_cache_folder_is_explained_and_the_page_still_renders(store, 
     env.setenv("MODEL_MANIFEST_URL", two_version_store(store, {"url": "good.keras"}))
     at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
-    assert at.error[0].value.startswith(
+    assert shown(at.error[0].value).startswith(
         "Version 2.0.0 could not be loaded: the cache folder /proc/keras-dashboard-cache is not writable"
     )
-    assert "set MODEL_CACHE_DIR to a writable folder" in at.error[0].value
+    assert "set MODEL_CACHE_DIR to a writable folder" in shown(at.error[0].value)
 
 
 @pytest.fixture
@@ -366,7 +366,7 @@ def test_messy_and_hostile_uploads(env, case):
     assert not at.exception
     outcome = INPUT_CASES[case]
     if outcome[0] == "error":
-        assert [e.value for e in at.error] == [outcome[1]]
+        assert [shown(e.value) for e in at.error] == [outcome[1]]
     else:
         assert [m.value for m in at.metric][:2] == [str(outcome[1]), str(outcome[2])]
         table = at.dataframe[0].value
@@ -387,7 +387,7 @@ def test_form_values_out_of_range_or_not_numbers(env):
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.number_input(key="single-sepal_length").set_value(-50.0)
     at.button(key="single-submit").click().run()
-    assert [w.value for w in at.warning] == [
+    assert [shown(w.value) for w in at.warning] == [
         "sepal_length -50 is below the usual minimum 4 — the prediction may be unreliable."
     ]
     served = service.load_version(service.settings(), service.catalog(service.settings()).default)
@@ -462,7 +462,7 @@ def test_hot_swap_good_broken_good(store, env, tmp_path):
     sync(folder, store)
     env.setenv("MODEL_MANIFEST_URL", store.url("hot/manifest.json"))
     at = AppTest.from_file(APP, default_timeout=120).run()
-    assert "**Version** 1.0.0" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert "**Version** 1.0.0" in "\n".join(shown(m.value) for m in at.sidebar.markdown)
 
     publish(
         DEMO / "iris-1.1.0.keras",
@@ -476,21 +476,21 @@ def test_hot_swap_good_broken_good(store, env, tmp_path):
     at.sidebar.button(key="refresh").click().run()
     assert not at.exception
     assert at.sidebar.selectbox(key="version").value == "1.5.0"
-    assert at.sidebar.error[0].value.startswith("Version 1.5.0 could not be loaded: download of ")
-    assert at.sidebar.error[0].value.endswith("Still serving version 1.0.0.")
+    assert shown(at.sidebar.error[0].value).startswith("Version 1.5.0 could not be loaded: download of ")
+    assert shown(at.sidebar.error[0].value).endswith("Still serving version 1.0.0.")
     at.button(key="single-submit").click().run()
     assert at.metric[0].value in ("setosa", "versicolor", "virginica")
     assert at.caption[-1].value.endswith("version 1.0.0") or "version 1.0.0" in page_text(at)
 
     store.fault(f"hot/{broken}", None)  # the server is fixed: Retry now works
     at.sidebar.button(key="retry").click().run()
-    assert "**Version** 1.5.0" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert "**Version** 1.5.0" in "\n".join(shown(m.value) for m in at.sidebar.markdown)
 
     publish(DEMO / "iris-1.0.0.keras", "2.0.0", str(folder), PublishOptions(schema_path=schema, notes="good again"))
     sync(folder, store)
     at.sidebar.button(key="refresh").click().run()
     assert at.sidebar.selectbox(key="version").value == "2.0.0"
-    assert "**Version** 2.0.0" in "\n".join(m.value for m in at.sidebar.markdown)
+    assert "**Version** 2.0.0" in "\n".join(shown(m.value) for m in at.sidebar.markdown)
     assert not at.sidebar.error
 
 

@@ -122,9 +122,9 @@ def test_schema_that_disagrees_with_the_model(models):
     ],
 )
 def test_messy_but_valid_csvs_read_the_same(data):
-    frame = read_csv(data, **LIMITS).frame
-    result = validate(frame, parse_schema(IRIS))
-    assert list(frame.columns) == ["sepal_length", "sepal_width", "island"]
+    table = read_csv(data, **LIMITS)
+    result = validate(table, parse_schema(IRIS))
+    assert list(table.frame.columns) == ["sepal_length", "sepal_width", "island"]
     np.testing.assert_allclose(result.inputs, [[5.1, 3.5, 1.0]], rtol=1e-6)
     assert result.errors.tolist() == [""]
 
@@ -167,7 +167,7 @@ def test_unusable_files_are_refused_with_what_to_do(data, message):
 
 def test_a_line_with_too_many_fields_flags_only_its_row():
     table = read_csv(b"sepal_length;sepal_width;island\n5,1;3,5;Dream\n5;3;Dream;extra\n4,9;3;Biscoe\n6\n", **LIMITS)
-    result = validate(table.frame, parse_schema(IRIS), row_errors=table.row_errors)
+    result = validate(table, parse_schema(IRIS))
     assert result.errors.tolist() == [
         "",
         "line 3 has 4 fields but the header has 3; a stray separator, or a text value with a separator that "
@@ -206,8 +206,7 @@ def test_bad_cells_flag_only_their_row_with_exact_messages():
         b"5.1,nan,,two problems\n"
         b"12.5,3.5,Biscoe,out of range\n"
     )
-    frame = read_csv(data, **LIMITS).frame
-    result = validate(frame, parse_schema(IRIS))
+    result = validate(read_csv(data, **LIMITS), parse_schema(IRIS))
     assert result.errors.tolist() == [
         "",
         "sepal_length: 'abc' is not a number",

@@ -5,6 +5,7 @@ Kept apart from the fixtures as psf/requests keeps its test server: conftest.py 
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import threading
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 
 
 class StoreHandler(http.server.BaseHTTPRequestHandler):
-    """Serves server.files; server.faults[path] switches a path to 404, 500, slow, hang or truncated."""
+    """Serves server.files; server.faults[path] switches a path to 404, 500, slow, trickle, hang or truncated."""
 
     protocol_version = "HTTP/1.1"
 
@@ -56,6 +57,19 @@ class StoreHandler(http.server.BaseHTTPRequestHandler):
             except OSError:
                 pass
             return
+        if fault == "trickle":  # one byte every 0.3 s (bounded: gives up after 30 bytes or a closed client)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(min(len(body), 30)):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.3)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
         if fault == "slow":
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
@@ -67,9 +81,18 @@ class StoreHandler(http.server.BaseHTTPRequestHandler):
             return
         self._send(200, body)
 
+    def do_HEAD(self):  # headers only (ETag, Content-Length): not a download, so not counted in hits
+        body = self.server.files.get(self.path.split("?", 1)[0])
+        self.send_response(404 if body is None else 200)
+        if body is not None:
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("ETag", '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
+        self.end_headers()
+
     def _send(self, code, body):
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("ETag", '"' + hashlib.sha256(body).hexdigest()[:16] + '"')
         self.end_headers()
         self.wfile.write(body)
 

@@ -14,6 +14,7 @@ from dashboard.predict import BatchResult
 from dashboard.service import Served
 from dashboard.ui import charts, session, words
 from dashboard.ui.session import Upload
+from dashboard.ui.words import md
 
 SHOWN_ROWS = 5_000  # rows sent to the browser's table; the download always has every row
 
@@ -36,7 +37,7 @@ def show(settings: Settings, served: Served) -> BatchResult | None:
     )
     if upload is None:
         session.keep_upload(None)
-        st.info(f"Expected columns: {', '.join(served.schema.names)}. Extra columns are kept in the results.")
+        st.info(f"Expected columns: {md(', '.join(served.schema.names))}. Extra columns are kept in the results.")
         return None
     result = session.batch_result(upload.file_id, served)
     if result is None:
@@ -50,7 +51,7 @@ def show(settings: Settings, served: Served) -> BatchResult | None:
             )
         except DashboardError as exc:
             report(exc, f"batch file {upload.name!r} refused")
-            st.error(f"{upload.name}: {exc.message}")
+            st.error(f"{md(upload.name)}: {md(exc.message)}")
             return None
         finally:
             bar.empty()
@@ -97,15 +98,15 @@ def _report(result: BatchResult) -> None:
     ready.metric("Rows ready", f"{result.predicted:,}", help=f"of {result.rows:,} rows in the file")
     failed.metric("Rows with errors", f"{result.failed:,}")
     if result.failed:
-        lines = "\n".join(f"- {line}" for line in result.first_errors)
+        lines = "\n".join(f"- {md(line)}" for line in result.first_errors)
         st.warning(
             f"{result.failed:,} rows could not be predicted; their reason is in the error column. First ones:\n{lines}"
         )
     if result.warning_count:
         with st.expander(f"{result.warning_count:,} values are outside the usual range (predicted anyway)"):
-            st.markdown("\n".join(f"- {words.range_warning(w)}" for w in result.warnings))
+            st.markdown("\n".join(f"- {md(words.range_warning(w))}" for w in result.warnings))
     if result.extra_columns:
-        st.caption(f"Not used by the model, kept in the results: {', '.join(result.extra_columns)}")
+        st.caption(f"Not used by the model, kept in the results: {md(', '.join(result.extra_columns))}")
 
 
 def _chart(served: Served, result: BatchResult) -> None:

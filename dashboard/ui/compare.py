@@ -13,6 +13,7 @@ from dashboard.predict import Comparison, compare
 from dashboard.registry import Catalog
 from dashboard.service import Served
 from dashboard.ui import charts, session, state
+from dashboard.ui.words import md
 
 
 def show(settings: Settings, catalog: Catalog, served: Served) -> Comparison | None:
@@ -39,7 +40,7 @@ def show(settings: Settings, catalog: Catalog, served: Served) -> Comparison | N
             )
         except DashboardError as exc:
             report(exc, f"comparing {served.label} with {other} failed")
-            st.error(f"Could not compare with version {other}: {exc.message}")
+            st.error(f"Could not compare with version {other}: {md(exc.message)}")
             return None
         session.keep_comparison(key, result)
     result = session.comparison(key)

@@ -19,13 +19,13 @@ def serve(settings: Settings, catalog: Catalog, label: str, box=None) -> tuple[S
     """
     version = catalog.get(label)
     failed = session.failure()
-    if failed is not None and (failed.label, failed.digest) == (label, version.digest):
+    if failed is not None and (failed.label, failed.identity) == (label, version.identity):
         return session.last_good(), failed
     try:
         served = state.load(settings, version, box)
     except DashboardError as exc:
         report(exc, f"version {label} could not be served")
-        failed = Failure(label, version.digest, exc.message)
+        failed = Failure(label, version.identity, exc.message)
         session.remember_failure(failed)
         return session.last_good(), failed
     session.remember_good(served)

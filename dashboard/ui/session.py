@@ -22,7 +22,7 @@ class Failure:
     """A version that could not be served, and why (already redacted)."""
 
     label: str
-    digest: str
+    identity: str  # ModelVersion.identity: a republished version is tried afresh
     message: str
 
 
@@ -129,11 +129,11 @@ def _outcome(name: str, key: tuple[Any, ...]) -> Any:
 
 def single_result(served: Served) -> BatchResult | None:
     """The form's last result for this version."""
-    return _outcome("single-result", (served.label, served.version.digest))
+    return _outcome("single-result", (served.label, served.version.identity))
 
 
 def keep_single_result(served: Served, result: BatchResult) -> None:
-    _set("single-result", Outcome((served.label, served.version.digest), result))
+    _set("single-result", Outcome((served.label, served.version.identity), result))
 
 
 def upload() -> Upload | None:
@@ -152,11 +152,11 @@ def keep_upload(value: Upload | None) -> None:
 
 def batch_result(file_id: str, served: Served) -> BatchResult | None:
     """This session's result for this upload and version, if it was already predicted."""
-    return _outcome("batch-result", (file_id, served.label, served.version.digest))
+    return _outcome("batch-result", (file_id, served.label, served.version.identity))
 
 
 def keep_batch_result(file_id: str, served: Served, result: BatchResult) -> None:
-    _set("batch-result", Outcome((file_id, served.label, served.version.digest), result))
+    _set("batch-result", Outcome((file_id, served.label, served.version.identity), result))
 
 
 def comparison(key: tuple[Any, ...]) -> Comparison | None:

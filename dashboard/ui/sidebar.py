@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import streamlit as st
-from packaging.version import Version
 
 from dashboard.config import Settings
 from dashboard.registry import Catalog
 from dashboard.service import Served
 from dashboard.ui import session, state
 from dashboard.ui.session import Failure
+from dashboard.ui.words import md
 
 
 def show(settings: Settings, catalog: Catalog, catalog_error: str | None) -> tuple[str, bool]:
     """Draw source, selector and Refresh; returns (chosen version label, refresh clicked)."""
-    st.sidebar.header(catalog.name)
-    st.sidebar.caption(f"Models from: {catalog.source}")
+    st.sidebar.header(md(catalog.name))
+    st.sidebar.caption(f"Models from: {md(catalog.source)}")
     if catalog_error:
-        st.sidebar.error(f"Could not re-read the versions: {catalog_error} Showing the last list that worked.")
+        st.sidebar.error(f"Could not re-read the versions: {md(catalog_error)} Showing the last list that worked.")
     labels = catalog.labels
     if "version" not in st.session_state or st.session_state["version"] not in labels:
         st.session_state["version"] = _initial(catalog)
     elif not session.picked() and st.session_state["version"] != catalog.default.label:
         st.session_state["version"] = catalog.default.label  # nobody picked one: follow the default (hot swap)
-    tags = _tags(catalog)
+    tags = {label: f"({', '.join(t)})" if t else "" for label, t in catalog.tags.items()}
     label = st.sidebar.selectbox(
         "Version",
         labels,
@@ -34,9 +34,9 @@ def show(settings: Settings, catalog: Catalog, catalog_error: str | None) -> tup
         "follows the default, so a newly published version is served on refresh.",
     )
     if catalog.warning:
-        st.sidebar.warning(catalog.warning)
+        st.sidebar.warning(md(catalog.warning))
     if session.link_warning():
-        st.sidebar.warning(session.link_warning())
+        st.sidebar.warning(md(session.link_warning()))
     if st.query_params.get("version") != label:
         st.query_params["version"] = label
     refresh = st.sidebar.button(
@@ -69,7 +69,7 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
     """The model card of the version serving, and what failed if the chosen one could not be served."""
     if failure is not None:
         still = f" Still serving version {served.label}." if served is not None else ""
-        st.sidebar.error(f"Version {failure.label} could not be loaded: {failure.message}{still}")
+        st.sidebar.error(f"Version {failure.label} could not be loaded: {md(failure.message)}{still}")
         st.sidebar.button("Retry", key="retry", on_click=state.retry, help="Try this version again now.")
     if not settings.safe_mode:
         st.sidebar.warning(
@@ -81,24 +81,24 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
     schema, model = served.schema, served.model
     output = schema.output
     if output.type == "regression":
-        gives = f"regression: {output.name}" + (f" ({output.unit})" if output.unit else "")
+        gives = f"regression: {md(output.name)}" + (f" ({md(output.unit)})" if output.unit else "")
     else:
-        gives = f"{output.type}: {', '.join(output.labels)}"
+        gives = f"{output.type}: {md(', '.join(output.labels))}"
     lines = [
         f"**Version** {served.label}",
         f"**sha256** `{served.short_sha}`" + ("" if served.version.pinned else " (not pinned)"),
         f"**Format** {model.format} · runtime {served.runtime}",
-        f"**Inputs** {', '.join(schema.names)}",
+        f"**Inputs** {md(', '.join(schema.names))}",
         f"**Output** {gives}",
         f"**Schema** {served.schema_source}",
         f"**Load time** {model.load_seconds:.2f} s",
     ]
     if served.version.created:
-        lines.append(f"**Created** {served.version.created}")
+        lines.append(f"**Created** {md(served.version.created)}")
     with st.sidebar.container(border=True):
         st.markdown("  \n".join(lines))
         if served.version.notes:
-            st.caption(served.version.notes)
+            st.caption(md(served.version.notes))
 
 
 def _initial(catalog: Catalog) -> str:
@@ -110,16 +110,3 @@ def _initial(catalog: Catalog) -> str:
     session.set_link_warning(warning)
     session.mark_picked()
     return chosen.label
-
-
-def _tags(catalog: Catalog) -> dict[str, str]:
-    tags = {label: [] for label in catalog.labels}
-    tags[catalog.default.label].append("default")
-    for alias, target in catalog.aliases.items():
-        for v in catalog.versions:
-            if v.version == Version(target):
-                tags[v.label].append(alias)
-    for v in catalog.versions:
-        if v.version.is_prerelease:
-            tags[v.label].append("pre-release")
-    return {label: f"({', '.join(t)})" if t else "" for label, t in tags.items()}

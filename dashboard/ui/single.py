@@ -10,6 +10,7 @@ from dashboard.predict import BatchResult
 from dashboard.schema import Feature
 from dashboard.service import Served
 from dashboard.ui import session, words
+from dashboard.ui.words import md
 
 
 def show(served: Served) -> BatchResult | None:
@@ -35,10 +36,10 @@ def _field(feature: Feature):
     key = f"single-{feature.name}"
     if feature.type == "category":
         choices = list(feature.choices)
-        return st.selectbox(feature.name, choices, index=choices.index(feature.initial), key=key)
+        return st.selectbox(md(feature.name), choices, index=choices.index(feature.initial), key=key)
     if feature.type == "text":
-        return st.text_input(feature.name, value=str(feature.initial or ""), key=key)
-    label = f"{feature.name} ({feature.unit})" if feature.unit else feature.name
+        return st.text_input(md(feature.name), value=str(feature.initial or ""), key=key)
+    label = md(f"{feature.name} ({feature.unit})" if feature.unit else feature.name)
     usual = ""
     if feature.min is not None or feature.max is not None:
         low = f"{feature.min:g}" if feature.min is not None else "…"
@@ -57,14 +58,14 @@ def _field(feature: Feature):
 def _result(served: Served, result: BatchResult) -> None:
     row = result.table.iloc[0]
     if row["error"]:
-        st.error(f"This row cannot be predicted: {row['error']}. Correct the value and press Predict again.")
+        st.error(f"This row cannot be predicted: {md(row['error'])}. Correct the value and press Predict again.")
         return
     for warning in result.warnings:
-        st.warning(words.range_warning(warning, with_row=False) + " — the prediction may be unreliable.")
+        st.warning(md(words.range_warning(warning, with_row=False)) + " — the prediction may be unreliable.")
     output = served.schema.output
     if output.type == "regression":
         unit = f" {output.unit}" if output.unit else ""
-        st.metric(output.name, f"{row['prediction']:.4g}{unit}")
+        st.metric(md(output.name), f"{row['prediction']:.4g}{unit}")
         return
     if output.type == "binary":
         probabilities = pd.Series({output.labels[1]: row["probability"], output.labels[0]: 1 - row["probability"]})
