@@ -61,7 +61,7 @@ def case_bomb(folder: Path) -> str:
         with dst.open("model.weights.h5", "w", force_zip64=True) as member:
             block = bytes(1 << 20)
             for _ in range(512):
-                member.write(block[:-64] + os.urandom(64))
+                member.write(block[:-11_000] + os.urandom(11_000))  # about 90:1
     try:
         loader.load("file", {"model": target})
     except Exception as exc:
@@ -161,7 +161,8 @@ def case_versions(folder: Path) -> str:
     """Tags for 5,000 versions and 500 aliases: the old loop (baseline) and Catalog.tags."""
     from packaging.version import Version
 
-    from dashboard.registry import Catalog, parse_manifest
+    from dashboard.manifest import parse_manifest
+    from dashboard.versions import Catalog
 
     versions = [{"version": f"1.{i}", "url": f"m{i}.keras"} for i in range(5000)]
     aliases = {f"a{i}": f"1.{i}" for i in range(500)}

@@ -13,11 +13,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import posixpath
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 import urllib3
@@ -27,80 +25,13 @@ from urllib3.util.retry import Retry
 from dashboard.config import Settings
 from dashboard.errors import IntegrityError, ModelSourceError, ObjectMissingError, scrub_library_logs
 from dashboard.files import CHUNK, atomic_write, before, capped, format_bytes, locked, too_large
+from dashboard.urls import file_name, local_path, redact, scheme_of
 
 ProgressFn = Callable[[int, "int | None"], None]
 SMALL_FILE_SECONDS = 60.0  # the overall deadline for a manifest or schema (MODEL_DOWNLOAD_TIMEOUT if lower)
 SMALL_FILE_CAP = 16 * 1024 * 1024
-REMOTE_SCHEMES = ("http", "https", "s3", "gs")
 # urllib3 logs each retry with the full URL, query string (a presigned signature) included
 scrub_library_logs("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry", "requests")
-
-
-def redact(url: str) -> str:
-    """The URL without query string, fragment or user:password (presigned URLs carry secrets there)."""
-    parts = urlsplit(url)
-    if not parts.scheme or len(parts.scheme) == 1:  # a plain path (or a Windows drive letter)
-        return url.split("?", 1)[0]
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def scheme_of(url: str) -> str:
-    """'http', 'https', 's3', 'gs', 'file' or '' for a plain path."""
-    scheme = urlsplit(url).scheme.lower()
-    return "" if len(scheme) <= 1 else scheme
-
-
-def is_remote(url: str) -> bool:
-    """True for URLs fetched over the network."""
-    return scheme_of(url) in REMOTE_SCHEMES
-
-
-def resolve(base: str, ref: str) -> str:
-    """ref as written in the manifest at base: relative refs resolve against the manifest's folder."""
-    ref_scheme = scheme_of(ref)
-    if ref_scheme:
-        if is_remote(base) and ref_scheme == "file":
-            raise ModelSourceError(
-                f"manifest {redact(base)} refers to a local file ({redact(ref)}); "
-                "a remote manifest may only point to remote files or relative names"
-            )
-        return ref
-    base_scheme = scheme_of(base)
-    if base_scheme in ("http", "https"):
-        return urljoin(base, ref)
-    if base_scheme in ("s3", "gs"):
-        parts = urlsplit(base)
-        if ref.startswith("/"):
-            raise ModelSourceError(
-                f"manifest {redact(base)} refers to an absolute path {ref!r}; "
-                "inside a bucket use names relative to the manifest"
-            )
-        key = posixpath.normpath(posixpath.join(posixpath.dirname(parts.path), ref))
-        return urlunsplit((parts.scheme, parts.netloc, key, "", ""))
-    if base_scheme == "file":
-        parts = urlsplit(base)
-        path = posixpath.normpath(posixpath.join(posixpath.dirname(unquote(parts.path)), ref))
-        return urlunsplit(("file", parts.netloc, path, "", ""))
-    return str(Path(base).expanduser().parent / Path(ref).expanduser())
-
-
-def local_path(url: str) -> Path | None:
-    """The filesystem path of a plain path or file:// URL, else None."""
-    scheme = scheme_of(url)
-    if scheme == "file":
-        return Path(unquote(urlsplit(url).path))
-    if scheme == "":
-        return Path(url).expanduser()
-    return None
-
-
-def file_name(url: str) -> str:
-    """The last path segment of url, for naming the cached copy."""
-    path = local_path(url)
-    name = path.name if path is not None else posixpath.basename(unquote(urlsplit(url).path))
-    name = "".join(c for c in name if c.isalnum() or c in "._-")
-    return name.lstrip(".") or "download"
 
 
 def sha256_of(path: Path) -> str:

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 from packaging.version import InvalidVersion, Version
 
-from dashboard import fetch, loader, service
+from dashboard import loader, service, urls
 from dashboard import schema as schemas
 from dashboard.config import Settings, load_settings
 from dashboard.contract import ServableModel
 from dashboard.errors import DashboardError, PublishError, SchemaError
-from dashboard.registry import parse_manifest
+from dashboard.manifest import parse_manifest
 from dashboard.stores import open_store
 
 
@@ -149,7 +149,7 @@ def add_lean(store: str, version: str, settings: Settings | None = None) -> Publ
         entry = matches[0]
         versions, _, _ = parse_manifest(manifest, target.manifest)
         chosen = next(v for v in versions if v.version == label)
-        stem = Path(fetch.file_name((chosen.model or chosen.weights).url)).stem
+        stem = Path(urls.file_name((chosen.model or chosen.weights).url)).stem
         with tempfile.TemporaryDirectory(prefix="dashboard-lean-") as work:
             files = service.fetch_files(settings, chosen)
             loaded = loader.load(chosen.kind, files, safe_mode=True, limits=settings.model_limits)

@@ -16,16 +16,17 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from dashboard import csvio, fetch, loader, predict
+from dashboard import csvio, fetch, loader, predict, urls
 from dashboard import schema as schemas
 from dashboard.config import Settings, load_settings
 from dashboard.contract import Runtime, ServableModel
 from dashboard.csvio import CsvTable
 from dashboard.errors import ModelLoadError
 from dashboard.predict import BatchResult
-from dashboard.registry import Catalog, FileRef, ModelVersion, load_catalog
+from dashboard.registry import load_catalog
 from dashboard.schema import Schema
 from dashboard.validate import validate
+from dashboard.versions import Catalog, FileRef, ModelVersion
 
 log = logging.getLogger("dashboard")
 
@@ -73,7 +74,7 @@ def fetch_files(settings: Settings, version: ModelVersion, progress: Progress | 
 
 def _fetch(settings: Settings, ref: FileRef, progress: Progress | None) -> Path:
     """One verified file, reporting its download as the stage 'download <name>'."""
-    stage = f"download {fetch.file_name(ref.url)}"
+    stage = f"download {urls.file_name(ref.url)}"
     report = (lambda done, total: progress(stage, done, total)) if progress else None
     return fetch.fetch(ref.url, settings, ref.sha256, report)
 
@@ -145,7 +146,7 @@ def given_schema(settings: Settings, version: ModelVersion) -> tuple[Schema, Sch
         return schemas.parse_schema(version.schema, where), "manifest"
     if version.schema_url:
         raw = fetch.read_bytes(version.schema_url, settings)
-        return schemas.parse_schema_json(raw, f"{where} ({fetch.redact(version.schema_url)})"), "schema_url"
+        return schemas.parse_schema_json(raw, f"{where} ({urls.redact(version.schema_url)})"), "schema_url"
     return None
 
 

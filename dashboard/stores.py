@@ -13,11 +13,11 @@ from typing import Any, Protocol
 
 from packaging.version import Version
 
-from dashboard import fetch, jsontext
+from dashboard import fetch, jsontext, urls
 from dashboard.config import Settings, load_settings
 from dashboard.errors import ManifestError, PublishError
 from dashboard.files import copy_atomic, locked, write_bytes_atomic
-from dashboard.registry import parse_manifest
+from dashboard.manifest import parse_manifest
 
 MANIFEST = "manifest.json"
 READABLE = 0o644  # published files are read by the web server that hosts the store
@@ -41,15 +41,15 @@ class Store(Protocol):
 
 def open_store(store: str, settings: Settings | None = None) -> Store:
     """The store at a folder path, file:// URL, s3://bucket/prefix or gs://bucket/prefix."""
-    scheme = fetch.scheme_of(store)
+    scheme = urls.scheme_of(store)
     if scheme in ("s3", "gs"):
         return BucketStore(store, settings or load_settings())
     if scheme not in ("", "file"):
         raise PublishError(
-            f"cannot publish to {fetch.redact(store)}: use a folder, s3://bucket/prefix or "
+            f"cannot publish to {urls.redact(store)}: use a folder, s3://bucket/prefix or "
             "gs://bucket/prefix, then serve that store over HTTPS if you like"
         )
-    return FolderStore(fetch.local_path(store))
+    return FolderStore(urls.local_path(store))
 
 
 def published_name(source: Path, version: Version, digest: str) -> str:

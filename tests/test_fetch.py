@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from dashboard import fetch
+from dashboard import fetch, urls
 from dashboard.errors import IntegrityError, ModelSourceError
 from tests.helpers import free_port, settings_for, sha256
 
@@ -216,7 +216,7 @@ def test_two_processes_fetching_the_same_file_download_it_once(store, tmp_path):
     ],
 )
 def test_redact(url, shown):
-    assert fetch.redact(url) == shown
+    assert urls.redact(url) == shown
 
 
 def test_scrub_removes_secrets_inside_free_text():

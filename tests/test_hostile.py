@@ -26,7 +26,8 @@ from dashboard.errors import (
     UnsafeModelError,
     scrub,
 )
-from dashboard.registry import load_catalog, parse_manifest
+from dashboard.manifest import parse_manifest
+from dashboard.registry import load_catalog
 from dashboard.schema import parse_schema
 from dashboard.validate import validate
 from tests.helpers import DEMO, REPO, demo_store, settings_for, sha256
@@ -145,15 +146,15 @@ def test_upload_defaults_fit_a_1gb_dyno(tmp_path):
 
 # 6. quadratic tags
 def test_version_tags_take_linear_work(tmp_path, monkeypatch):
-    from dashboard import registry
+    from dashboard import versions
 
-    versions = [{"version": f"1.{i}", "url": f"m{i}.keras"} for i in range(2000)]
+    entries = [{"version": f"1.{i}", "url": f"m{i}.keras"} for i in range(2000)]
     aliases = {f"a{i}": f"1.{i}" for i in range(500)}
-    found, clean, _ = parse_manifest({"versions": versions, "aliases": aliases}, str(tmp_path / "manifest.json"))
-    catalog = registry.Catalog("m", "s", tuple(sorted(found, key=lambda v: v.version, reverse=True)), clean, found[0])
+    found, clean, _ = parse_manifest({"versions": entries, "aliases": aliases}, str(tmp_path / "manifest.json"))
+    catalog = versions.Catalog("m", "s", tuple(sorted(found, key=lambda v: v.version, reverse=True)), clean, found[0])
     made = []
-    real = registry.Version
-    monkeypatch.setattr(registry, "Version", lambda text: made.append(text) or real(text))
+    real = versions.Version
+    monkeypatch.setattr(versions, "Version", lambda text: made.append(text) or real(text))
     tags = catalog.tags
     assert tags["1.3"] == ["a3"] and tags["1.1999"] == [] and tags["1.0"] == ["default", "a0"]
     assert len(made) <= len(aliases)

@@ -9,9 +9,9 @@ from packaging.version import Version
 
 from dashboard import loader, predict, service
 from dashboard.csvio import read_csv, safe_csv
-from dashboard.registry import ModelVersion
 from dashboard.schema import infer_schema, parse_schema
 from dashboard.service import Served
+from dashboard.versions import ModelVersion
 from tests.helpers import at_once
 
 LIMITS = dict(max_bytes=10_000_000, max_rows=200_000)

@@ -6,8 +6,10 @@ import pytest
 from packaging.version import Version
 
 from dashboard.errors import ManifestError, ModelSourceError
-from dashboard.fetch import resolve
-from dashboard.registry import ModelVersion, choose, load_catalog, parse_manifest
+from dashboard.manifest import parse_manifest
+from dashboard.registry import load_catalog
+from dashboard.urls import resolve
+from dashboard.versions import ModelVersion, choose
 from tests.helpers import settings_for, write_manifest
 
 HEX = "a" * 64

@@ -10,10 +10,10 @@ from dashboard.config import Settings
 from dashboard.errors import DashboardError
 from dashboard.logs import report
 from dashboard.predict import Comparison, compare
-from dashboard.registry import Catalog
 from dashboard.service import Served
 from dashboard.ui import charts, session, state
 from dashboard.ui.words import md
+from dashboard.versions import Catalog
 
 
 def show(settings: Settings, catalog: Catalog, served: Served) -> Comparison | None:

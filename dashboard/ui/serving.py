@@ -6,10 +6,10 @@ from __future__ import annotations
 from dashboard.config import Settings
 from dashboard.errors import DashboardError
 from dashboard.logs import report
-from dashboard.registry import Catalog
 from dashboard.service import Served
 from dashboard.ui import session, state
 from dashboard.ui.session import Failure
+from dashboard.versions import Catalog
 
 
 def serve(settings: Settings, catalog: Catalog, label: str, box=None) -> tuple[Served | None, Failure | None]:

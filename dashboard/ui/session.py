@@ -13,8 +13,8 @@ import streamlit as st
 
 from dashboard.csvio import CsvTable
 from dashboard.predict import BatchResult, Comparison
-from dashboard.registry import Catalog
 from dashboard.service import Served
+from dashboard.versions import Catalog
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard.config import Settings
-from dashboard.registry import Catalog
 from dashboard.service import Served
 from dashboard.ui import session, state
 from dashboard.ui.session import Failure
 from dashboard.ui.words import md
+from dashboard.versions import Catalog
 
 
 def show(settings: Settings, catalog: Catalog, catalog_error: str | None) -> tuple[str, bool]:

@@ -11,9 +11,9 @@ from dashboard.config import Settings
 from dashboard.errors import DashboardError
 from dashboard.files import format_bytes
 from dashboard.logs import log, report
-from dashboard.registry import Catalog, ModelVersion
 from dashboard.service import ModelPool, Served
 from dashboard.ui import session
+from dashboard.versions import Catalog, ModelVersion
 
 
 @st.cache_resource(show_spinner=False)
