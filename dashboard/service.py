@@ -159,16 +159,22 @@ def resolve_schema(settings: Settings, version: ModelVersion, model: ServableMod
     return given
 
 
-def predict_table(served: Served, table: CsvTable, progress: predict.ProgressFn | None = None) -> BatchResult:
+def predict_table(
+    served: Served, table: CsvTable, progress: predict.ProgressFn | None = None, max_warnings: int | None = 20
+) -> BatchResult:
     """Validate a table read from a CSV file against the served schema and predict its good rows."""
     strings = frozenset(i.name for i in served.model.inputs if i.is_string)
-    validated = validate(table, served.schema, served.model.named_inputs, strings)
+    validated = validate(table, served.schema, served.model.named_inputs, strings, max_warnings)
     return predict.predict_validated(served.model, table.frame, validated, served.schema.output, served.label, progress)
 
 
-def predict_frame(served: Served, frame: pd.DataFrame, progress: predict.ProgressFn | None = None) -> BatchResult:
-    """Predict a table built in code (the form, the API): no reading problems, no decimal commas."""
-    return predict_table(served, CsvTable(frame), progress)
+def predict_frame(
+    served: Served, frame: pd.DataFrame, progress: predict.ProgressFn | None = None, max_warnings: int | None = 20
+) -> BatchResult:
+    """Predict a table built in code (the form, the API): no reading problems, no decimal commas.
+
+    max_warnings: how many range warnings to keep (None: all, as the API reports them per row)."""
+    return predict_table(served, CsvTable(frame), progress, max_warnings)
 
 
 def read_csv(settings: Settings, data: bytes) -> CsvTable:
@@ -234,3 +240,16 @@ class ModelPool:
         """The served version if it is already loaded, without loading it."""
         with self._lock:
             return self._served.get((version.label, version.identity, settings.runtime))
+
+
+_POOLS: dict[int, ModelPool] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def process_pool(size: int) -> ModelPool:
+    """The one pool of loaded versions in this process, shared by the page and the HTTP API (one model in memory,
+    two doors). The only process-wide state outside st.cache_resource: the API runs outside any script run."""
+    with _POOLS_LOCK:
+        if size not in _POOLS:
+            _POOLS[size] = ModelPool(size)
+        return _POOLS[size]

@@ -53,7 +53,7 @@ class Validated(RowCounts):
     inputs: Batch  # 2-D float array, or dict name -> 1-D array (named inputs)
     good: np.ndarray  # bool per row
     errors: np.ndarray  # str per row, "" where good
-    warnings: tuple[RangeWarning, ...]  # the first MAX_SHOWN_WARNINGS
+    warnings: tuple[RangeWarning, ...]  # the first max_warnings (all when None)
     warning_count: int
     extra_columns: tuple[str, ...]
 
@@ -63,6 +63,7 @@ def validate(
     schema: Schema,
     named_inputs: bool = False,
     string_inputs: frozenset[str] = frozenset(),
+    max_warnings: int | None = MAX_SHOWN_WARNINGS,
 ) -> Validated:
     """Check every row against the schema; a missing column refuses the table, bad cells flag their row only.
 
@@ -141,7 +142,8 @@ def validate(
     for mask, name, bound, limit in warn_masks:
         mask = mask & good
         warning_count += int(mask.sum())
-        for index in np.flatnonzero(mask)[: MAX_SHOWN_WARNINGS - len(warnings)]:
+        room = None if max_warnings is None else max(0, max_warnings - len(warnings))
+        for index in np.flatnonzero(mask)[:room]:
             warnings.append(RangeWarning(int(index), name, float(values[name][index]), bound, limit))
     if named_inputs:
         inputs = {name: array[good] for name, array in values.items()}

@@ -4,16 +4,14 @@ download. A screenshot is kept in artifacts/ (git-ignored)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import requests
 
-from tests.helpers import DEMO, NO_TENSORFLOW, REPO, demo_store, free_port
+from tests import dashboard_server
+from tests.helpers import DEMO, REPO, demo_store
+from tests.secretscan import SCANNED
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -40,55 +38,19 @@ def chromium_or_skip() -> None:
 
 @pytest.fixture
 def server(tmp_path):
-    """`streamlit run dashboard/app.py` on a free port; yields (base URL, environment setter)."""
-    processes = []
+    """`streamlit run dashboard/app.py` on a free port: launch(extra_env, lean=False) -> base URL."""
+    started = []
 
     def launch(extra_env: dict[str, str], lean: bool = False) -> str:
-        port = free_port()
-        environ = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "APP_VERSION", "CSV_"))}
-        environ.update({"MODEL_CACHE_DIR": str(tmp_path / "cache"), "HOME": str(tmp_path)}, **extra_env)
-        log = open(tmp_path / f"server-{port}.log", "w")
-        arguments = [
-            "run",
-            "dashboard/app.py",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--server.headless",
-            "true",
-        ]
-        if lean:  # the lean stack, simulated: importing TensorFlow, Keras or h5py raises in the server process
-            command = [
-                sys.executable,
-                "-c",
-                NO_TENSORFLOW + "from streamlit.web.cli import main\nsys.argv = ['streamlit'] + sys.argv[1:]\nmain()",
-                *arguments,
-            ]
-        else:
-            command = [sys.executable, "-m", "streamlit", *arguments]
-        process = subprocess.Popen(command, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT)
-        launch.pids.append(process.pid)
-        processes.append((process, log))
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(base + "/_stcore/health", timeout=1).text == "ok":
-                    return base
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        raise AssertionError("the dashboard did not answer /_stcore/health within 60 s")
+        running = dashboard_server.start(tmp_path, extra_env, lean)
+        started.append(running)
+        launch.pids.append(running.process.pid)
+        return running.base
 
     launch.pids = []
     yield launch
-    for process, log in processes:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    for running in started:
+        SCANNED.append(("server log", running.stop()))
 
 
 @pytest.mark.parametrize("source", ["demo", "http", "lean"])

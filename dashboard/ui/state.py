@@ -16,10 +16,9 @@ from dashboard.ui import session
 from dashboard.versions import Catalog, ModelVersion
 
 
-@st.cache_resource(show_spinner=False)
 def pool(size: int) -> ModelPool:
-    """The process-wide pool of loaded versions (shared by every browser tab)."""
-    return ModelPool(size)
+    """The process-wide pool of loaded versions (shared by every browser tab and the HTTP API)."""
+    return service.process_pool(size)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

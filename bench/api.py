@@ -1,0 +1,319 @@
+"""HTTP API benchmark (issue 13): `python bench/api.py [--quick]`. Prints figures, each beside its target and the
+seed-style baseline measured in the same run.
+
+It starts the dashboard on the demo store exactly as the Procfile does, and the classic hand-rolled alternative:
+a Flask app with `POST /predict` calling `model.predict` per request, under gunicorn (1 worker, 4 threads), its
+model fetched from MODEL_URL once at start. Load comes from `hey` (Debian's package) over loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from tests import dashboard_server  # noqa: E402
+from tests.helpers import DEMO, free_port  # noqa: E402
+
+ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+FLASK_APP = """
+import os, tempfile, numpy as np, requests, keras
+from flask import Flask, jsonify, request
+
+path = os.path.join(tempfile.mkdtemp(), "model.keras")
+with open(path, "wb") as handle:
+    handle.write(requests.get(os.environ["MODEL_URL"], timeout=60).content)
+model = keras.models.load_model(path)
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+app = Flask(__name__)
+
+@app.post("/predict")
+def predict():
+    rows = request.get_json()["instances"]
+    x = np.array([[row[f] for f in FEATURES] for row in rows], dtype="float32")
+    return jsonify({"predictions": model.predict(x, verbose=0).tolist()})
+"""
+FIGURES: list[tuple[str, str, str, str]] = []  # (figure, value, baseline, target and met)
+
+
+def record(figure: str, value: str, baseline: str = "", target: str = "") -> None:
+    FIGURES.append((figure, value, baseline, target))
+    print(f"{figure:<58} {value:>16}  {baseline:<28} {target}", flush=True)
+
+
+def hey(url: str, seconds: float, concurrency: int, body: Path, content_type: str = "application/json") -> dict:
+    """hey's requests/s and latency percentiles (ms) for POSTs of body."""
+    done = subprocess.run(
+        ["hey", "-z", f"{seconds}s", "-c", str(concurrency), "-m", "POST", "-T", content_type, "-D", str(body), url],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+    )
+    out = done.stdout
+    codes = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", out))
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": float(re.search(r"50% in ([\d.]+) secs", out).group(1)) * 1e3,
+        "p99": float(re.search(r"99% in ([\d.]+) secs", out).group(1)) * 1e3,
+        "codes": codes,
+    }
+
+
+def keepalive(url: str, count: int, body: dict) -> list[float]:
+    with requests.Session() as session:
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            session.post(url, json=body, timeout=30).raise_for_status()
+            times.append((time.perf_counter() - started) * 1e3)
+    return times
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_flask(folder: Path) -> tuple[subprocess.Popen, str, subprocess.Popen]:
+    """The seed-style app under gunicorn, its model from a static file server (MODEL_URL)."""
+    files_port, port = free_port(), free_port()
+    files = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(files_port), "--bind", "127.0.0.1", "--directory", str(DEMO)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    (folder / "seed_app.py").write_text(FLASK_APP)
+    environ = dict(os.environ, MODEL_URL=f"http://127.0.0.1:{files_port}/iris-1.1.0.keras", TF_CPP_MIN_LOG_LEVEL="2")
+    flask = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}", "seed_app:app"],
+        cwd=folder,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            requests.post(base + "/predict", json={"instances": [ROW]}, timeout=30).raise_for_status()
+            return flask, base, files
+        except requests.RequestException:
+            time.sleep(0.5)
+    raise RuntimeError("the seed-style Flask app did not start")
+
+
+def wait_ready(base: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if requests.get(base + "/api/v1/ready", timeout=5).status_code == 200:
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the dashboard's default version did not load")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the bench itself)")
+    args = parser.parse_args()
+    if shutil.which("hey") is None:
+        sys.exit("hey is not installed: apt-get install hey")
+    seconds = 2 if args.quick else 8
+    folder = Path(tempfile.mkdtemp(prefix="api-bench-"))
+    body = folder / "row.json"
+    body.write_text(json.dumps({"instances": [ROW]}))
+    print(f"{'figure':<58} {'value':>16}  {'baseline (same run)':<28} target")
+    dashboard = dashboard_server.start(folder, {})
+    flask = files = None
+    try:
+        wait_ready(dashboard.base)
+        predict = dashboard.base + "/api/v1/predict"
+        for _ in range(3):  # warm the compiled call and the connection pool
+            keepalive(predict, 20, {"instances": [ROW]})
+        flask, flask_base, files = start_flask(folder)
+        seed_one = keepalive(flask_base + "/predict", 20 if args.quick else 60, {"instances": [ROW]})
+        ours_one = keepalive(predict, 100 if args.quick else 500, {"instances": [ROW]})
+        p50 = statistics.median(ours_one)
+        record(
+            "single-row JSON, concurrency 1, keep-alive: p50",
+            f"{p50:.2f} ms",
+            f"seed app {statistics.median(seed_one):.1f} ms",
+            f"<= 5 ms: {'met' if p50 <= 5 else 'NOT met'}",
+        )
+        health = keepalive_get(dashboard.base + "/_stcore/health", 100)
+        record(
+            "Streamlit's own /_stcore/health, keep-alive: p50",
+            f"{statistics.median(health):.2f} ms",
+            "44 ms before the TCP_NODELAY fix",
+            "",
+        )
+        seed = hey(flask_base + "/predict", seconds, 32, body)
+        ours = hey(predict, seconds, 32, body)
+        ratio = ours["rps"] / seed["rps"]
+        record(
+            "single-row JSON, concurrency 32: requests/s",
+            f"{ours['rps']:.0f}/s",
+            f"seed app {seed['rps']:.1f}/s",
+            f">= 1,000/s: {'met' if ours['rps'] >= 1000 else 'NOT met'}",
+        )
+        record(
+            "  p50 / p99 at concurrency 32",
+            f"{ours['p50']:.1f} / {ours['p99']:.1f} ms",
+            f"seed app {seed['p50']:.0f} / {seed['p99']:.0f} ms",
+            f"p99 <= 100 ms: {'met' if ours['p99'] <= 100 else 'NOT met'}",
+        )
+        record(
+            "  ratio to the seed-style Flask app",
+            f"{ratio:.0f}x",
+            "",
+            f">= 100x: {'met' if ratio >= 100 else 'NOT met'}",
+        )
+        record(
+            "  answers other than 200", str({k: v for k, v in ours["codes"].items() if k != "200"} or "none"), "", ""
+        )
+        csv_figures(dashboard.base, folder, args.quick)
+        memory_figures(dashboard, predict, body, args.quick)
+        page_under_load(dashboard.base, predict, body, seconds)
+    finally:
+        dashboard.stop()
+        for process in (flask, files):
+            if process is not None:
+                process.terminate()
+                process.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def keepalive_get(url: str, count: int) -> list[float]:
+    with requests.Session() as session:
+        times = []
+        for _ in range(count):
+            started = time.perf_counter()
+            session.get(url, timeout=30)
+            times.append((time.perf_counter() - started) * 1e3)
+    return times
+
+
+def csv_figures(base: str, folder: Path, quick: bool) -> None:
+    """A large text/csv request end to end, beside the CLI on the same file."""
+    import numpy as np
+
+    rows = 20_000 if quick else 100_000
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.1, 8, size=(rows, 4))
+    path = folder / "big.csv"
+    path.write_text(
+        "sepal_length,sepal_width,petal_length,petal_width\n"
+        + "\n".join(f"{a:.2f},{b:.2f},{c:.2f},{d:.2f}" for a, b, c, d in values)
+        + "\n"
+    )
+    data = path.read_bytes()
+    timings = []
+    for _ in range(1 if quick else 3):
+        started = time.perf_counter()
+        answer = requests.post(base + "/api/v1/predict", data=data, headers={"Content-Type": "text/csv"}, timeout=300)
+        answer.raise_for_status()
+        timings.append(time.perf_counter() - started)
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("MODEL_")}
+    environ["MODEL_CACHE_DIR"] = str(folder / "cli-cache")
+    cli = []
+    for _ in range(1 if quick else 3):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "dashboard", "predict", "--input", str(path), "--output", str(folder / "out.csv")],
+            cwd=REPO,
+            env=environ,
+            check=True,
+            capture_output=True,
+        )
+        cli.append(time.perf_counter() - started)
+    ours, theirs = min(timings), min(cli)
+    record(
+        f"{rows:,}-row text/csv request end to end",
+        f"{ours:.2f} s",
+        f"CLI {theirs:.2f} s (with start-up)",
+        f"<= 1.5x CLI: {'met' if ours <= 1.5 * theirs else 'NOT met'} ({ours / theirs:.2f}x)",
+    )
+
+
+def memory_figures(dashboard, predict: str, body: Path, quick: bool) -> None:
+    """RSS of the server before and after 10,000 requests."""
+    pid = dashboard.process.pid
+    count = 2_000 if quick else 10_000
+    before = rss_mb(pid)
+    subprocess.run(
+        ["hey", "-n", str(count), "-c", "16", "-m", "POST", "-T", "application/json", "-D", str(body), predict],
+        capture_output=True,
+        timeout=300,
+    )
+    after = rss_mb(pid)
+    record(
+        f"server RSS over {count:,} requests",
+        f"{before:.0f} -> {after:.0f} MB",
+        "",
+        f"flat (< +20 MB): {'met' if after - before < 20 else 'NOT met'}",
+    )
+
+
+def page_under_load(base: str, predict: str, body: Path, seconds: float) -> None:
+    """A browser session's form prediction while hey loads the API (Chromium, when installed)."""
+    if not Path("/usr/bin/chromium").exists():
+        record("dashboard form prediction under API load", "skipped", "/usr/bin/chromium not installed", "")
+        return
+    from playwright.sync_api import expect, sync_playwright
+
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+    ]
+    load = threading.Thread(target=hey, args=(predict, seconds + 20, 32, body), daemon=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(base)
+        expect(page.get_by_role("button", name="Predict")).to_be_visible(timeout=60_000)
+        load.start()
+        time.sleep(1)
+        timings = []
+        for length, width in [("1.0", "0.2"), ("6.5", "2.3")] * 3:  # setosa, virginica: the answer changes
+            page.get_by_role("spinbutton", name="petal_length (cm)").fill(length)
+            page.get_by_role("spinbutton", name="petal_width (cm)").fill(width)
+            shown = page.get_by_test_id("stMetricValue").all_inner_texts()
+            started = time.perf_counter()
+            page.get_by_role("button", name="Predict").click()
+            page.wait_for_function(
+                "(before) => { const m = document.querySelector('[data-testid=stMetricValue]');"
+                " return m && m.innerText !== before; }",
+                arg=shown[0] if shown else "",
+                timeout=30_000,
+            )
+            timings.append((time.perf_counter() - started) * 1e3)
+        browser.close()
+    record(
+        "dashboard form prediction while the API is under load",
+        f"{statistics.median(timings):.0f} ms p50",
+        f"max {max(timings):.0f} ms",
+        "answers (no target)",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,459 @@
+"""The HTTP prediction API under /api/v1 (FastAPI, mounted in the dashboard's own st.App): programs predict the way
+people do, through the same catalog, model pool, validation and prediction.
+
+Thin like the UI: it parses a request, calls the core, and words the answer. Errors are
+{"error": {"code": ..., "message": ...}} with the dashboard's own words; never a traceback, never a secret.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from dashboard import jsontext, service
+from dashboard.batching import Part
+from dashboard.csvio import safe_csv
+from dashboard.errors import DashboardError, InputError
+from dashboard.inputs import rows_from_json
+from dashboard.logs import log, report
+from dashboard.server import Server
+from dashboard.service import Served
+from dashboard.versions import Catalog, ModelVersion
+
+RETRY_AFTER = "5"
+
+
+class ApiError(Exception):
+    """An answer other than 200: HTTP status, a stable code, and the message a person reads."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+# Response shapes, for the OpenAPI document (answers are built directly, without validation on the hot path).
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorAnswer(BaseModel):
+    error: ErrorBody
+
+
+class VersionInfo(BaseModel):
+    version: str
+    sha256: str | None
+    pinned: bool
+    notes: str
+    created: str
+    aliases: list[str]
+    prerelease: bool
+    default: bool
+
+
+class Versions(BaseModel):
+    name: str
+    default: str
+    warning: str | None
+    versions: list[VersionInfo]
+
+
+class Feature(BaseModel):
+    name: str
+    type: str
+    min: float | None = None
+    max: float | None = None
+    default: Any = None
+    unit: str = ""
+    choices: list[Any] | None = None
+
+
+class ModelInfo(BaseModel):
+    version: str
+    sha256: str | None
+    features: list[Feature]
+    output: dict[str, Any]
+    runtime: str | None
+    loaded: bool
+    state: str
+
+
+class RowAnswer(BaseModel):
+    prediction: str | float | None
+    probability: float | None = None
+    probabilities: dict[str, float | None] | None = None
+    error: str | None
+
+
+class RangeNote(BaseModel):
+    row: int
+    feature: str
+    value: float
+    bound: str
+    limit: float
+
+
+class PredictAnswer(BaseModel):
+    model_version: str
+    sha256: str | None
+    predictions: list[RowAnswer]
+    warnings: list[RangeNote]
+
+
+ERRORS = {status: {"model": ErrorAnswer} for status in (400, 404, 413, 415, 422, 503)}
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": 'one of "instances" (rows as objects, or lists in schema order), "inputs" '
+                    '(columns: {feature: [values]}), "dataframe_split" or "dataframe_records"',
+                    "properties": {
+                        "instances": {"type": "array", "items": {"type": ["object", "array"]}},
+                        "inputs": {"type": "object", "additionalProperties": {"type": "array"}},
+                        "dataframe_split": {
+                            "type": "object",
+                            "properties": {
+                                "columns": {"type": "array", "items": {"type": "string"}},
+                                "data": {"type": "array", "items": {"type": "array"}},
+                            },
+                            "required": ["data"],
+                        },
+                        "dataframe_records": {"type": "array", "items": {"type": "object"}},
+                    },
+                    "example": {
+                        "instances": [
+                            {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+                        ]
+                    },
+                }
+            },
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+def create_api(server: Server) -> FastAPI:
+    """The /api/v1 application for this process's Server."""
+    api = FastAPI(
+        title="Keras prediction dashboard API",
+        version="1",
+        description="Predict with the dashboard's models from programs. Errors are "
+        '{"error": {"code": ..., "message": ...}}.',
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    api.state.server = server
+
+    @api.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @api.exception_handler(RequestValidationError)
+    async def _bad_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return error_response(ApiError(400, "bad_request", f"{where}: {first.get('msg', 'invalid')}"))
+
+    @api.exception_handler(HTTPException)
+    async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else "method_not_allowed" if exc.status_code == 405 else "error"
+        message = (
+            f"no API route {request.method} {request.url.path}; see /api/v1/docs"
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
+        return error_response(ApiError(exc.status_code, code, message))
+
+    @api.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        report(exc, f"unexpected error answering {request.method} {request.url.path}")
+        return error_response(ApiError(500, "internal", "unexpected error; the details are in the server log"))
+
+    @api.get(
+        "/health",
+        summary="Liveness: the process answers",
+        responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
+    )
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get(
+        "/ready",
+        summary="Readiness: the default version is loaded (503 with Retry-After before)",
+        responses={503: {"model": ErrorAnswer}},
+    )
+    async def ready() -> JSONResponse:
+        version = _catalog(server).default
+        state, _, why = server.state(version)
+        if state == "ready":
+            return JSONResponse({"status": "ready", "version": version.label})
+        if state == "failed":
+            raise ApiError(
+                503, "unavailable", f"version {version.label} could not be loaded: {why}", {"Retry-After": "30"}
+            )
+        raise ApiError(503, "loading", f"version {version.label} is loading", {"Retry-After": RETRY_AFTER})
+
+    @api.get("/versions", summary="Every version, newest first, with the default", response_model=Versions)
+    async def versions() -> JSONResponse:
+        catalog = _catalog(server)
+        tags = catalog.tags
+        return JSONResponse(
+            {
+                "name": catalog.name,
+                "default": catalog.default.label,
+                "warning": catalog.warning,
+                "versions": [_version_info(v, catalog, tags[v.label]) for v in catalog.versions],
+            }
+        )
+
+    @api.get(
+        "/models/{version}", summary="What a client needs to call a version", response_model=ModelInfo, responses=ERRORS
+    )
+    async def model(version: str) -> JSONResponse:
+        chosen = _choose(_catalog(server), version)
+        state, served, why = server.state(chosen)
+        if served is None:
+            code = 503
+            raise ApiError(
+                code,
+                "loading" if state == "loading" else "unavailable",
+                f"version {chosen.label} is loading"
+                if state == "loading"
+                else f"version {chosen.label} could not be loaded: {why}",
+                {"Retry-After": RETRY_AFTER},
+            )
+        schema = served.schema.to_dict()
+        return JSONResponse(
+            {
+                "version": chosen.label,
+                "sha256": chosen.digest if chosen.pinned else None,
+                "features": schema["features"],
+                "output": schema["output"],
+                "runtime": served.runtime,
+                "loaded": True,
+                "state": state,
+            }
+        )
+
+    @api.post(
+        "/predict",
+        summary="Predict rows (JSON or CSV)",
+        response_model=PredictAnswer,
+        responses={**ERRORS, 200: {"content": {"text/csv": {}}}},
+        openapi_extra=PREDICT_BODY,
+    )
+    async def predict(request: Request, version: str | None = None) -> Response:
+        served, fallback = await serving(server, version)
+        body = await read_body(request, server)
+        kind = media_type(request)
+        if kind == "text/csv":
+            return await predict_csv(server, served, body)
+        data = parse_json(body)
+        rows = rows_for(data, served, server)
+        part = await server.batcher.predict(served, rows)
+        headers = {"X-Model-Version": served.label}
+        if fallback:
+            headers["X-Model-Fallback"] = fallback
+        return JSONResponse(answer(served, part, fallback), headers=headers)
+
+    @api.get("/docs", include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=request.scope.get("root_path", "") + "/openapi.json", title="Keras prediction dashboard API"
+        )
+
+    return api
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    """{"error": {"code", "message"}} with the status and headers of exc."""
+    return JSONResponse(
+        {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status, headers=exc.headers
+    )
+
+
+def _catalog(server: Server) -> Catalog:
+    try:
+        return server.catalog()
+    except DashboardError as exc:
+        report(exc, "the API could not read the versions")
+        raise ApiError(
+            503, "unavailable", f"no model versions could be read: {exc.message}", {"Retry-After": "30"}
+        ) from exc
+
+
+def _choose(catalog: Catalog, spec: str) -> ModelVersion:
+    """An explicitly asked version (exact, alias, PEP 440 specifier, latest): never a silent substitute."""
+    chosen, warning = catalog.choose(spec, asked_by="version")
+    if warning:
+        raise ApiError(404, "unknown_version", f"{warning.split(';')[0]}; available: {', '.join(catalog.labels)}")
+    return chosen
+
+
+async def serving(server: Server, spec: str | None) -> tuple[Served, str | None]:
+    """The loaded version asked for (or the default), and a note when the default fell back to another version.
+
+    An explicit version that is loading or failed is a 503 with Retry-After; the default may fall back to the
+    newest loaded version, and the answer then says so."""
+    catalog = _catalog(server)
+    version = _choose(catalog, spec) if spec else catalog.default
+    state, served, why = server.state(version)
+    if served is not None:
+        return served, None
+    if not spec:
+        for label in reversed(server.pool.loaded()):
+            other = catalog.get(label)
+            fallback = server.pool.peek(server.settings, other)
+            if fallback is not None:
+                return fallback, f"default version {version.label} is {state}; answered by {other.label}"
+    if state == "loading":
+        raise ApiError(
+            503, "loading", f"version {version.label} is loading; try again shortly", {"Retry-After": RETRY_AFTER}
+        )
+    raise ApiError(503, "unavailable", f"version {version.label} could not be loaded: {why}", {"Retry-After": "30"})
+
+
+async def read_body(request: Request, server: Server) -> bytes:
+    """The request body, refused past API_MAX_BYTES before it is all read."""
+    limit = server.settings.api_max_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(
+            413, "too_large", f"the body is {int(declared):,} bytes, over the {limit:,} limit (API_MAX_BYTES)"
+        )
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"the body is over the {limit:,} bytes limit (API_MAX_BYTES)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def media_type(request: Request) -> str:
+    """application/json or text/csv; anything else is a 415."""
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if kind in ("application/json", "text/csv"):
+        return kind
+    raise ApiError(
+        415, "unsupported_media_type", f"Content-Type {kind!r} is not supported; send application/json or text/csv"
+    )
+
+
+def parse_json(body: bytes) -> Any:
+    try:
+        return jsontext.loads(body, "the body", InputError, 'send JSON such as {"instances": [{...}]}')
+    except InputError as exc:
+        raise ApiError(400, "bad_request", exc.message) from exc
+
+
+def rows_for(data: Any, served: Served, server: Server) -> list:
+    try:
+        _, rows = rows_from_json(data, served.schema.names)
+    except InputError as exc:
+        raise ApiError(400, "bad_request", exc.message) from exc
+    if len(rows) > server.settings.api_max_rows:
+        raise ApiError(
+            413,
+            "too_many_rows",
+            f"{len(rows):,} rows, over the {server.settings.api_max_rows:,} limit (API_MAX_ROWS); "
+            "send them in several requests",
+        )
+    return rows
+
+
+async def predict_csv(server: Server, served: Served, body: bytes) -> Response:
+    """A CSV as the Batch tab takes it; the answer is the results CSV."""
+    import asyncio
+
+    settings = server.settings
+    try:
+        table = await asyncio.to_thread(service.read_csv, settings, body)
+        if table.rows > settings.api_max_rows:
+            raise ApiError(
+                413,
+                "too_many_rows",
+                f"{table.rows:,} rows, over the {settings.api_max_rows:,} limit (API_MAX_ROWS); split the file",
+            )
+        result = await asyncio.to_thread(service.predict_table, served, table)
+        data = await asyncio.to_thread(safe_csv, result.table)
+    except InputError as exc:
+        raise ApiError(422 if "missing" in exc.message else 400, "bad_input", exc.message) from exc
+    log.info("API predicted %d of %d CSV rows with version %s", result.predicted, result.rows, served.label)
+    return Response(
+        data, media_type="text/csv", headers={"X-Model-Version": served.label, "X-Rows-With-Errors": str(result.failed)}
+    )
+
+
+def answer(served: Served, part: Part, fallback: str | None = None) -> dict[str, Any]:
+    """The JSON answer for one request's rows."""
+    table, output = part.table, served.schema.output
+    predictions = table["prediction"].to_numpy(dtype=object)
+    errors = table["error"].to_numpy(dtype=object)
+    if output.type == "classification":
+        probabilities = table[[f"probability_{label}" for label in output.labels]].to_numpy(dtype=float)
+    elif output.type == "binary":
+        probabilities = table[["probability"]].to_numpy(dtype=float)
+    rows = []
+    for i, error in enumerate(errors):
+        if error:
+            row: dict[str, Any] = {"prediction": None, "error": error}
+        else:
+            value = predictions[i]
+            row = {"prediction": float(value) if output.type == "regression" else value, "error": None}
+            if output.type == "classification":
+                row["probabilities"] = dict(zip(output.labels, probabilities[i].tolist(), strict=True))
+            elif output.type == "binary":
+                row["probability"] = float(probabilities[i][0])
+        rows.append(row)
+    body: dict[str, Any] = {
+        "model_version": served.label,
+        "sha256": served.version.digest if served.version.pinned else None,
+        "predictions": rows,
+        "warnings": [
+            {"row": w.row, "feature": w.feature, "value": w.value, "bound": w.bound, "limit": w.limit}
+            for w in part.warnings
+        ],
+    }
+    if fallback:
+        body["fallback"] = fallback
+    return body
+
+
+def raw_outputs(served: Served, part: Part) -> list[list[float] | float]:
+    """Each row's model outputs as numbers (what TF Serving and MLflow clients expect), for rows without errors."""
+    table, output = part.table, served.schema.output
+    if output.type == "classification":
+        values = table[[f"probability_{label}" for label in output.labels]].to_numpy(dtype=float)
+    elif output.type == "binary":
+        values = table[["probability"]].to_numpy(dtype=float)
+    else:
+        values = table[["prediction"]].to_numpy(dtype=float)
+    return [[v if math.isfinite(v) else None for v in row] for row in np.asarray(values).tolist()]
+
+
+def _version_info(version: ModelVersion, catalog: Catalog, tags: list[str]) -> dict[str, Any]:
+    return {
+        "version": version.label,
+        "sha256": version.digest if version.pinned else None,
+        "pinned": version.pinned,
+        "notes": version.notes,
+        "created": version.created,
+        "aliases": [t for t in tags if t not in ("default", "pre-release")],
+        "prerelease": version.version.is_prerelease,
+        "default": version is catalog.default,
+    }

@@ -1,0 +1,93 @@
+"""Rows from a JSON request body, in each format clients already send: {"instances": [...]} (rows as objects or
+as lists in schema order; TF Serving's row format), {"inputs": {feature: [values]}} (columns; TF Serving's
+columnar format), and MLflow's {"dataframe_split": ...} / {"dataframe_records": [...]}.
+
+The result is one {feature: value} mapping per row; what a row lacks is missing (validation says so for that row
+alone). A body whose shape is wrong is one InputError naming the field and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+from dashboard.errors import InputError
+
+Format = Literal["instances", "inputs", "dataframe_split", "dataframe_records"]
+FORMATS: tuple[Format, ...] = ("instances", "inputs", "dataframe_split", "dataframe_records")
+_HINT = (
+    'send {"instances": [{"feature": value, ...}, ...]} (or rows as lists in schema order), '
+    '{"inputs": {"feature": [values...]}}, {"dataframe_split": {"columns": [...], "data": [[...]]}} '
+    'or {"dataframe_records": [{...}]}'
+)
+
+
+def rows_from_json(body: Any, names: Sequence[str]) -> tuple[Format, list[Mapping[str, Any]]]:
+    """(which format, one mapping per row) from a parsed JSON body, for a model whose features are `names`."""
+    if not isinstance(body, Mapping):
+        raise InputError(f"the body must be a JSON object; {_HINT}")
+    given = [key for key in FORMATS if key in body]
+    if len(given) != 1:
+        found = ", ".join(given) if given else "none of them"
+        raise InputError(f"the body must have exactly one of {', '.join(FORMATS)} (found {found}); {_HINT}")
+    key = given[0]
+    value = body[key]
+    if key == "instances":
+        rows = _rows(value, names, "instances")
+    elif key == "dataframe_records":
+        rows = _rows(value, names, "dataframe_records", lists=False)
+    elif key == "inputs":
+        rows = _columns(value, names) if isinstance(value, Mapping) else _rows(value, names, "inputs")
+    else:
+        rows = _split(value, names)
+    if not rows:
+        raise InputError(f'"{key}" holds no rows; send at least one')
+    return key, rows
+
+
+def _rows(value: Any, names: Sequence[str], field: str, lists: bool = True) -> list[Mapping[str, Any]]:
+    if not isinstance(value, list):
+        raise InputError(f'"{field}" must be a list of rows; {_HINT}')
+    rows = []
+    for i, row in enumerate(value):
+        if isinstance(row, Mapping):
+            rows.append(row)
+        elif lists and isinstance(row, list):
+            if len(row) != len(names):
+                raise InputError(
+                    f'"{field}"[{i}] has {len(row)} values; expected {len(names)}, in this order: {", ".join(names)}'
+                )
+            rows.append(dict(zip(names, row, strict=True)))
+        elif lists and len(names) == 1 and not isinstance(row, (list, Mapping)):
+            rows.append({names[0]: row})
+        else:
+            what = "an object or a list" if lists else "an object"
+            raise InputError(f'"{field}"[{i}] must be {what} of feature values, not {type(row).__name__}')
+    return rows
+
+
+def _columns(value: Mapping[str, Any], names: Sequence[str]) -> list[Mapping[str, Any]]:
+    lengths = {}
+    for name, column in value.items():
+        if not isinstance(column, list):
+            raise InputError(f'"inputs"["{name}"] must be a list of values, one per row')
+        lengths[name] = len(column)
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{name}: {n}" for name, n in lengths.items())
+        raise InputError(f'the columns of "inputs" must have the same length (found {shown})')
+    count = next(iter(lengths.values()), 0)
+    return [{name: column[i] for name, column in value.items()} for i in range(count)]
+
+
+def _split(value: Any, names: Sequence[str]) -> list[Mapping[str, Any]]:
+    if not isinstance(value, Mapping) or not isinstance(value.get("data"), list):
+        raise InputError('"dataframe_split" must be an object with "columns" and "data" (a list of rows)')
+    columns = value.get("columns", list(names))
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise InputError('"dataframe_split"["columns"] must be a list of column names')
+    rows = []
+    for i, row in enumerate(value["data"]):
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise InputError(f'"dataframe_split"["data"][{i}] must be a list of {len(columns)} values, one per column')
+        rows.append(dict(zip(columns, row, strict=True)))
+    return rows
