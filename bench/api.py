@@ -289,7 +289,7 @@ def page_under_load(base: str, predict: str, body: Path, seconds: float) -> None
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(base)
-        expect(page.get_by_role("button", name="Predict")).to_be_visible(timeout=60_000)
+        expect(page.get_by_role("button", name="Predict", exact=True)).to_be_visible(timeout=60_000)
         load.start()
         time.sleep(1)
         timings = []
@@ -298,7 +298,7 @@ def page_under_load(base: str, predict: str, body: Path, seconds: float) -> None
             page.get_by_role("spinbutton", name="petal_width (cm)").fill(width)
             shown = page.get_by_test_id("stMetricValue").all_inner_texts()
             started = time.perf_counter()
-            page.get_by_role("button", name="Predict").click()
+            page.get_by_role("button", name="Predict", exact=True).click()
             page.wait_for_function(
                 "(before) => { const m = document.querySelector('[data-testid=stMetricValue]');"
                 " return m && m.innerText !== before; }",
