@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     convert = commands.add_parser("convert", help="add a LiteRT artifact to a published version (lean runtime)")
     convert.add_argument("--version", required=True, help="the published version to convert")
     convert.add_argument("--store", required=True, help="the store: a folder, s3://bucket/prefix or gs://bucket/prefix")
+    token = commands.add_parser("token", help="API tokens: create one, or list the configured names")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    create = token_commands.add_parser("create", help="print a new token once, and its API_TOKENS line")
+    create.add_argument("name", help="who or what uses it (letters, digits, . _ @ -)")
+    token_commands.add_parser("list", help="the token names in API_TOKENS")
     args = parser.parse_args(argv)
     try:
         if args.command == "versions":
@@ -54,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _publish(args)
         if args.command == "convert":
             return _convert(args)
+        if args.command == "token":
+            return _token(args)
         return _predict(args.input, args.output, args.version)
     except DashboardError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -150,6 +157,19 @@ def _convert(args: argparse.Namespace) -> int:
 
     done = add_lean(args.store, args.version, settings=service.settings())
     print(f"version {done.version}: {done.lean.detail} as {done.files[0]} in {done.manifest}")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from dashboard.access import new_token
+
+    if args.token_command == "create":
+        token, line = new_token(args.name)
+        print(f"token for {args.name} (shown once; send it as Authorization: Bearer <token>):\n{token}")
+        print(f"add this line to API_TOKENS (it holds the token's sha256, never the token):\n{line}")
+        return 0
+    names = [name for name, _ in service.settings().access.tokens]
+    print("\n".join(names) if names else "no API tokens configured (API_TOKENS is empty)")
     return 0
 
 

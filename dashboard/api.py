@@ -11,10 +11,11 @@ import math
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
@@ -155,6 +156,16 @@ def create_api(server: Server) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
+        # documents the bearer scheme (for /docs' Authorize button); httpauth.BearerGate enforces it
+        dependencies=[
+            Depends(
+                HTTPBearer(
+                    auto_error=False,
+                    description="an API token (python -m dashboard token "
+                    "create NAME); needed when sign-in or API_TOKENS is configured",
+                )
+            )
+        ],
     )
     api.state.server = server
 
@@ -265,6 +276,7 @@ def create_api(server: Server) -> FastAPI:
         data = parse_json(body)
         rows = rows_for(data, served, server)
         part = await server.batcher.predict(served, rows)
+        log.info("API prediction by %s: %d rows with version %s", who(request), len(rows), served.label)
         headers = {"X-Model-Version": served.label}
         if fallback:
             headers["X-Model-Fallback"] = fallback
@@ -277,6 +289,11 @@ def create_api(server: Server) -> FastAPI:
         )
 
     return api
+
+
+def who(request: Request) -> str:
+    """Who made the request: the token's name (set by httpauth.BearerGate), or anonymous on an open dashboard."""
+    return request.scope.get("state", {}).get("who", "anonymous")
 
 
 def error_response(exc: ApiError) -> JSONResponse:

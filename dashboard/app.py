@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import streamlit as st
+from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashboard` importable
@@ -24,6 +25,7 @@ from dashboard.api import create_api
 from dashboard.batching import MicroBatcher
 from dashboard.compat import compat_routes
 from dashboard.errors import DashboardError
+from dashboard.httpauth import BearerGate
 from dashboard.logs import configure_logging, log
 from dashboard.server import Server
 
@@ -31,9 +33,21 @@ from dashboard.server import Server
 def _server() -> Server:
     try:
         settings = service.settings()
-    except DashboardError as exc:  # the page says so too; the API answers 503 with the same words
+    except DashboardError as exc:  # one clear line and no server: never a half-configured (half-protected) app
         log.error("the configuration cannot be used: %s", exc.message)
-        settings = service.settings({})
+        raise SystemExit(f"error: the configuration cannot be used: {exc.message}") from None
+    access = settings.access
+    if access.open:
+        log.warning("open to anyone who can reach this address: no sign-in (AUTH_*) and no API_TOKENS configured")
+    else:
+        log.info(
+            "sign-in %s; API tokens: %d; the API needs a token", "on" if access.sign_in else "off", len(access.tokens)
+        )
+        if access.sign_in and not (access.allowed_emails or access.allowed_domains):
+            log.warning(
+                "sign-in without AUTH_ALLOWED_EMAILS or AUTH_ALLOWED_DOMAINS: anyone who can sign in with "
+                "the provider may use the dashboard"
+            )
     batcher = MicroBatcher(wait=settings.api_batch_wait_ms / 1000, max_rows=settings.api_batch_max_rows)
     return Server(settings=settings, batcher=batcher)
 
@@ -69,8 +83,12 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
     yield
 
 
+_sign_in = SERVER.settings.access.sign_in
 app = st.App(
     Path(__file__).resolve().parent / "page.py",
     routes=[Mount("/api/v1", app=create_api(SERVER)), *compat_routes(SERVER)],
+    middleware=[Middleware(BearerGate, access=SERVER.settings.access)],
     lifespan=lifespan,
+    # AUTH_* config vars become Streamlit's [auth] section (a dyno has no secrets.toml)
+    secrets=_sign_in.as_secrets() if _sign_in is not None and _sign_in.from_environment else None,
 )

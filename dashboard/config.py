@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dashboard.access import SIGN_IN_SETTINGS, Access, parse_list, parse_tokens, sign_in_from
 from dashboard.contract import RUNTIME_CHOICES, ModelLimits, RuntimeChoice
 from dashboard.errors import ConfigError
 
@@ -64,6 +65,7 @@ class Settings:
     aws_region: str | None = None
     storage_emulator_host: str | None = None
     gcp_project: str | None = None
+    access: Access = field(default_factory=Access)
 
     @property
     def model_limits(self) -> ModelLimits:
@@ -192,7 +194,17 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         aws_region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
         storage_emulator_host=get("STORAGE_EMULATOR_HOST"),
         gcp_project=get("GOOGLE_CLOUD_PROJECT"),
+        access=Access(
+            sign_in=sign_in_from({name: get(name) for name in SIGN_IN_SETTINGS}, _section(sec.get("auth"))),
+            allowed_emails=parse_list(get("AUTH_ALLOWED_EMAILS")),
+            allowed_domains=parse_list(get("AUTH_ALLOWED_DOMAINS")),
+            tokens=parse_tokens(get("API_TOKENS")),
+        ),
     )
+
+
+def _section(value: object) -> dict | None:
+    return value if isinstance(value, dict) else None
 
 
 def quiet_tensorflow() -> None:
@@ -205,7 +217,8 @@ def _version_from_suffix(suffix: str) -> str:
 
 
 def _read_secrets(env: Mapping[str, str]) -> dict[str, object]:
-    """Top-level keys of Streamlit's secrets files (global first, project second, as Streamlit does)."""
+    """Top-level keys of Streamlit's secrets files (global first, project second, as Streamlit does), and the
+    [auth] section (sign-in)."""
     merged: dict[str, object] = {}
     home = env.get("HOME")
     candidates = [Path(home) / ".streamlit" / "secrets.toml"] if home else []
@@ -218,7 +231,7 @@ def _read_secrets(env: Mapping[str, str]) -> dict[str, object]:
             continue
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read secrets file {path}: {exc}; fix its TOML syntax or remove it") from exc
-        merged.update({k: v for k, v in data.items() if not isinstance(v, dict)})
+        merged.update({k: v for k, v in data.items() if not isinstance(v, dict) or k == "auth"})
     return merged
 
 

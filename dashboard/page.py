@@ -12,7 +12,7 @@ if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashb
 
 from dashboard.errors import DashboardError, describe
 from dashboard.logs import configure_logging, log
-from dashboard.ui import batch, compare, serving, sidebar, single, state
+from dashboard.ui import batch, compare, serving, sidebar, signin, single, state
 from dashboard.ui.words import md
 
 st.set_page_config(page_title="Keras prediction dashboard", page_icon="🔮", layout="wide")
@@ -26,12 +26,14 @@ def main() -> None:
     except DashboardError as exc:
         st.error(f"The configuration cannot be used: {md(exc.message)}")
         st.stop()
+    who = signin.gate(settings.access)  # strangers and the refused stop here, before anything about the model
     catalog, catalog_error = state.catalog(settings)
     if catalog is None:
         st.error(f"No model versions could be read: {md(catalog_error)}")
         st.button("Try again", key="catalog-retry")
         st.stop()
     label, refresh = sidebar.show(settings, catalog, catalog_error)
+    signin.show_who(settings.access, who)
     if refresh:
         state.refresh()
         st.rerun()
@@ -50,9 +52,9 @@ def main() -> None:
         )
     tab_single, tab_batch, tab_compare = st.tabs(["Single prediction", "Batch (CSV)", "Compare versions"])
     with tab_single:
-        single.show(served)
+        single.show(served, who)
     with tab_batch:
-        batch.show(settings, served)
+        batch.show(settings, served, who)
     with tab_compare:
         compare.show(settings, catalog, served)
 

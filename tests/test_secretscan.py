@@ -35,7 +35,7 @@ def test_a_planted_secret_in_a_log_line_fails_the_run(tmp_path):
     )
     assert done.returncode == 1, done.stdout[-1500:]
     assert "1 passed" in done.stdout
-    assert "secret pattern #5 in log dashboard" in done.stdout and ", 0 hits" not in done.stdout
+    assert "secret pattern #6 in log dashboard" in done.stdout and ", 0 hits" not in done.stdout
 
 
 def test_a_planted_secret_in_an_error_message_fails_the_run_and_a_clean_run_passes(tmp_path):
@@ -44,6 +44,6 @@ def test_a_planted_secret_in_an_error_message_fails_the_run_and_a_clean_run_pass
         f"    ModelSourceError('cannot read ' + {PLANTED!r})\n"
     )
     done = run_inner(tmp_path, leaky)
-    assert done.returncode == 1 and "secret pattern #5 in error ModelSourceError" in done.stdout, done.stdout[-1500:]
+    assert done.returncode == 1 and "secret pattern #6 in error ModelSourceError" in done.stdout, done.stdout[-1500:]
     clean = run_inner(tmp_path, "def test_quiet():\n    assert True\n")
     assert clean.returncode == 0 and ", 0 hits" in clean.stdout, clean.stdout[-1500:]

@@ -8,7 +8,7 @@ from dashboard import service
 from dashboard.config import Settings
 from dashboard.csvio import safe_csv
 from dashboard.errors import DashboardError
-from dashboard.logs import report
+from dashboard.logs import log, report
 from dashboard.memory import release_memory
 from dashboard.predict import BatchResult
 from dashboard.service import Served
@@ -19,7 +19,7 @@ from dashboard.ui.words import md
 SHOWN_ROWS = 5_000  # rows sent to the browser's table; the download always has every row
 
 
-def show(settings: Settings, served: Served) -> BatchResult | None:
+def show(settings: Settings, served: Served, who: str = "anonymous") -> BatchResult | None:
     """Draw the batch tab; returns the result for the uploaded file (None without a usable file)."""
     st.download_button(
         "Download CSV template",
@@ -56,6 +56,9 @@ def show(settings: Settings, served: Served) -> BatchResult | None:
         finally:
             bar.empty()
         session.keep_batch_result(upload.file_id, served, result)
+        log.info(
+            "batch prediction by %s: %d of %d rows with version %s", who, result.predicted, result.rows, served.label
+        )
         if result.rows >= 10_000:
             release_memory()
     _report(result)

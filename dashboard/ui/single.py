@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import service
+from dashboard.logs import log
 from dashboard.predict import BatchResult
 from dashboard.schema import Feature
 from dashboard.service import Served
@@ -13,7 +14,7 @@ from dashboard.ui import session, words
 from dashboard.ui.words import md
 
 
-def show(served: Served) -> BatchResult | None:
+def show(served: Served, who: str = "anonymous") -> BatchResult | None:
     """Draw the form; returns the last result for this version (None before the first click)."""
     schema = served.schema
     with st.form("single-form", border=True):
@@ -25,6 +26,7 @@ def show(served: Served) -> BatchResult | None:
         submitted = st.form_submit_button("Predict", key="single-submit", type="primary")
     if submitted:
         session.keep_single_result(served, service.predict_row(served, values))
+        log.info("form prediction by %s with version %s", who, served.label)
     result = session.single_result(served)
     if result is None:
         return None

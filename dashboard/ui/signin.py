@@ -1,0 +1,41 @@
+"""The sign-in door of the page: before sign-in a visitor sees the title and a sign-in button, nothing more (no
+model name, store, versions, notes or schema); a signed-in person outside the allow-list sees who they are, that
+the dashboard is not open to them, and a sign-out button. The sidebar of everyone else says who is signed in."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from dashboard.access import Access
+from dashboard.ui.words import md
+
+TITLE = "Keras prediction dashboard"
+
+
+def gate(access: Access) -> str:
+    """Who is using the page ("anonymous" when it is open); stops the run for strangers and the refused."""
+    if access.sign_in is None:
+        return "anonymous"
+    if not st.user.is_logged_in:
+        st.title(TITLE)
+        st.write("Sign in to use this dashboard.")
+        st.button("Sign in", key="sign-in", type="primary", on_click=st.login)
+        st.stop()
+    claims = st.user.to_dict()
+    email = str(claims.get("email") or claims.get("sub") or "someone")
+    allowed, why = access.allows(claims)
+    if not allowed:
+        st.title(TITLE)
+        st.error(f"You are signed in as {md(email)}, but this dashboard is not open to you: {md(why)}.")
+        st.button("Sign out", key="sign-out", on_click=st.logout)
+        st.stop()
+    return email
+
+
+def show_who(access: Access, who: str) -> None:
+    """The sidebar line: who is signed in (with Sign out), or that the page is open to anyone."""
+    if access.sign_in is not None:
+        st.sidebar.caption(f"Signed in as {md(who)}")
+        st.sidebar.button("Sign out", key="sign-out", on_click=st.logout)
+    elif access.open:
+        st.sidebar.caption("Open to anyone who can reach this address (no sign-in configured).")

@@ -1,0 +1,267 @@
+"""Sign-in for people and tokens for programs (issue 14): a real OIDC provider on loopback (oidc-provider-mock),
+the real server, real Chromium; the API per route family with no token, a wrong one, a revoked one, a good one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+
+from dashboard.access import Access, new_token, parse_tokens
+from dashboard.config import load_settings
+from dashboard.errors import ConfigError
+from tests import dashboard_server
+from tests.helpers import DEMO
+from tests.secretscan import SCANNED, watch
+
+CLIENT_SECRET = "client-secret-do-not-leak"
+COOKIE_SECRET = "cookie-secret-do-not-leak"
+ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+
+
+# ---- rules, without a server
+def test_half_configured_sign_in_is_one_error_naming_what_is_missing():
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"AUTH_CLIENT_ID": "x", "AUTH_CLIENT_SECRET": "y", "HOME": "/nonexistent"}, secrets={})
+    assert str(caught.value) == (
+        "sign-in is half configured: AUTH_SERVER_METADATA_URL, AUTH_REDIRECT_URI, AUTH_COOKIE_SECRET are missing; "
+        "set all five AUTH_* variables (or none)"
+    )
+
+
+def test_allow_lists_are_case_insensitive_and_unverified_addresses_are_refused():
+    access = Access(allowed_emails=frozenset({"alice@example.com"}), allowed_domains=frozenset({"corp.example"}))
+    assert access.allows({"email": "Alice@Example.com", "email_verified": True}) == (True, "")
+    assert access.allows({"email": "bob@CORP.example"})[0]
+    assert access.allows({"email": "eve@elsewhere.example"}) == (
+        False,
+        "eve@elsewhere.example is not on this dashboard's list of allowed people",
+    )
+    assert access.allows({"email": "alice@example.com", "email_verified": False})[0] is False
+    assert access.allows({"sub": "x"}) == (False, "your sign-in gave no email address")
+
+
+def test_tokens_are_hashed_checked_in_constant_time_and_fail_closed():
+    token, line = new_token("nightly")
+    watch(token)
+    assert token not in line and line.startswith("nightly:")
+    access = Access(tokens=parse_tokens(f"{line}\nother:{'0' * 64}"))
+    assert access.token_name(token) == "nightly"
+    assert access.token_name(token + "\n") is None and access.token_name(" " + token) is None
+    assert access.token_name(token[:-1] + ("a" if token[-1] != "a" else "b")) is None
+    assert Access(tokens=parse_tokens(f"other:{'0' * 64}")).token_name(token) is None  # its line removed: revoked
+    with pytest.raises(ConfigError, match="API_TOKENS: nightly is not NAME:sha256"):
+        parse_tokens("nightly:abc")
+
+
+def test_the_cli_creates_a_token_once_and_lists_names(tmp_path):
+    import contextlib
+    import io
+
+    from dashboard.__main__ import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["token", "create", "notebook"]) == 0
+    lines = out.getvalue().splitlines()
+    token, line = lines[1], lines[3]
+    watch(token)
+    assert Access(tokens=parse_tokens(line)).token_name(token) == "notebook"
+
+
+# ---- the API, per route family
+@pytest.fixture(scope="module")
+def closed_api(tmp_path_factory):
+    """A server with two tokens configured (no sign-in): the API is closed to everyone without one."""
+    good, good_line = new_token("good-client")
+    revoked, _ = new_token("removed-client")
+    for secret in (good, revoked):
+        watch(secret)
+    running = dashboard_server.start(tmp_path_factory.mktemp("closed"), {"API_TOKENS": f"{good_line},x:{'1' * 64}"})
+    for _ in range(240):
+        answer = requests.get(running.base + "/api/v1/ready", headers={"Authorization": f"Bearer {good}"}, timeout=10)
+        if answer.status_code == 200:
+            break
+        import time
+
+        time.sleep(0.5)
+    yield running.base, good, revoked
+    SCANNED.append(("closed API server log", running.stop()))
+
+
+FAMILIES = [
+    ("GET", "/api/v1/versions", None),
+    ("POST", "/api/v1/predict", {"instances": [ROW]}),
+    ("POST", "/v1/models/iris-classifier:predict", {"instances": [list(ROW.values())]}),
+    ("GET", "/v1/models/iris-classifier", None),
+    ("POST", "/invocations", {"dataframe_records": [ROW]}),
+    ("GET", "/ping", None),
+]
+
+
+@pytest.mark.parametrize("method, path, body", FAMILIES, ids=[f[1] for f in FAMILIES])
+def test_every_api_route_needs_a_valid_token(closed_api, method, path, body):
+    base, good, revoked = closed_api
+    cases = {
+        "none": ({}, "missing_token"),
+        "wrong": ({"Authorization": "Bearer " + "w" * 43}, "invalid_token"),
+        "revoked": ({"Authorization": f"Bearer {revoked}"}, "invalid_token"),
+        "other scheme": ({"Authorization": f"Basic {good}"}, "wrong_scheme"),
+    }
+    for headers, code in cases.values():
+        answer = requests.request(method, base + path, json=body, headers=headers, timeout=30)
+        SCANNED.append((f"401 answer {path}", answer.text))
+        assert answer.status_code == 401, (path, headers, answer.text)
+        assert answer.headers["content-type"] == "application/json"
+        assert answer.headers["www-authenticate"].startswith('Bearer realm="dashboard"')
+        assert answer.json()["error"]["code"] == code
+    answer = requests.request(method, base + path, json=body, headers={"Authorization": f"Bearer {good}"}, timeout=30)
+    SCANNED.append((f"answer {path}", answer.text))
+    assert answer.status_code == 200, answer.text
+
+
+def test_health_answers_without_a_token_and_says_nothing_else(closed_api):
+    base, _, _ = closed_api
+    answer = requests.get(base + "/api/v1/health", timeout=10)
+    assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+
+
+def test_the_openapi_document_declares_the_bearer_scheme(closed_api):
+    base, good, _ = closed_api
+    document = requests.get(base + "/api/v1/openapi.json", headers={"Authorization": f"Bearer {good}"}).json()
+    schemes = document["components"]["securitySchemes"]
+    assert any(s["type"] == "http" and s["scheme"] == "bearer" for s in schemes.values())
+
+
+# ---- people, in Chromium, against a real OIDC provider
+@pytest.fixture(scope="module")
+def provider():
+    from oidc_provider_mock import run_server_in_thread
+
+    with run_server_in_thread() as server:
+        base = f"http://127.0.0.1:{server.server_port}"
+        for sub, claims in {
+            "alice": {"email": "alice@example.com", "email_verified": True, "name": "Alice"},
+            "bob": {"email": "bob@elsewhere.example", "email_verified": True, "name": "Bob"},
+        }.items():
+            requests.put(f"{base}/users/{sub}", json=claims, timeout=10).raise_for_status()
+        yield base
+
+
+@pytest.fixture(scope="module")
+def signed(provider, tmp_path_factory):
+    from tests.helpers import free_port
+
+    port = free_port()
+    env = {
+        "AUTH_SERVER_METADATA_URL": f"{provider}/.well-known/openid-configuration",
+        "AUTH_CLIENT_ID": "dashboard",
+        "AUTH_CLIENT_SECRET": CLIENT_SECRET,
+        "AUTH_REDIRECT_URI": f"http://127.0.0.1:{port}/oauth2callback",
+        "AUTH_COOKIE_SECRET": COOKIE_SECRET,
+        "AUTH_ALLOWED_EMAILS": "Alice@Example.com",
+        "MODEL_MANIFEST_URL": str(DEMO / "manifest.json"),
+    }
+    running = dashboard_server.start(tmp_path_factory.mktemp("signed"), env, port=port)
+    yield running.base
+    SCANNED.append(("signed server log", running.stop()))
+
+
+def browse(base: str, steps):
+    from tests.test_browser import CHROMIUM, FLAGS, chromium_or_skip
+
+    chromium_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            return steps(page)
+        finally:
+            browser.close()
+
+
+def sign_in(page, base: str, sub: str) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(base)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/oauth2/authorize**", timeout=30_000)
+    page.locator("input[name=sub]").fill(sub)
+    page.get_by_role("button", name="Authorize").click()
+    expect(
+        page.get_by_text("Signed in as", exact=False).or_(page.get_by_text("not open to you", exact=False))
+    ).to_be_visible(timeout=90_000)
+
+
+def test_a_stranger_sees_only_the_sign_in_page(signed):
+    from playwright.sync_api import expect
+
+    def steps(page):
+        page.goto(signed)
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(1000)
+        return page.content(), page.inner_text("body")
+
+    html, text = browse(signed, steps)
+    SCANNED.append(("sign-in page", html))
+    for secret in ("iris-classifier", "manifest.json", str(DEMO), "1.1.0", "sepal_length", "setosa"):
+        assert secret not in html and secret not in text, secret
+    assert "Keras prediction dashboard" in text
+
+
+def test_an_allowed_person_signs_in_predicts_and_signs_out(signed):
+    from playwright.sync_api import expect
+
+    def steps(page):
+        sign_in(page, signed, "alice")
+        expect(page.get_by_text("Signed in as alice@example.com")).to_be_visible()
+        page.get_by_role("spinbutton", name="petal_length (cm)").fill("1.4")
+        page.get_by_role("spinbutton", name="petal_width (cm)").fill("0.2")
+        page.get_by_role("button", name="Predict", exact=True).click()
+        expect(page.get_by_test_id("stMetricValue").first).to_have_text("setosa", timeout=60_000)
+        page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+        page.wait_for_url("**/end_session**", timeout=30_000)  # Streamlit ends the session at the provider too
+        page.get_by_role("button", name="End session").click()
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=60_000)
+        assert page.url.startswith(signed)
+        return page.content()
+
+    SCANNED.append(("signed-in page", browse(signed, steps)))
+
+
+def test_someone_outside_the_allow_list_sees_who_they_are_and_nothing_else(signed):
+    from playwright.sync_api import expect
+
+    def steps(page):
+        sign_in(page, signed, "bob")
+        expect(page.get_by_text("You are signed in as bob@elsewhere.example", exact=False)).to_be_visible()
+        expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+        return page.content()
+
+    html = browse(signed, steps)
+    SCANNED.append(("refusal page", html))
+    assert "iris-classifier" not in html and "sepal_length" not in html
+
+
+def test_a_forged_session_cookie_is_a_stranger(signed):
+    from playwright.sync_api import expect
+
+    def steps(page):
+        page.context.add_cookies(
+            [{"name": "_streamlit_user", "value": json.dumps({"email": "alice@example.com"}), "url": signed}]
+        )
+        page.goto(signed)
+        expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=60_000)
+        return page.content()
+
+    assert "iris-classifier" not in browse(signed, steps)
+
+
+def test_a_callback_with_a_wrong_state_signs_nobody_in(signed):
+    answer = requests.get(f"{signed}/oauth2callback?state=forged&code=forged", timeout=30, allow_redirects=False)
+    SCANNED.append(("forged callback", answer.text))
+    assert answer.status_code in (302, 303, 307, 400, 401, 403)
+    assert "_streamlit_user" not in answer.headers.get("set-cookie", "")
