@@ -118,7 +118,9 @@ def _predict(source: Path, target: Path, requested: str | None) -> int:
     if result.failed:
         first = result.first_errors[0]
         print(
-            f"{result.failed} of {result.rows} rows have errors (see the error column); first: {first}", file=sys.stderr
+            f"{result.failed:,} of {result.rows:,} rows {'has' if result.failed == 1 else 'have'} errors "
+            f"(see the error column); first: {first}",
+            file=sys.stderr,
         )
     if result.predicted == 0:
         print(

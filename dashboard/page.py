@@ -50,13 +50,47 @@ def main() -> None:
             f"Showing predictions of version {served.label}: version {failure.label} could not be loaded "
             "(details in the sidebar)."
         )
+    st.markdown(intro(catalog, served))
     tab_single, tab_batch, tab_compare = st.tabs(["Single prediction", "Batch (CSV)", "Compare versions"])
     with tab_single:
-        single.show(served, who)
+        single_tab(served, who)
     with tab_batch:
-        batch.show(settings, served, who)
+        batch_tab(settings, served, who)
     with tab_compare:
-        compare.show(settings, catalog, served)
+        compare_tab(settings, catalog, served)
+
+
+# Each tab is a fragment: pressing Predict, uploading a file or comparing reruns that tab only, not the page
+# (sidebar, catalog, the other tabs). Switching tabs and typing in the form rerun nothing.
+@st.fragment
+def single_tab(served, who: str) -> None:
+    single.show(served, who)
+
+
+@st.fragment
+def batch_tab(settings, served, who: str) -> None:
+    batch.show(settings, served, who)
+
+
+@st.fragment
+def compare_tab(settings, catalog, served) -> None:
+    compare.show(settings, catalog, served)
+
+
+def intro(catalog, served) -> str:
+    """One line above the tabs: what this is and what to do here."""
+    output = served.schema.output
+    what = (
+        f"one of {len(output.labels)} classes ({md(', '.join(output.labels))})"
+        if output.type == "classification"
+        else f"{md(output.labels[1])} or {md(output.labels[0])}"
+        if output.type == "binary"
+        else md(output.name)
+    )
+    return (
+        f"**{md(catalog.name)}** predicts {what} from {len(served.schema.features)} inputs: fill in the form and "
+        "press **Predict**, or upload a CSV in **Batch**. Pick another version in the sidebar."
+    )
 
 
 try:

@@ -43,9 +43,16 @@ class BatchResult(RowCounts):
 
     @property
     def first_errors(self) -> list[str]:
-        """Up to ten 'row N: why' lines for the validation report."""
+        """Up to ten 'row N (line M): why' lines for the validation report: N counts data rows from 1, M is the
+        line in the file (the header is line 1)."""
         errors = self.table["error"].to_numpy(dtype=object)
-        return [f"row {i + 1}: {errors[i]}" for i in np.flatnonzero(~self.good)[:10]]
+        return [f"{row_reference(i)}: {errors[i]}" for i in np.flatnonzero(~self.good)[:10]]
+
+
+def row_reference(index: int) -> str:
+    """How a row is named to people, the same in the page, the CLI and the API's CSV report: the data row
+    (from 1) and its line in the file (the header is line 1; one line per row, as exported CSVs are)."""
+    return f"row {index + 1} (line {index + 2})"
 
 
 def output_columns(output: Output) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -87,7 +88,10 @@ def test_demo_store_opens_with_versions_and_model_card(env):
     text = card(at)
     manifest = json.loads((DEMO / "manifest.json").read_text())
     assert "**Version** 1.1.0" in text and manifest["versions"][0]["sha256"][:12] in text
-    assert "**Inputs** sepal_length, sepal_width, petal_length, petal_width" in text
+    assert "**Inputs** 4 (below)" in text
+    inputs = at.sidebar.dataframe[0].value
+    assert inputs["input"].tolist() == ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    assert inputs["usual values"].tolist() == ["4 – 8 cm", "2 – 5 cm", "1 – 7 cm", "0 – 3 cm"]
     assert "**Output** classification: setosa, versicolor, virginica" in text
     assert "**Load time**" in text and "**Format** .keras" in text
     assert at.sidebar.caption[0].value == "Models from: embedded demo store"
@@ -157,9 +161,9 @@ def test_batch_upload_report_results_and_safe_download(source, downloads):
     report = warnings(at)[0]
     assert report == (
         "2 rows could not be predicted; their reason is in the error column. First ones:\n"
-        "- row 31: sepal_length: 'abc' is not a number\n- row 32: petal_width: missing value"
+        "- row 31 (line 32): sepal_length: 'abc' is not a number\n- row 32 (line 33): petal_width: missing value"
     )
-    table = at.dataframe[0].value
+    table = at.main.dataframe[0].value
     assert len(table) == 32 and list(table.columns)[-2:] == ["model_version", "error"]
     downloaded = downloads(at.get("download_button")[1])
     result = pd.read_csv(io.BytesIO(downloaded), keep_default_na=False)
@@ -193,7 +197,7 @@ def test_compare_versions_on_the_uploaded_file(source):
     assert not at.exception
     agreement = [m for m in at.metric if m.label == "Agreement"][0].value
     assert agreement.endswith("%") and 80.0 <= float(agreement[:-1]) <= 100.0
-    rows = at.dataframe[-1].value
+    rows = at.main.dataframe[-1].value
     assert {"prediction_1.1.0", "prediction_1.0.0", "probability_change"} <= set(rows.columns)
 
 
@@ -258,3 +262,28 @@ def test_unreachable_store_is_explained_without_a_traceback(env):
         "No model versions could be read: http://127.0.0.1:9/manifest.json is unreachable "
         "(connection refused); check the URL and that the server is up"
     ]
+
+
+def test_the_page_reads_as_a_person_would_write_it(env, tmp_path):
+    """Issue 15's polish: float32 ranges shown as typed, counts that agree with their nouns, a one-line intro."""
+    import json as _json
+    import shutil
+
+    folder = tmp_path / "store"
+    shutil.copytree(DEMO, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    manifest = _json.loads((folder / "manifest.json").read_text())
+    for entry in manifest["versions"]:
+        first = entry["schema"]["features"][0]
+        first.update(min=float(np.float32(4.3)), max=float(np.float32(12.93)), default=float(np.float32(5.84)))
+    (folder / "manifest.json").write_text(_json.dumps(manifest))
+    env.setenv("MODEL_MANIFEST_URL", str(folder / "manifest.json"))
+    at = start()
+    field = at.number_input(key="single-sepal_length")
+    assert field.value == 5.84 and field.proto.format == "%.2f" and "12.93" in field.help
+    assert at.markdown[0].value.startswith(
+        "**iris-classifier** predicts one of 3 classes (setosa, versicolor, "
+        "virginica) from 4 inputs: fill in the form and press **Predict**"
+    )
+    data = b"sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n5.1,3.5,42,0.2\n"
+    at.file_uploader(key="batch-upload").upload("two.csv", data, "text/csv").run()
+    assert at.main.expander[0].label == "1 value is outside the usual range (predicted anyway)"

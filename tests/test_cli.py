@@ -113,7 +113,10 @@ def test_row_errors_are_counted_and_good_rows_still_predicted(env, tmp_path, cap
     out = tmp_path / "out.csv"
     assert main(["predict", "--input", str(source), "--output", str(out)]) == 0
     err = capsys.readouterr().err
-    assert "1 of 2 rows have errors (see the error column); first: row 2: sepal_length: 'abc' is not a number" in err
+    assert (
+        "1 of 2 rows has errors (see the error column); first: row 2 (line 3): sepal_length: 'abc' is not a number"
+        in err
+    )
     table = pd.read_csv(out)
     assert table["prediction"].tolist()[0] == "setosa"
     assert table["error"].fillna("").tolist() == ["", "sepal_length: 'abc' is not a number"]

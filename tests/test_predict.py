@@ -62,7 +62,7 @@ def test_classification_output_columns_and_order(models):
     assert table.loc[1, ["probability_w", "probability_z"]].isna().all()
     assert table["model_version"].tolist() == ["1.0.0"] * 3
     assert (result.rows, result.predicted, result.failed) == (3, 2, 1)
-    assert result.first_errors == ["row 2: a: 'oops' is not a number"]
+    assert result.first_errors == ["row 2 (line 3): a: 'oops' is not a number"]
 
 
 def test_binary_uses_the_threshold_and_labels(models):

@@ -369,7 +369,7 @@ def test_messy_and_hostile_uploads(env, case):
         assert [shown(e.value) for e in at.error] == [outcome[1]]
     else:
         assert [m.value for m in at.metric][:2] == [str(outcome[1]), str(outcome[2])]
-        table = at.dataframe[0].value
+        table = at.main.dataframe[0].value
         assert (table["error"] == "").sum() == outcome[1]
     at.button(key="single-submit").click().run()  # the app keeps serving
     assert at.metric[0].value in ("setosa", "versicolor", "virginica")

@@ -36,7 +36,9 @@ def show(settings: Settings, served: Served, who: str = "anonymous") -> BatchRes
         max_upload_size=max(1, settings.csv_max_bytes // 1_000_000),
     )
     if upload is None:
-        session.keep_upload(None)
+        if session.upload() is not None:  # the file was removed: the Compare tab (its own fragment) must know
+            session.keep_upload(None)
+            st.rerun(scope="app")
         st.info(f"Expected columns: {md(', '.join(served.schema.names))}. Extra columns are kept in the results.")
         return None
     result = session.batch_result(upload.file_id, served)
@@ -55,12 +57,16 @@ def show(settings: Settings, served: Served, who: str = "anonymous") -> BatchRes
             return None
         finally:
             bar.empty()
+        new_file = current is not session.upload_seen()
         session.keep_batch_result(upload.file_id, served, result)
         log.info(
             "batch prediction by %s: %d of %d rows with version %s", who, result.predicted, result.rows, served.label
         )
         if result.rows >= 10_000:
             release_memory()
+        if new_file:  # a new file: rerun the whole page once so the Compare tab (a fragment) offers it
+            session.mark_upload_seen(current)
+            st.rerun(scope="app")
     _report(result)
     probability = {
         c: st.column_config.NumberColumn(format="%.4f")
@@ -103,10 +109,13 @@ def _report(result: BatchResult) -> None:
     if result.failed:
         lines = "\n".join(f"- {md(line)}" for line in result.first_errors)
         st.warning(
-            f"{result.failed:,} rows could not be predicted; their reason is in the error column. First ones:\n{lines}"
+            f"{words.plural(result.failed, 'row')} could not be predicted; their reason is in the error column. "
+            f"First ones:\n{lines}"
         )
     if result.warning_count:
-        with st.expander(f"{result.warning_count:,} values are outside the usual range (predicted anyway)"):
+        count = result.warning_count
+        verb = "is" if count == 1 else "are"
+        with st.expander(f"{words.plural(count, 'value')} {verb} outside the usual range (predicted anyway)"):
             st.markdown("\n".join(f"- {md(words.range_warning(w))}" for w in result.warnings))
     if result.extra_columns:
         st.caption(f"Not used by the model, kept in the results: {md(', '.join(result.extra_columns))}")

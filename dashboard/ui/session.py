@@ -150,6 +150,15 @@ def keep_upload(value: Upload | None) -> None:
         _set("batch-upload-table", value)
 
 
+def upload_seen() -> Upload | None:
+    """The upload the whole page (not only the Batch tab's fragment) has already been rerun for."""
+    return _get("batch-upload-seen")
+
+
+def mark_upload_seen(value: Upload) -> None:
+    _set("batch-upload-seen", value)
+
+
 def batch_result(file_id: str, served: Served) -> BatchResult | None:
     """This session's result for this upload and version, if it was already predicted."""
     return _outcome("batch-result", (file_id, served.label, served.version.identity))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from dashboard.config import Settings
 from dashboard.service import Served
-from dashboard.ui import session, state
+from dashboard.ui import session, state, words
 from dashboard.ui.session import Failure
 from dashboard.ui.words import md
 from dashboard.versions import Catalog
@@ -61,6 +62,26 @@ def _watch(settings: Settings, labels: tuple[str, ...], default: str) -> None:
     watch()
 
 
+def _inputs_table(schema) -> pd.DataFrame:
+    """The model's inputs as a small scrollable two-column table that fits the sidebar: name, and its usual
+    range with the unit (a number), its choices (a category) or "text"."""
+    rows = []
+    for f in schema.features:
+        places = words.decimals(f.min, f.max)
+        if f.type == "category":
+            usual = "one of " + ", ".join(str(c) for c in f.choices)
+        elif f.type == "text":
+            usual = "text"
+        elif f.min is not None or f.max is not None:
+            low = f"{round(f.min, places):g}" if f.min is not None else "…"
+            high = f"{round(f.max, places):g}" if f.max is not None else "…"
+            usual = f"{low} – {high}"
+        else:
+            usual = "any number"
+        rows.append({"input": f.name, "usual values": f"{usual} {f.unit}".strip()})
+    return pd.DataFrame(rows, columns=["input", "usual values"])
+
+
 def _picked() -> None:
     session.mark_picked()
 
@@ -88,7 +109,7 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
         f"**Version** {served.label}",
         f"**sha256** `{served.short_sha}`" + ("" if served.version.pinned else " (not pinned)"),
         f"**Format** {model.format} · runtime {served.runtime}",
-        f"**Inputs** {md(', '.join(schema.names))}",
+        f"**Inputs** {len(schema.features)} (below)",
         f"**Output** {gives}",
         f"**Schema** {served.schema_source}",
         f"**Load time** {model.load_seconds:.2f} s",
@@ -97,6 +118,10 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
         lines.append(f"**Created** {md(served.version.created)}")
     with st.sidebar.container(border=True):
         st.markdown("  \n".join(lines))
+        inputs = _inputs_table(schema)
+        st.dataframe(
+            inputs, hide_index=True, key="card-inputs", height=min(36 + 35 * len(inputs), 246), width="stretch"
+        )
         if served.version.notes:
             st.caption(md(served.version.notes))
 

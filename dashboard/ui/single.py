@@ -18,11 +18,12 @@ def show(served: Served, who: str = "anonymous") -> BatchResult | None:
     """Draw the form; returns the last result for this version (None before the first click)."""
     schema = served.schema
     with st.form("single-form", border=True):
-        columns = st.columns(2)
         values = {}
-        for i, feature in enumerate(schema.features):
-            with columns[i % 2]:
-                values[feature.name] = _field(feature)
+        features = list(schema.features)
+        for start in range(0, len(features), 2):  # row by row, so a phone's single column keeps the schema order
+            for column, feature in zip(st.columns(2), features[start : start + 2], strict=False):
+                with column:
+                    values[feature.name] = _field(feature)
         submitted = st.form_submit_button("Predict", key="single-submit", type="primary")
     if submitted:
         session.keep_single_result(served, service.predict_row(served, values))
@@ -42,18 +43,22 @@ def _field(feature: Feature):
     if feature.type == "text":
         return st.text_input(md(feature.name), value=str(feature.initial or ""), key=key)
     label = md(f"{feature.name} ({feature.unit})" if feature.unit else feature.name)
+    places = words.decimals(feature.min, feature.max, feature.default)
     usual = ""
     if feature.min is not None or feature.max is not None:
-        low = f"{feature.min:g}" if feature.min is not None else "…"
-        high = f"{feature.max:g}" if feature.max is not None else "…"
+        low = f"{round(feature.min, places):g}" if feature.min is not None else "…"
+        high = f"{round(feature.max, places):g}" if feature.max is not None else "…"
         usual = f"Usual range {low} to {high}."
-    step = (
-        (feature.max - feature.min) / 100
-        if feature.min is not None and feature.max is not None and feature.max > feature.min
-        else 0.1
-    )
+    span = (feature.max - feature.min) if feature.min is not None and feature.max is not None else 0.0
+    step = 10.0**-places if places else (1.0 if span >= 10 else 0.1)  # one unit of the last digit people type
+    places = max(places, words.decimals(step))
     return st.number_input(
-        label, value=float(feature.initial), step=float(f"{step:.2g}"), format="%g", key=key, help=usual or None
+        label,
+        value=round(float(feature.initial), places),
+        step=step,
+        format=f"%.{places}f",  # the precision a person would type, derived from the schema's own values
+        key=key,
+        help=usual or None,
     )
 
 

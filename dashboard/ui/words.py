@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 
+import numpy as np
+
+from dashboard.predict import row_reference
 from dashboard.validate import RangeWarning
 
 
@@ -11,7 +15,24 @@ def range_warning(warning: RangeWarning, with_row: bool = True) -> str:
     """'row 7: sepal_length 12.5 is above the usual maximum 8' (without the row for the single form)."""
     where = "below the usual minimum" if warning.bound == "min" else "above the usual maximum"
     text = f"{warning.feature} {warning.value:g} is {where} {warning.limit:g}"
-    return f"row {warning.row + 1}: {text}" if with_row else text
+    return f"{row_reference(warning.row)}: {text}" if with_row else text
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """'1 row', '2 rows', '1,000 values': the count and its noun agree."""
+    return f"{count:,} {noun if count == 1 else plural_form or noun + 's'}"
+
+
+def decimals(*values: float | None, most: int = 6) -> int:
+    """The decimals a person would type for these schema values (float32 noise such as 12.929999828338623 is
+    read back as the 12.93 it was written as)."""
+    found = 0
+    for value in values:
+        if value is None or not math.isfinite(value):
+            continue
+        text = np.format_float_positional(np.float32(value), trim="-")
+        found = max(found, len(text.split(".", 1)[1]) if "." in text else 0)
+    return min(found, most)
 
 
 _MARKUP = re.compile(r"([\\\[\]<>$`])")  # escapes, link and image brackets, HTML, LaTeX, code spans
