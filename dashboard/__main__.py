@@ -27,6 +27,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--version",
         help="exact version, alias, PEP 440 specifier or 'latest' (default: MODEL_VERSION, else the newest)",
     )
+    run.add_argument("--explain", action="store_true", help="add attribution_<feature> columns (why each prediction)")
+    run.add_argument("--drift", action="store_true", help="print per-feature drift against the training data to stderr")
     put = commands.add_parser("publish", help="check a model and add it to a store's manifest")
     put.add_argument(
         "model", type=Path, help="a .keras or full-model .h5 file, or an architecture JSON (with --weights)"
@@ -43,9 +45,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     put.add_argument("--alias", help="point this alias (such as stable) at the new version")
     put.add_argument("--force", action="store_true", help="replace the version if it is already published")
     put.add_argument("--lean", action="store_true", help="also convert to LiteRT (parity-checked) for the lean runtime")
+    put.add_argument("--reference", type=Path, help="training CSV: its statistics are stored for drift checks")
     convert = commands.add_parser("convert", help="add a LiteRT artifact to a published version (lean runtime)")
     convert.add_argument("--version", required=True, help="the published version to convert")
     convert.add_argument("--store", required=True, help="the store: a folder, s3://bucket/prefix or gs://bucket/prefix")
+    convert.add_argument(
+        "--reference", type=Path, help="add the statistics of this training CSV (no LiteRT conversion)"
+    )
     token = commands.add_parser("token", help="API tokens: create one, or list the configured names")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     create = token_commands.add_parser("create", help="print a new token once, and its API_TOKENS line")
@@ -61,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _convert(args)
         if args.command == "token":
             return _token(args)
-        return _predict(args.input, args.output, args.version)
+        return _predict(args.input, args.output, args.version, args.explain, args.drift)
     except DashboardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.debug:
@@ -93,6 +99,22 @@ def _versions() -> int:
     return 0
 
 
+def _print_drift(served, table, result) -> None:
+    """Per-feature drift verdicts on stderr (or why there are none)."""
+    from dashboard import understand
+
+    found = understand.drift(served, table, result)
+    if isinstance(found, str):
+        print(f"drift: {found}", file=sys.stderr)
+        return
+    for item in found:
+        print(
+            f"drift: {item.feature}: {item.verdict} (PSI {item.psi:.3f}, {item.outside:.1%} outside the training "
+            "range)",
+            file=sys.stderr,
+        )
+
+
 def _printable(text: str) -> str:
     """Text from a manifest as one terminal-safe line: secrets removed, control characters (newlines, escape
     sequences) shown as spaces, so notes can neither forge a line nor drive the terminal."""
@@ -100,7 +122,7 @@ def _printable(text: str) -> str:
     return " ".join(cleaned.split())
 
 
-def _predict(source: Path, target: Path, requested: str | None) -> int:
+def _predict(source: Path, target: Path, requested: str | None, explain: bool = False, drift: bool = False) -> int:
     settings = service.settings()
     try:
         data = source.read_bytes()
@@ -113,8 +135,16 @@ def _predict(source: Path, target: Path, requested: str | None) -> int:
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
     served = service.load_version(settings, version)
-    result = service.predict_csv(settings, served, data)
+    table = service.read_csv(settings, data)
+    if explain:
+        from dashboard import understand
+
+        result = understand.explain_table(served, table).result
+    else:
+        result = service.predict_table(served, table)
     _write_output(target, safe_csv(result.table))
+    if drift:
+        _print_drift(served, table, result)
     if result.failed:
         first = result.first_errors[0]
         print(
@@ -144,6 +174,7 @@ def _publish(args: argparse.Namespace) -> int:
         force=args.force,
         weights=args.weights,
         lean=args.lean,
+        reference=args.reference,
     )
     done = publish(args.model, args.version, args.store, options, settings=service.settings())
     print(f"published version {done.version} ({', '.join(done.files)}; schema {done.schema}) in {done.manifest}")
@@ -155,7 +186,12 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from dashboard.publish import add_lean
+    from dashboard.publish import add_lean, add_reference
+
+    if args.reference is not None:
+        done = add_reference(args.store, args.version, args.reference, settings=service.settings())
+        print(f"version {done.version}: reference statistics from {args.reference.name} added in {done.manifest}")
+        return 0
 
     done = add_lean(args.store, args.version, settings=service.settings())
     print(f"version {done.version}: {done.lean.detail} as {done.files[0]} in {done.manifest}")

@@ -7,10 +7,12 @@ Thin like the UI: it parses a request, calls the core, and words the answer. Err
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -19,10 +21,10 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from dashboard import jsontext, service
+from dashboard import jsontext, service, understand
 from dashboard.batching import Part
-from dashboard.csvio import safe_csv
-from dashboard.errors import DashboardError, InputError
+from dashboard.csvio import CsvTable, safe_csv
+from dashboard.errors import DashboardError, InputError, scrub
 from dashboard.inputs import rows_from_json
 from dashboard.logs import log, report
 from dashboard.server import Server
@@ -267,15 +269,20 @@ def create_api(server: Server) -> FastAPI:
         responses={**ERRORS, 200: {"content": {"text/csv": {}}}},
         openapi_extra=PREDICT_BODY,
     )
-    async def predict(request: Request, version: str | None = None) -> Response:
+    async def predict(request: Request, version: str | None = None, explain: bool = False) -> Response:
         served, fallback = await serving(server, version)
         body = await read_body(request, server)
         kind = media_type(request)
         if kind == "text/csv":
-            return await predict_csv(server, served, body)
+            return await predict_csv(server, served, body, explain)
         data = parse_json(body)
         rows = rows_for(data, served, server)
-        part = await server.batcher.predict(served, rows)
+        if explain:  # not batched with others: each request's rows explained against the reference input
+            frame = pd.DataFrame.from_records(rows, columns=served.schema.names)
+            explained = await asyncio.to_thread(understand.explain_table, served, CsvTable(frame))
+            part = Part(explained.result, 0, len(rows))
+        else:
+            part = await server.batcher.predict(served, rows)
         log.info("API prediction by %s: %d rows with version %s", who(request), len(rows), served.label)
         headers = {"X-Model-Version": served.label}
         if fallback:
@@ -393,10 +400,9 @@ def rows_for(data: Any, served: Served, server: Server) -> list:
     return rows
 
 
-async def predict_csv(server: Server, served: Served, body: bytes) -> Response:
-    """A CSV as the Batch tab takes it; the answer is the results CSV."""
-    import asyncio
-
+async def predict_csv(server: Server, served: Served, body: bytes, explain: bool = False) -> Response:
+    """A CSV as the Batch tab takes it; the answer is the results CSV (with attribution columns when asked), and
+    the drift against the training data in the X-Drift header."""
     settings = server.settings
     try:
         table = await asyncio.to_thread(service.read_csv, settings, body)
@@ -406,14 +412,26 @@ async def predict_csv(server: Server, served: Served, body: bytes) -> Response:
                 "too_many_rows",
                 f"{table.rows:,} rows, over the {settings.api_max_rows:,} limit (API_MAX_ROWS); split the file",
             )
-        result = await asyncio.to_thread(service.predict_table, served, table)
+        if explain:
+            result = (await asyncio.to_thread(understand.explain_table, served, table)).result
+        else:
+            result = await asyncio.to_thread(service.predict_table, served, table)
         data = await asyncio.to_thread(safe_csv, result.table)
+        found = await asyncio.to_thread(understand.drift, served, table, result)
     except InputError as exc:
         raise ApiError(422 if "missing" in exc.message else 400, "bad_input", exc.message) from exc
     log.info("API predicted %d of %d CSV rows with version %s", result.predicted, result.rows, served.label)
-    return Response(
-        data, media_type="text/csv", headers={"X-Model-Version": served.label, "X-Rows-With-Errors": str(result.failed)}
+    drift = (
+        scrub(found)[:300]
+        if isinstance(found, str)
+        else "; ".join(f"{d.feature}={d.verdict} psi={d.psi:.3f} outside={d.outside:.3f}" for d in found)
     )
+    headers = {
+        "X-Model-Version": served.label,
+        "X-Rows-With-Errors": str(result.failed),
+        "X-Drift": drift.encode("ascii", "replace").decode(),
+    }
+    return Response(data, media_type="text/csv", headers=headers)
 
 
 def answer(served: Served, part: Part, fallback: str | None = None) -> dict[str, Any]:
@@ -436,6 +454,8 @@ def answer(served: Served, part: Part, fallback: str | None = None) -> dict[str,
                 row["probabilities"] = dict(zip(output.labels, probabilities[i].tolist(), strict=True))
             elif output.type == "binary":
                 row["probability"] = float(probabilities[i][0])
+            if f"attribution_{served.schema.names[0]}" in table.columns:
+                row["attributions"] = {n: float(table[f"attribution_{n}"].iloc[i]) for n in served.schema.names}
         rows.append(row)
     body: dict[str, Any] = {
         "model_version": served.label,

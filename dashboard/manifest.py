@@ -87,6 +87,10 @@ def _manifest_entry(entry: Any, index: int, url: str) -> ModelVersion:
     schema = entry.get("schema")
     if schema is not None and not isinstance(schema, dict):
         raise ManifestError(f'{where}: "schema" must be an object (or use "schema_url")')
+    reference = entry.get("reference")
+    if reference is not None and (not isinstance(reference, dict) or not isinstance(reference.get("features"), dict)):
+        raise ManifestError(f'{where}: "reference" must be an object with "features" (publish --reference writes it)')
+    common["reference"] = reference
     schema_url = entry.get("schema_url")
     if schema_url is not None:
         schema_url = resolve(url, _string(schema_url, where, "schema_url"))

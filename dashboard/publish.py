@@ -38,6 +38,7 @@ class PublishOptions:
     alias: str | None = None
     force: bool = False
     weights: Path | None = None  # with an architecture JSON as the model
+    reference: Path | None = None  # training CSV: its statistics go into the entry (drift, reference input)
     lean: bool = False
     today: dt.date | None = None  # the "created" date (tests pin it)
 
@@ -85,6 +86,7 @@ def publish(
         parsed = schemas.parse_schema_json(raw, schema_path.name)
         schemas.check_against_model(parsed, loaded, schema_path.name)
         schema = parsed.to_dict()
+    stats = _reference(options.reference, schema, loaded) if options.reference is not None else None
     with tempfile.TemporaryDirectory(prefix="dashboard-lean-") as work:  # the .tflite lives here until copied
         artifact, lean = None, None
         if options.lean:
@@ -116,6 +118,8 @@ def publish(
                 entry["schema"] = schema
             if options.notes:
                 entry["notes"] = options.notes
+            if stats is not None:
+                entry["reference"] = stats
             entry["created"] = (options.today or dt.date.today()).isoformat()
             versions = [e for i, e in enumerate(manifest["versions"]) if i not in existing] + [entry]
             manifest["versions"] = sorted(versions, key=lambda e: Version(str(e["version"])), reverse=True)
@@ -212,6 +216,40 @@ def _samples(schema: schemas.Schema, loaded: ServableModel, rows: int = 256) -> 
     if loaded.named_inputs:
         return columns
     return np.column_stack([columns[name] for name in schema.names]).astype(np.float32)
+
+
+def add_reference(store: str, version: str, path: Path, settings: Settings | None = None) -> Published:
+    """Add (or replace) the reference statistics of a published version from its training CSV."""
+    settings = settings or load_settings()
+    target = open_store(store, settings)
+    label = _version(version)
+    with target.locked():
+        manifest = target.read_manifest()
+        matches = [e for e in manifest["versions"] if Version(str(e["version"])) == label]
+        if not matches:
+            raise PublishError(f"version {label} is not in {target.manifest}; publish it first")
+        versions, _, _ = parse_manifest(manifest, target.manifest)
+        chosen = next(v for v in versions if v.version == label)
+        loaded = loader.load(
+            chosen.kind, service.fetch_files(settings, chosen), safe_mode=True, limits=settings.model_limits
+        )
+        given = service.given_schema(settings, chosen)
+        matches[0]["reference"] = _reference(path, given[0].to_dict() if given else None, loaded)
+        parse_manifest(manifest, target.manifest)
+        target.write_manifest((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    return Published(version=str(label), manifest=target.manifest, files=(), schema="kept")
+
+
+def _reference(path: Path, schema: dict | None, loaded: loader.LoadedModel) -> dict:
+    """The training CSV's reference statistics, checked against the (given or inferred) schema."""
+    from dashboard import understand
+
+    parsed = schemas.parse_schema(schema) if schema else schemas.infer_schema(loaded)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise PublishError(f"cannot read {path}: {exc.strerror}; check the path") from exc
+    return understand.reference_stats(parsed, loaded, data, Path(path).name)
 
 
 def _require_litert() -> None:

@@ -39,6 +39,7 @@ class ModelVersion:
     weights: FileRef | None = None
     builder: str | None = None
     schema: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+    reference: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)  # training statistics
     schema_url: str | None = None
     tflite: FileRef | None = None  # the LiteRT artifact for the lean runtime, when published with --lean
     notes: str = ""

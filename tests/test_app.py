@@ -141,14 +141,18 @@ def test_single_prediction_form(source):
     assert not at.exception
     assert at.metric[0].value == "setosa"
     assert "probability · version 1.1.0" in at.caption[0].value
-    assert len(at.get("vega_lite_chart")) == 1  # the class-probability bar chart
+    # the class-probability bar chart, then "Why this prediction" and "What if" (issue 16)
+    assert len(at.get("vega_lite_chart")) == 3
 
 
 def test_out_of_range_form_value_warns_but_predicts(env):
     at = start()
     at.number_input(key="single-petal_length").set_value(42.0)
     at.button(key="single-submit").click().run()
-    assert warnings(at) == ["petal_length 42 is above the usual maximum 7 — the prediction may be unreliable."]
+    assert warnings(at) == [
+        "petal_length 42 is above the usual maximum 7 — the prediction may be unreliable.",
+        "petal_length 42 is outside the training range 1 – 6.9: the model never saw such a value.",
+    ]
     assert at.metric[0].value in ("setosa", "versicolor", "virginica")
 
 

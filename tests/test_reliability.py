@@ -388,7 +388,8 @@ def test_form_values_out_of_range_or_not_numbers(env):
     at.number_input(key="single-sepal_length").set_value(-50.0)
     at.button(key="single-submit").click().run()
     assert [shown(w.value) for w in at.warning] == [
-        "sepal_length -50 is below the usual minimum 4 — the prediction may be unreliable."
+        "sepal_length -50 is below the usual minimum 4 — the prediction may be unreliable.",
+        "sepal_length -50 is outside the training range 4.3 – 7.9: the model never saw such a value.",
     ]
     served = service.load_version(service.settings(), service.catalog(service.settings()).default)
     row = service.predict_row(served, {**FLOWER, "sepal_width": "three"})

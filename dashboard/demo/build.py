@@ -71,7 +71,26 @@ def build(folder: Path = HERE) -> dict:
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     _sample(iris, folder / "sample.csv")
     add_lean_artifacts(folder)
+    add_references(iris, folder)
     return json.loads((folder / "manifest.json").read_text())
+
+
+def add_references(iris, folder: Path = HERE) -> None:
+    """Reference statistics of the training data for every version (`python -m dashboard convert --reference`)."""
+    import tempfile
+
+    import pandas as pd
+
+    from dashboard.config import load_settings
+    from dashboard.publish import add_reference
+
+    columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    with tempfile.TemporaryDirectory() as work:
+        train = Path(work) / "iris-train.csv"
+        pd.DataFrame(iris.data, columns=columns).to_csv(train, index=False)
+        settings = load_settings({"MODEL_CACHE_DIR": str(Path(work) / "cache")}, secrets={})
+        for entry in json.loads((folder / "manifest.json").read_text())["versions"]:
+            add_reference(str(folder), entry["version"], train, settings)
 
 
 def add_lean_artifacts(folder: Path = HERE) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import service
+from dashboard import service, understand
 from dashboard.config import Settings
 from dashboard.csvio import safe_csv
 from dashboard.errors import DashboardError
@@ -12,7 +12,7 @@ from dashboard.logs import log, report
 from dashboard.memory import release_memory
 from dashboard.predict import BatchResult
 from dashboard.service import Served
-from dashboard.ui import charts, session, words
+from dashboard.ui import charts, insight, session, words
 from dashboard.ui.session import Upload
 from dashboard.ui.words import md
 
@@ -68,6 +68,13 @@ def show(settings: Settings, served: Served, who: str = "anonymous") -> BatchRes
             session.mark_upload_seen(current)
             st.rerun(scope="app")
     _report(result)
+    if st.checkbox(
+        "Explain every row",
+        key="batch-explain",
+        help="Adds attribution_<input> columns: each input's contribution to the row's prediction, "
+        "from the reference input (see Why this prediction under the form).",
+    ):
+        result = _explained(served, upload.file_id, result)
     probability = {
         c: st.column_config.NumberColumn(format="%.4f")
         for c in result.table.columns
@@ -78,6 +85,9 @@ def show(settings: Settings, served: Served, who: str = "anonymous") -> BatchRes
     if result.rows > SHOWN_ROWS:
         st.caption(f"Showing the first {SHOWN_ROWS:,} of {result.rows:,} rows; Download results has them all.")
     _chart(served, result)
+    current = session.upload()
+    if current is not None:
+        insight.drift(served, current.table, result)
     table = result.table
     st.download_button(
         "Download results",
@@ -88,6 +98,18 @@ def show(settings: Settings, served: Served, who: str = "anonymous") -> BatchRes
         mime="text/csv",
         help="Every row, with formula-like text neutralised for spreadsheets. Built when you click.",
     )
+    return result
+
+
+def _explained(served: Served, file_id: str, plain: BatchResult) -> BatchResult:
+    """The upload's result with attribution columns, computed once per upload and version."""
+    stored = session.explained_batch(file_id, served)
+    if stored is not None:
+        return stored
+    current = session.upload()
+    with st.spinner(f"Explaining {plain.predicted:,} rows…"):
+        result = understand.explain_table(served, current.table).result
+    session.keep_explained_batch(file_id, served, result)
     return result
 
 

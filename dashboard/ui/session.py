@@ -136,6 +136,15 @@ def keep_single_result(served: Served, result: BatchResult) -> None:
     _set("single-result", Outcome((served.label, served.version.identity), result))
 
 
+def explained(served: Served) -> Any:
+    """The form's last explanation for this version: (understand.Explained, the values asked about)."""
+    return _outcome("single-explained", (served.label, served.version.identity))
+
+
+def keep_explained(served: Served, value: Any) -> None:
+    _set("single-explained", Outcome((served.label, served.version.identity), value))
+
+
 def upload() -> Upload | None:
     """The CSV in the Batch tab, if one is uploaded and could be read."""
     return _get("batch-upload-table")
@@ -166,6 +175,15 @@ def batch_result(file_id: str, served: Served) -> BatchResult | None:
 
 def keep_batch_result(file_id: str, served: Served, result: BatchResult) -> None:
     _set("batch-result", Outcome((file_id, served.label, served.version.identity), result))
+
+
+def explained_batch(file_id: str, served: Served) -> BatchResult | None:
+    """The upload's result with attribution columns, once "Explain every row" was ticked."""
+    return _outcome("batch-explained", (file_id, served.label, served.version.identity))
+
+
+def keep_explained_batch(file_id: str, served: Served, result: BatchResult) -> None:
+    _set("batch-explained", Outcome((file_id, served.label, served.version.identity), result))
 
 
 def comparison(key: tuple[Any, ...]) -> Comparison | None:

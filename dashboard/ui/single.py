@@ -5,12 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import service
+from dashboard import understand
 from dashboard.logs import log
 from dashboard.predict import BatchResult
 from dashboard.schema import Feature
 from dashboard.service import Served
-from dashboard.ui import session, words
+from dashboard.ui import insight, session, words
 from dashboard.ui.words import md
 
 
@@ -26,12 +26,19 @@ def show(served: Served, who: str = "anonymous") -> BatchResult | None:
                     values[feature.name] = _field(feature)
         submitted = st.form_submit_button("Predict", key="single-submit", type="primary")
     if submitted:
-        session.keep_single_result(served, service.predict_row(served, values))
+        explained = understand.explain_row(served, values)
+        session.keep_single_result(served, explained.result)
+        session.keep_explained(served, (explained, dict(values)))
         log.info("form prediction by %s with version %s", who, served.label)
     result = session.single_result(served)
     if result is None:
         return None
     _result(served, result)
+    stored = session.explained(served)
+    if stored is not None and not result.table["error"].iloc[0]:
+        explained, asked = stored
+        insight.why(served, explained, asked)
+        insight.what_if(served, asked)
     return result
 
 

@@ -1,0 +1,59 @@
+"""Explanation benchmark (issue 16): `python bench/explain.py [--quick]`. 100,000 rows x 10 features, every row
+explained (sampled Shapley: 8 orderings, forwards and backwards), beside plain prediction of the same file in the
+same run; time and the process's peak RSS. Builds its own model and data (bench.py's)."""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    import numpy as np
+
+    import bench
+    from dashboard import service, understand
+
+    rows = 10_000 if args.quick else 100_000
+    folder = Path(tempfile.mkdtemp(prefix="explain-bench-"))
+    settings = bench.settings_for(folder, bench.store_for(folder, [bench.build_model(folder)]))
+    served = service.load_version(settings, service.catalog(settings).default)
+    values = np.random.default_rng(0).normal(size=(rows, len(bench.FEATURES)))
+    data = (",".join(bench.FEATURES) + "\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in values)).encode()
+    service.predict_csv(settings, served, data[:2000].rsplit(b"\n", 1)[0])  # warm the compiled call
+    started = time.perf_counter()
+    service.predict_csv(settings, served, data)
+    plain = time.perf_counter() - started
+    peak_plain = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    done = understand.explain_table(served, service.read_csv(settings, data))
+    explained = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gap = done.attributions.prediction - done.attributions.reference
+    error = float(np.max(np.abs(done.attributions.values.sum(axis=1) - gap)))
+    ratio = explained / plain
+    print(f"{rows:,} rows x {len(bench.FEATURES)} features, runtime {served.runtime}")
+    print(f"plain prediction (read, validate, predict): {plain:.2f} s, peak RSS {peak_plain:.0f} MB")
+    print(
+        f"every row explained ({'exact' if done.attributions.exact else 'sampled, 8 orderings'}): {explained:.2f} s, "
+        f"peak RSS {peak:.0f} MB, {explained / rows * 1e6:.0f} us per row"
+    )
+    print(
+        f"ratio {ratio:.1f}x plain (target <= 30x: {'met' if ratio <= 30 else 'NOT met'}); "
+        f"largest |sum - (prediction - reference)| {error:.2g}"
+    )
+
+
+if __name__ == "__main__":
+    main()
