@@ -26,7 +26,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tests import dashboard_server  # noqa: E402
-from tests.helpers import DEMO, free_port  # noqa: E402
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, free_port  # noqa: E402
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 FLASK_APP = """
@@ -275,18 +275,9 @@ def page_under_load(base: str, predict: str, body: Path, seconds: float) -> None
         return
     from playwright.sync_api import expect, sync_playwright
 
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-    ]
     load = threading.Thread(target=hey, args=(predict, seconds + 20, 32, body), daemon=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=flags, headless=True)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(base)
         expect(page.get_by_role("button", name="Predict", exact=True)).to_be_visible(timeout=60_000)

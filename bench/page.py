@@ -19,18 +19,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from tests import dashboard_server  # noqa: E402
-from tests.helpers import DEMO, free_port  # noqa: E402
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, free_port  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+FLAGS = CHROMIUM_FLAGS
 MINIMAL = f"""
 import numpy as np, pandas as pd, streamlit as st, keras
 

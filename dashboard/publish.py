@@ -146,13 +146,7 @@ def add_lean(store: str, version: str, settings: Settings | None = None) -> Publ
     target = open_store(store, settings)
     label = _version(version)
     with target.locked():
-        manifest = target.read_manifest()
-        matches = [e for e in manifest["versions"] if Version(str(e["version"])) == label]
-        if not matches:
-            raise PublishError(f"version {label} is not in {target.manifest}; publish it first")
-        entry = matches[0]
-        versions, _, _ = parse_manifest(manifest, target.manifest)
-        chosen = next(v for v in versions if v.version == label)
+        manifest, entry, chosen = _published(target, label)
         stem = Path(urls.file_name((chosen.model or chosen.weights).url)).stem
         with tempfile.TemporaryDirectory(prefix="dashboard-lean-") as work:
             files = service.fetch_files(settings, chosen)
@@ -224,20 +218,25 @@ def add_reference(store: str, version: str, path: Path, settings: Settings | Non
     target = open_store(store, settings)
     label = _version(version)
     with target.locked():
-        manifest = target.read_manifest()
-        matches = [e for e in manifest["versions"] if Version(str(e["version"])) == label]
-        if not matches:
-            raise PublishError(f"version {label} is not in {target.manifest}; publish it first")
-        versions, _, _ = parse_manifest(manifest, target.manifest)
-        chosen = next(v for v in versions if v.version == label)
+        manifest, entry, chosen = _published(target, label)
         loaded = loader.load(
             chosen.kind, service.fetch_files(settings, chosen), safe_mode=True, limits=settings.model_limits
         )
         given = service.given_schema(settings, chosen)
-        matches[0]["reference"] = _reference(path, given[0].to_dict() if given else None, loaded)
+        entry["reference"] = _reference(path, given[0].to_dict() if given else None, loaded)
         parse_manifest(manifest, target.manifest)
         target.write_manifest((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     return Published(version=str(label), manifest=target.manifest, files=(), schema="kept")
+
+
+def _published(target, label: Version) -> tuple[dict, dict, Any]:
+    """(the store's manifest, the version's entry in it, the version as the dashboard reads it)."""
+    manifest = target.read_manifest()
+    matches = [e for e in manifest["versions"] if Version(str(e["version"])) == label]
+    if not matches:
+        raise PublishError(f"version {label} is not in {target.manifest}; publish it first")
+    versions, _, _ = parse_manifest(manifest, target.manifest)
+    return manifest, matches[0], next(v for v in versions if v.version == label)
 
 
 def _reference(path: Path, schema: dict | None, loaded: loader.LoadedModel) -> dict:

@@ -11,6 +11,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "dashboard" / "demo"
+CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright cannot download browsers here
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 BLOCKED = ("tensorflow", "keras", "h5py", "tf_keras")
 # Python source that, run first in a child process, makes importing TensorFlow, Keras or h5py raise: the lean stack
@@ -87,3 +97,18 @@ def shown(markdown: str) -> str:
     """An element's Markdown source as the page shows it: the escapes the UI adds to free text removed."""
     unescaped = re.sub(r"\\([\\\[\]<>$`])", r"\1", markdown)
     return re.sub(r"`((?:https?|ftp)://[^`]*|www\.[^`]*)`", r"\1", unescaped)
+
+
+def rewrite_config(source: Path, target: Path, change) -> Path:
+    """A copy of a .keras archive whose config.json went through change(config)."""
+    import zipfile
+
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                change(config)
+                data = json.dumps(config).encode()
+            dst.writestr(item.filename, data)
+    return target

@@ -10,19 +10,10 @@ import pandas as pd
 import pytest
 
 from tests import dashboard_server
-from tests.helpers import DEMO, REPO, demo_store
+from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, REPO, demo_store
 from tests.secretscan import SCANNED
 
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+FLAGS = CHROMIUM_FLAGS
 ARTIFACTS = REPO / "artifacts"
 
 

@@ -30,23 +30,10 @@ from dashboard.manifest import parse_manifest
 from dashboard.registry import load_catalog
 from dashboard.schema import parse_schema
 from dashboard.validate import validate
-from tests.helpers import DEMO, REPO, demo_store, settings_for, sha256
+from tests.helpers import DEMO, REPO, demo_store, rewrite_config, settings_for, sha256
 
 IRIS = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]
 LIMITS = dict(max_bytes=10_000_000, max_rows=1000)
-
-
-def rewrite_config(source: Path, target: Path, change) -> Path:
-    """A copy of a .keras archive whose config.json went through change(config)."""
-    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
-        for item in src.infolist():
-            data = src.read(item.filename)
-            if item.filename == "config.json":
-                config = json.loads(data)
-                change(config)
-                data = json.dumps(config).encode()
-            dst.writestr(item.filename, data)
-    return target
 
 
 # 1. wide CSVs and long cells

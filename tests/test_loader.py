@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 
@@ -9,6 +8,7 @@ import pytest
 
 from dashboard import loader, safety
 from dashboard.errors import ModelLoadError, UnsafeModelError
+from tests.helpers import rewrite_config
 
 
 def test_every_supported_format_loads_and_predicts_the_same(models):
@@ -87,17 +87,6 @@ def test_the_canary_does_fire_when_safe_mode_is_turned_off(models):
     model.call(np.ones((1, 3), dtype="float32"))
     assert canary.exists()
     canary.unlink()
-
-
-def rewrite_config(source, target, change):
-    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
-        for item in src.infolist():
-            data = src.read(item.filename)
-            if item.filename == "config.json":
-                config = json.loads(data)
-                change(config)
-                data = json.dumps(config).encode()
-            dst.writestr(item, data)
 
 
 def test_a_config_naming_a_foreign_module_is_refused(models, tmp_path):
