@@ -19,18 +19,41 @@ sys.path.insert(0, str(REPO / "bench"))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--demo",
+        choices=["keras", "litert"],
+        help="explain the demo store's model (4 inputs, exact) on this runtime instead",
+    )
+    parser.add_argument("--lean", action="store_true", help="with --demo litert: run where TensorFlow cannot load")
     args = parser.parse_args()
+    if args.lean:
+        import runpy
+
+        from tests.helpers import NO_TENSORFLOW
+
+        exec(NO_TENSORFLOW, {})
+        sys.argv = [sys.argv[0], *[a for a in sys.argv[1:] if a != "--lean"]]
+        runpy.run_path(__file__, run_name="__main__")
+        return
     import numpy as np
 
-    import bench
     from dashboard import service, understand
 
+    if not args.demo:
+        import bench
     rows = 10_000 if args.quick else 100_000
     folder = Path(tempfile.mkdtemp(prefix="explain-bench-"))
-    settings = bench.settings_for(folder, bench.store_for(folder, [bench.build_model(folder)]))
+    if args.demo:
+        from dashboard.config import load_settings
+
+        settings = load_settings({"MODEL_CACHE_DIR": str(folder / "cache"), "MODEL_RUNTIME": args.demo}, secrets={})
+        features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    else:
+        settings = bench.settings_for(folder, bench.store_for(folder, [bench.build_model(folder)]))
+        features = bench.FEATURES
     served = service.load_version(settings, service.catalog(settings).default)
-    values = np.random.default_rng(0).normal(size=(rows, len(bench.FEATURES)))
-    data = (",".join(bench.FEATURES) + "\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in values)).encode()
+    values = np.random.default_rng(0).uniform(0.1, 7, size=(rows, len(features)))
+    data = (",".join(features) + "\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in values)).encode()
     service.predict_csv(settings, served, data[:2000].rsplit(b"\n", 1)[0])  # warm the compiled call
     started = time.perf_counter()
     service.predict_csv(settings, served, data)
@@ -43,7 +66,7 @@ def main() -> None:
     gap = done.attributions.prediction - done.attributions.reference
     error = float(np.max(np.abs(done.attributions.values.sum(axis=1) - gap)))
     ratio = explained / plain
-    print(f"{rows:,} rows x {len(bench.FEATURES)} features, runtime {served.runtime}")
+    print(f"{rows:,} rows x {len(features)} features, runtime {served.runtime}")
     print(f"plain prediction (read, validate, predict): {plain:.2f} s, peak RSS {peak_plain:.0f} MB")
     print(
         f"every row explained ({'exact' if done.attributions.exact else 'sampled, 8 orderings'}): {explained:.2f} s, "

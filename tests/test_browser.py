@@ -4,10 +4,12 @@ download. A screenshot is kept in artifacts/ (git-ignored)."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import requests
 
 from tests import dashboard_server
 from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, REPO, demo_store
@@ -139,3 +141,40 @@ def test_text_from_manifests_links_and_uploads_renders_as_text_in_the_browser(se
     assert f'href="{EVIL}' not in html and f'src="{EVIL}' not in html and 'href="http://www.evil' not in html
     assert not [url for url in fetched if url.startswith(EVIL)]
     assert "<a " not in html.split('data-testid="stSidebar"', 1)[1].split("</section>", 1)[0]
+
+
+def test_why_what_if_and_drift_in_the_browser_match_the_api(server, tmp_path):
+    """Issue 16 through the path a person takes: the chart and the sentence appear, and the sentence's number is
+    the API's attribution for the same row."""
+    chromium_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    base = server({})
+    row = {"sepal_length": 5.8, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
+    for _ in range(120):
+        if requests.get(base + "/api/v1/ready", timeout=10).status_code == 200:
+            break
+        time.sleep(0.5)
+    api = requests.post(base + "/api/v1/predict?explain=true", json={"instances": [row]}, timeout=60).json()
+    attributions = api["predictions"][0]["attributions"]
+    top = max(attributions, key=lambda k: abs(attributions[k]))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(base)
+            page.get_by_role("spinbutton", name="petal_length (cm)").fill("5.2")
+            page.get_by_role("spinbutton", name="petal_width (cm)").fill("2.3")
+            page.get_by_role("button", name="Predict", exact=True).click()
+            expect(page.get_by_text("Why this prediction")).to_be_visible(timeout=60_000)
+            sentence = page.get_by_text(f"{top} ", exact=False).filter(has_text="virginica by").first
+            expect(sentence).to_be_visible()
+            assert f"by {abs(attributions[top]):.2f}" in sentence.inner_text()
+            expect(page.get_by_text("Contribution of each input to virginica")).to_be_visible()
+            expect(page.get_by_text("The model's answer as sepal_length changes")).to_be_visible()
+            page.get_by_role("tab", name="Batch (CSV)").click()
+            page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
+            expect(page.get_by_text("Like the training data?")).to_be_visible(timeout=60_000)
+            expect(page.get_by_text("Population stability index per input", exact=False)).to_be_visible()
+        finally:
+            browser.close()
