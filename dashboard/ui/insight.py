@@ -36,7 +36,7 @@ def why(served: Served, explained: understand.Explained, values: dict) -> None:
             tooltip=["input", "value", alt.Tooltip("contribution:Q", format="+.4f")],
         )
     )
-    st.altair_chart(chart, use_container_width=True)
+    st.altair_chart(chart, width="stretch")
     top = frame.iloc[0]
     verb = "raised" if top["contribution"] >= 0 else "lowered"
     st.markdown(
@@ -101,7 +101,7 @@ def what_if(served: Served, values: dict) -> None:
             .encode(x=f"{feature}:Q")
         )
         chart = line + current
-    st.altair_chart(chart, use_container_width=True)
+    st.altair_chart(chart, width="stretch")
     st.caption(f"The dashed line marks the form's value, {md(_value(values.get(feature)))}.")
 
 
@@ -149,7 +149,7 @@ def drift(served: Served, table: CsvTable, result: BatchResult) -> None:
             color=alt.Color("data:N"),
         )
     )
-    st.altair_chart(chart, use_container_width=True)
+    st.altair_chart(chart, width="stretch")
 
 
 def _value(value: object) -> str:

@@ -1,0 +1,113 @@
+"""The shapes of the HTTP API's answers and request bodies, for its OpenAPI document (answers are built directly,
+without validation, on the hot path; schemathesis checks that they match these)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorAnswer(BaseModel):
+    error: ErrorBody
+
+
+class VersionInfo(BaseModel):
+    version: str
+    sha256: str | None
+    pinned: bool
+    notes: str
+    created: str
+    aliases: list[str]
+    prerelease: bool
+    default: bool
+
+
+class Versions(BaseModel):
+    name: str
+    default: str
+    warning: str | None
+    versions: list[VersionInfo]
+
+
+class Feature(BaseModel):
+    name: str
+    type: str
+    min: float | None = None
+    max: float | None = None
+    default: Any = None
+    unit: str = ""
+    choices: list[Any] | None = None
+
+
+class ModelInfo(BaseModel):
+    version: str
+    sha256: str | None
+    features: list[Feature]
+    output: dict[str, Any]
+    runtime: str | None
+    loaded: bool
+    state: str
+
+
+class RowAnswer(BaseModel):
+    prediction: str | float | None
+    probability: float | None = None
+    probabilities: dict[str, float | None] | None = None
+    error: str | None
+
+
+class RangeNote(BaseModel):
+    row: int
+    feature: str
+    value: float
+    bound: str
+    limit: float
+
+
+class PredictAnswer(BaseModel):
+    model_version: str
+    sha256: str | None
+    predictions: list[RowAnswer]
+    warnings: list[RangeNote]
+
+
+ERRORS = {status: {"model": ErrorAnswer} for status in (400, 404, 413, 415, 422, 503)}
+PREDICT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": 'one of "instances" (rows as objects, or lists in schema order), "inputs" '
+                    '(columns: {feature: [values]}), "dataframe_split" or "dataframe_records"',
+                    "properties": {
+                        "instances": {"type": "array", "items": {"type": ["object", "array"]}},
+                        "inputs": {"type": "object", "additionalProperties": {"type": "array"}},
+                        "dataframe_split": {
+                            "type": "object",
+                            "properties": {
+                                "columns": {"type": "array", "items": {"type": "string"}},
+                                "data": {"type": "array", "items": {"type": "array"}},
+                            },
+                            "required": ["data"],
+                        },
+                        "dataframe_records": {"type": "array", "items": {"type": "object"}},
+                    },
+                    "example": {
+                        "instances": [
+                            {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+                        ]
+                    },
+                }
+            },
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
+}
