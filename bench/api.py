@@ -120,7 +120,8 @@ def start_flask(folder: Path) -> tuple[subprocess.Popen, str, subprocess.Popen]:
 def wait_ready(base: str) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if requests.get(base + "/api/v1/ready", timeout=5).status_code == 200:
+        answer = requests.get(base + "/api/v1/ready", timeout=5)
+        if answer.status_code == 200 and answer.headers.get("content-type", "").startswith("application/json"):
             return
         time.sleep(0.2)
     raise RuntimeError("the dashboard's default version did not load")

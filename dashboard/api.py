@@ -24,9 +24,11 @@ from dashboard import jsontext, service, understand
 from dashboard.api_models import ERRORS, PREDICT_BODY, ErrorAnswer, ModelInfo, PredictAnswer, Versions
 from dashboard.batching import Part
 from dashboard.csvio import CsvTable, safe_csv
-from dashboard.errors import DashboardError, InputError, scrub
+from dashboard.errors import DashboardError, InputError, MissingColumnsError, scrub
 from dashboard.inputs import rows_from_json
 from dashboard.logs import log, report
+from dashboard.predict import output_columns
+from dashboard.schema import Output
 from dashboard.server import Server
 from dashboard.service import Served
 from dashboard.versions import Catalog, ModelVersion
@@ -313,7 +315,7 @@ async def predict_csv(server: Server, served: Served, body: bytes, explain: bool
         data = await asyncio.to_thread(safe_csv, result.table)
         found = await asyncio.to_thread(understand.drift, served, table, result)
     except InputError as exc:
-        raise ApiError(422 if "missing" in exc.message else 400, "bad_input", exc.message) from exc
+        raise ApiError(422 if isinstance(exc, MissingColumnsError) else 400, "bad_input", exc.message) from exc
     log.info("API predicted %d of %d CSV rows with version %s", result.predicted, result.rows, served.label)
     drift = (
         scrub(found)[:300]
@@ -333,10 +335,7 @@ def answer(served: Served, part: Part, fallback: str | None = None) -> dict[str,
     table, output = part.table, served.schema.output
     predictions = table["prediction"].to_numpy(dtype=object)
     errors = table["error"].to_numpy(dtype=object)
-    if output.type == "classification":
-        probabilities = table[[f"probability_{label}" for label in output.labels]].to_numpy(dtype=float)
-    elif output.type == "binary":
-        probabilities = table[["probability"]].to_numpy(dtype=float)
+    probabilities = _outputs(table, output)
     rows = []
     for i, error in enumerate(errors):
         if error:
@@ -367,14 +366,14 @@ def answer(served: Served, part: Part, fallback: str | None = None) -> dict[str,
 
 def raw_outputs(served: Served, part: Part) -> list[list[float] | float]:
     """Each row's model outputs as numbers (what TF Serving and MLflow clients expect), for rows without errors."""
-    table, output = part.table, served.schema.output
-    if output.type == "classification":
-        values = table[[f"probability_{label}" for label in output.labels]].to_numpy(dtype=float)
-    elif output.type == "binary":
-        values = table[["probability"]].to_numpy(dtype=float)
-    else:
-        values = table[["prediction"]].to_numpy(dtype=float)
-    return [[v if math.isfinite(v) else None for v in row] for row in np.asarray(values).tolist()]
+    values = _outputs(part.table, served.schema.output)
+    return [[v if math.isfinite(v) else None for v in row] for row in values.tolist()]
+
+
+def _outputs(table: pd.DataFrame, output: Output) -> np.ndarray:
+    """The model's outputs per row (rows x values): the probability columns, or the predicted value."""
+    columns = output_columns(output)[1:-2] or ["prediction"]  # between prediction and model_version, error
+    return table[columns].to_numpy(dtype=float)
 
 
 def _version_info(version: ModelVersion, catalog: Catalog, tags: list[str]) -> dict[str, Any]:

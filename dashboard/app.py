@@ -1,4 +1,4 @@
-"""Entry point: `streamlit run dashboard/app.py` serves the page (page.py) and the HTTP API from one process and
+"""Entry point: `streamlit run dashboard/app.py` serves the page (ui/page.py) and the HTTP API from one process and
 one port: one catalog, one pool of loaded models, two doors.
 
 The lifespan hook loads the default version in a background thread once the port is bound, so neither the first
@@ -85,7 +85,7 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
 
 _sign_in = SERVER.settings.access.sign_in
 app = st.App(
-    Path(__file__).resolve().parent / "page.py",
+    Path(__file__).resolve().parent / "ui" / "page.py",
     routes=[Mount("/api/v1", app=create_api(SERVER)), *compat_routes(SERVER)],
     middleware=[Middleware(BearerGate, access=SERVER.settings.access)],
     lifespan=lifespan,

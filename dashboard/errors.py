@@ -71,6 +71,10 @@ class InputError(DashboardError):
     """An uploaded or given table cannot be used at all (empty, binary, too large, missing column)."""
 
 
+class MissingColumnsError(InputError):
+    """A table lacks columns the schema needs (it cannot be predicted at all; the API answers 422)."""
+
+
 class PublishError(DashboardError):
     """A publish request that cannot be carried out as asked."""
 

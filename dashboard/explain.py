@@ -23,6 +23,7 @@ from itertools import combinations
 import numpy as np
 
 from dashboard.contract import Batch, ServableModel
+from dashboard.predict import scores
 from dashboard.schema import Schema
 
 EXACT_LIMIT_ROW = 4096  # one row (the form): exact up to 12 features
@@ -146,16 +147,8 @@ def _evaluate(
 
 
 def _call(model: ServableModel, batch: Batch) -> np.ndarray:
-    rows = _rows(batch)
-    parts = []
-    for start in range(0, rows, model.chunk_rows):
-        part = (
-            {k: v[start : start + model.chunk_rows] for k, v in batch.items()}
-            if isinstance(batch, dict)
-            else batch[start : start + model.chunk_rows]
-        )
-        parts.append(np.asarray(model.call(part), dtype=np.float64).reshape(_rows(part), -1))
-    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+    """The model's outputs for a batch, in the model's own chunks (predict.scores: the one chunked call)."""
+    return scores(model, batch, _rows(batch))
 
 
 def _rows(batch: Batch) -> int:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from dashboard.contract import Batch, Bound
 from dashboard.csvio import TEMPLATE_HINT, CsvTable
-from dashboard.errors import InputError
+from dashboard.errors import MissingColumnsError
 from dashboard.schema import Schema
 
 MAX_SHOWN_WARNINGS = 20
@@ -77,7 +77,7 @@ def validate(
     if missing:
         noun = "column" if len(missing) == 1 else "columns"
         shown = ", ".join(repr(m) for m in missing)
-        raise InputError(
+        raise MissingColumnsError(
             f"{noun} {shown} {'is' if len(missing) == 1 else 'are'} missing; expected columns: "
             f"{', '.join(schema.names)}; {TEMPLATE_HINT}"
         )

@@ -93,6 +93,14 @@ def write_manifest(store, entries: list, prefix: str = "m", aliases: dict | None
     return store.put(f"{prefix}/manifest.json", json.dumps(manifest).encode())
 
 
+def api_json(answer) -> dict | None:
+    """The body of an API answer that is JSON, else None (Streamlit answers unknown GET paths with its page: HTML,
+    status 200, so a status alone proves nothing)."""
+    if not answer.headers.get("content-type", "").startswith("application/json"):
+        return None
+    return answer.json()
+
+
 def shown(markdown: str) -> str:
     """An element's Markdown source as the page shows it: the escapes the UI adds to free text removed."""
     unescaped = re.sub(r"\\([\\\[\]<>$`])", r"\1", markdown)

@@ -18,7 +18,7 @@ import requests
 
 from dashboard import service
 from tests import dashboard_server
-from tests.helpers import DEMO, REPO, demo_store, settings_for
+from tests.helpers import DEMO, REPO, api_json, demo_store, settings_for
 from tests.secretscan import SCANNED
 from tests.testserver import start_store, stop_store
 
@@ -57,7 +57,8 @@ def call(api, method: str, path: str, **kwargs) -> requests.Response:
 def loaded(api, version: str) -> None:
     """Ask for version until it is loaded (the API answers 503 Retry-After meanwhile)."""
     for _ in range(120):
-        if call(api, "GET", f"/api/v1/models/{version}").status_code == 200:
+        answer = call(api, "GET", f"/api/v1/models/{version}")
+        if answer.status_code == 200 and (api_json(answer) or {}).get("version") == version:
             return
         time.sleep(0.5)
     raise AssertionError(f"version {version} never loaded")
@@ -65,7 +66,8 @@ def loaded(api, version: str) -> None:
 
 def ready(api) -> None:
     for _ in range(120):
-        if call(api, "GET", "/api/v1/ready").status_code == 200:
+        answer = call(api, "GET", "/api/v1/ready")
+        if answer.status_code == 200 and (api_json(answer) or {}).get("status") == "ready":
             return
         time.sleep(0.5)
     raise AssertionError("the default version never became ready")
@@ -228,7 +230,8 @@ def test_tf_serving_clients_get_tf_serving_answers(api, expected):
 
 def test_mlflow_clients_get_mlflow_answers(api, expected):
     ready(api)
-    assert call(api, "GET", "/ping").status_code == 200
+    ping = call(api, "GET", "/ping")
+    assert ping.status_code == 200 and ping.headers["content-type"].startswith("text/plain") and ping.text == "\n"
     split = {"dataframe_split": {"columns": list(ROW), "data": [list(ROW.values()), ROW_LIST]}}
     got = np.array(is_json(call(api, "POST", "/invocations", json=split))["predictions"])
     np.testing.assert_allclose(got, expected[[f"probability_{x}" for x in LABELS]].to_numpy(), rtol=1e-5)

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.helpers import DEMO, REPO, demo_store, sha256, shown
 
-APP = str(REPO / "dashboard" / "page.py")
+APP = str(REPO / "dashboard" / "ui" / "page.py")
 TIMEOUT = 120
 SAMPLE = (DEMO / "sample.csv").read_bytes()
 

@@ -152,7 +152,8 @@ def test_why_what_if_and_drift_in_the_browser_match_the_api(server, tmp_path):
     base = server({})
     row = {"sepal_length": 5.8, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
     for _ in range(120):
-        if requests.get(base + "/api/v1/ready", timeout=10).status_code == 200:
+        ready = requests.get(base + "/api/v1/ready", timeout=10)
+        if ready.headers.get("content-type", "").startswith("application/json") and ready.status_code == 200:
             break
         time.sleep(0.5)
     api = requests.post(base + "/api/v1/predict?explain=true", json={"instances": [row]}, timeout=60).json()

@@ -184,7 +184,7 @@ def test_publish_to_a_private_bucket_then_list_and_predict(bucket, tmp_path, cap
         table = pd.read_csv(result)
         assert set(table["model_version"]) == {"1.0.0"} and (table["prediction"] == table["species"]).mean() >= 0.9
         # the dashboard, on the same bucket
-        at = AppTest.from_file(str(REPO / "dashboard" / "page.py"), default_timeout=120).run()
+        at = AppTest.from_file(str(REPO / "dashboard" / "ui" / "page.py"), default_timeout=120).run()
         assert not at.exception
         assert "**Version** 1.1.0" in "\n".join(m.value for m in at.sidebar.markdown)
         assert at.sidebar.caption[0].value == f"Models from: manifest {prefix}/manifest.json"

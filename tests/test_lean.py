@@ -149,7 +149,7 @@ def test_convert_adds_an_artifact_to_a_published_version(tmp_path, models, capsy
 
 def test_the_model_card_shows_the_runtime(env):
     env.setenv("MODEL_RUNTIME", "litert")
-    at = AppTest.from_file(str(REPO / "dashboard" / "page.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "dashboard" / "ui" / "page.py"), default_timeout=120).run()
     assert not at.exception
     card = "\n".join(m.value for m in at.sidebar.markdown)
     assert "**Format** .tflite · runtime litert" in card

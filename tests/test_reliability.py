@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import service
 from tests.helpers import DEMO, REPO, at_once, demo_store, free_port, settings_for, sha256, shown
 
-APP = str(REPO / "dashboard" / "page.py")
+APP = str(REPO / "dashboard" / "ui" / "page.py")
 SECRET_QUERY = "X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=feedface"
 GOOD = (DEMO / "iris-1.0.0.keras").read_bytes()
 SCHEMA = json.loads((DEMO / "manifest.json").read_text())["versions"][1]["schema"]

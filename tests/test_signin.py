@@ -4,6 +4,7 @@ the real server, real Chromium; the API per route family with no token, a wrong 
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -12,7 +13,7 @@ from dashboard.access import Access, new_token, parse_tokens
 from dashboard.config import load_settings
 from dashboard.errors import ConfigError
 from tests import dashboard_server
-from tests.helpers import DEMO
+from tests.helpers import DEMO, api_json
 from tests.secretscan import SCANNED, watch
 
 CLIENT_SECRET = "client-secret-do-not-leak"
@@ -81,10 +82,8 @@ def closed_api(tmp_path_factory):
     running = dashboard_server.start(tmp_path_factory.mktemp("closed"), {"API_TOKENS": f"{good_line},x:{'1' * 64}"})
     for _ in range(240):
         answer = requests.get(running.base + "/api/v1/ready", headers={"Authorization": f"Bearer {good}"}, timeout=10)
-        if answer.status_code == 200:
+        if answer.status_code == 200 and (api_json(answer) or {}).get("status") == "ready":
             break
-        import time
-
         time.sleep(0.5)
     yield running.base, good, revoked
     SCANNED.append(("closed API server log", running.stop()))
@@ -119,6 +118,11 @@ def test_every_api_route_needs_a_valid_token(closed_api, method, path, body):
     answer = requests.request(method, base + path, json=body, headers={"Authorization": f"Bearer {good}"}, timeout=30)
     SCANNED.append((f"answer {path}", answer.text))
     assert answer.status_code == 200, answer.text
+    if path == "/ping":  # MLflow's ping: plain text
+        assert answer.headers["content-type"].startswith("text/plain") and answer.text == "\n"
+    else:  # the API's own JSON, not the page Streamlit gives any unknown GET
+        body = api_json(answer)
+        assert body is not None and ("name" in body or "predictions" in body or "model_version_status" in body)
 
 
 def test_health_answers_without_a_token_and_says_nothing_else(closed_api):

@@ -167,7 +167,7 @@ def test_a_reference_whose_features_differ_is_refused_at_publish(tmp_path):
 
 
 def test_the_page_shows_why_what_if_and_drift(env):
-    at = AppTest.from_file(str(REPO / "dashboard" / "page.py"), default_timeout=120).run()
+    at = AppTest.from_file(str(REPO / "dashboard" / "ui" / "page.py"), default_timeout=120).run()
     for name, value in ROW.items():
         at.number_input(key=f"single-{name}").set_value(value)
     at.button(key="single-submit").click().run()

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 
 if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashboard` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dashboard.errors import DashboardError, describe
 from dashboard.logs import configure_logging, log
