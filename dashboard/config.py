@@ -11,6 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Literal
 
 from dashboard.access import SIGN_IN_SETTINGS, Access, parse_list, parse_tokens, sign_in_from
 from dashboard.contract import RUNTIME_CHOICES, ModelLimits, RuntimeChoice
@@ -19,6 +20,7 @@ from dashboard.errors import ConfigError
 DEMO_MANIFEST = Path(__file__).resolve().parent / "demo" / "manifest.json"
 _VERSIONED_URL = re.compile(r"^MODEL_URL_V(?P<version>[0-9A-Za-z_]+)$")
 _VERSIONED_SHA = re.compile(r"^MODEL_SHA256_V(?P<version>[0-9A-Za-z_]+)$")
+HistoryScope = Literal["all", "own"]
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -66,6 +68,13 @@ class Settings:
     storage_emulator_host: str | None = None
     gcp_project: str | None = None
     access: Access = field(default_factory=Access)
+    # prediction history (history.py): DATABASE_URL holds a password, so it is kept out of repr
+    database_url: str | None = field(default=None, repr=False)
+    history: bool = True
+    history_scope: HistoryScope = "all"
+    history_rows: int = 100  # an API call with up to this many rows keeps its inputs and outputs
+    history_file_rows: int = 0  # a batch file or CLI run with up to this many rows keeps them (0: summary only)
+    history_queue: int = 10_000  # records that may wait while the database is down
 
     @property
     def model_limits(self) -> ModelLimits:
@@ -194,6 +203,12 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         aws_region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
         storage_emulator_host=get("STORAGE_EMULATOR_HOST"),
         gcp_project=get("GOOGLE_CLOUD_PROJECT"),
+        database_url=get("DATABASE_URL"),
+        history=_boolean(get("HISTORY"), "HISTORY", d.history),
+        history_scope=_choice(get("HISTORY_SCOPE"), "HISTORY_SCOPE", ("all", "own")),
+        history_rows=_integer(get("HISTORY_ROWS"), "HISTORY_ROWS", d.history_rows, minimum=0),
+        history_file_rows=_integer(get("HISTORY_FILE_ROWS"), "HISTORY_FILE_ROWS", d.history_file_rows, minimum=0),
+        history_queue=_integer(get("HISTORY_QUEUE"), "HISTORY_QUEUE", d.history_queue),
         access=Access(
             sign_in=sign_in_from({name: get(name) for name in SIGN_IN_SETTINGS}, _section(sec.get("auth"))),
             allowed_emails=parse_list(get("AUTH_ALLOWED_EMAILS")),
@@ -235,7 +250,7 @@ def _read_secrets(env: Mapping[str, str]) -> dict[str, object]:
     return merged
 
 
-def _choice(value: str | None, name: str, choices: tuple[RuntimeChoice, ...]) -> RuntimeChoice:
+def _choice(value: str | None, name: str, choices: tuple[str, ...]) -> Any:
     if value is None:
         return choices[0]
     for choice in choices:

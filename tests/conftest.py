@@ -29,7 +29,7 @@ def store():
 def env(tmp_path, monkeypatch):
     """A clean environment for the app: no MODEL_* variables, a private cache and HOME."""
     for name in list(os.environ):
-        if name.startswith(("MODEL_", "APP_VERSION", "CSV_")):
+        if name.startswith(("MODEL_", "APP_VERSION", "CSV_", "DATABASE_URL", "HISTORY")):
             monkeypatch.delenv(name)
     monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

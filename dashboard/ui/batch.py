@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
+
 import streamlit as st
 
 from dashboard import service, understand
 from dashboard.config import Settings
 from dashboard.csvio import safe_csv
 from dashboard.errors import DashboardError
+from dashboard.history import Recorder
 from dashboard.logs import log, report
 from dashboard.memory import release_memory
 from dashboard.predict import BatchResult
@@ -19,7 +23,9 @@ from dashboard.ui.words import md
 SHOWN_ROWS = 5_000  # rows sent to the browser's table; the download always has every row
 
 
-def show(settings: Settings, served: Served, who: str = "anonymous") -> BatchResult | None:
+def show(
+    settings: Settings, served: Served, who: str = "anonymous", recorder: Recorder | None = None
+) -> BatchResult | None:
     """Draw the batch tab; returns the result for the uploaded file (None without a usable file)."""
     st.download_button(
         "Download CSV template",
@@ -44,6 +50,7 @@ def show(settings: Settings, served: Served, who: str = "anonymous") -> BatchRes
     result = session.batch_result(upload.file_id, served)
     if result is None:
         bar = st.progress(0.0, text="Checking the file…")
+        started = time.perf_counter()
         try:
             current = _read(settings, upload)
             result = service.predict_table(
@@ -59,6 +66,17 @@ def show(settings: Settings, served: Served, who: str = "anonymous") -> BatchRes
             bar.empty()
         new_file = current is not session.upload_seen()
         session.keep_batch_result(upload.file_id, served, result)
+        if recorder is not None:
+            recorder.record(
+                served,
+                "batch",
+                who,
+                result.table,
+                time.perf_counter() - started,
+                keep_rows=settings.history_file_rows,
+                file_name=upload.name,
+                file_sha256=hashlib.sha256(upload.getvalue()).hexdigest(),
+            )
         log.info(
             "batch prediction by %s: %d of %d rows with version %s", who, result.predicted, result.rows, served.label
         )

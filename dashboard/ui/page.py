@@ -10,9 +10,11 @@ import streamlit as st
 if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashboard` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from dashboard import history
 from dashboard.errors import DashboardError, describe
 from dashboard.logs import configure_logging, log
 from dashboard.ui import batch, compare, serving, sidebar, signin, single, state
+from dashboard.ui import history as history_ui
 from dashboard.ui.words import md
 
 st.set_page_config(page_title="Keras prediction dashboard", page_icon="🔮", layout="wide")
@@ -23,6 +25,7 @@ def main() -> None:
     """Draw the page for this run."""
     try:
         settings = state.settings()
+        recorder = history.recorder(settings)
     except DashboardError as exc:
         st.error(f"The configuration cannot be used: {md(exc.message)}")
         st.stop()
@@ -34,6 +37,7 @@ def main() -> None:
         st.stop()
     label, refresh = sidebar.show(settings, catalog, catalog_error)
     signin.show_who(settings.access, who)
+    history_ui.sidebar_status(recorder)
     if refresh:
         state.refresh()
         st.rerun()
@@ -51,30 +55,50 @@ def main() -> None:
             "(details in the sidebar)."
         )
     st.markdown(intro(catalog, served))
-    tab_single, tab_batch, tab_compare = st.tabs(["Single prediction", "Batch (CSV)", "Compare versions"])
+    tab_single, tab_batch, tab_compare, tab_history, tab_feedback = st.tabs(
+        ["Single prediction", "Batch (CSV)", "Compare versions", "History", "Feedback"], key="tab", on_change="rerun"
+    )
     with tab_single:
-        single_tab(served, who)
+        single_tab(served, who, recorder)
     with tab_batch:
-        batch_tab(settings, served, who)
+        batch_tab(settings, served, who, recorder)
     with tab_compare:
         compare_tab(settings, catalog, served)
+    # History and Feedback read the database: only when open, so they are fresh when opened and cost nothing else
+    if tab_history.open:
+        with tab_history:
+            history_tab(settings, recorder, who)
+    if tab_feedback.open:
+        with tab_feedback:
+            feedback_tab(settings, recorder, who)
 
 
 # Each tab is a fragment: pressing Predict, uploading a file or comparing reruns that tab only, not the page
-# (sidebar, catalog, the other tabs). Switching tabs and typing in the form rerun nothing.
+# (sidebar, catalog, the other tabs). Typing in the form reruns nothing; switching tabs reruns the page once (so
+# History and Feedback, drawn only while open, show what was just predicted).
 @st.fragment
-def single_tab(served, who: str) -> None:
-    single.show(served, who)
+def single_tab(served, who: str, recorder) -> None:
+    single.show(served, who, recorder)
 
 
 @st.fragment
-def batch_tab(settings, served, who: str) -> None:
-    batch.show(settings, served, who)
+def batch_tab(settings, served, who: str, recorder) -> None:
+    batch.show(settings, served, who, recorder)
 
 
 @st.fragment
 def compare_tab(settings, catalog, served) -> None:
     compare.show(settings, catalog, served)
+
+
+@st.fragment
+def history_tab(settings, recorder, who: str) -> None:
+    history_ui.history_tab(settings, recorder, who)
+
+
+@st.fragment
+def feedback_tab(settings, recorder, who: str) -> None:
+    history_ui.feedback_tab(settings, recorder, who)
 
 
 def intro(catalog, served) -> str:

@@ -136,6 +136,15 @@ def keep_single_result(served: Served, result: BatchResult) -> None:
     _set("single-result", Outcome((served.label, served.version.identity), result))
 
 
+def prediction_id(served: Served) -> str | None:
+    """The history id of the form's last prediction with this version (for "Report a wrong answer")."""
+    return _outcome("single-prediction-id", (served.label, served.version.identity))
+
+
+def keep_prediction_id(served: Served, value: str) -> None:
+    _set("single-prediction-id", Outcome((served.label, served.version.identity), value))
+
+
 def explained(served: Served) -> Any:
     """The form's last explanation for this version: (understand.Explained, the values asked about)."""
     return _outcome("single-explained", (served.label, served.version.identity))

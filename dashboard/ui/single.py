@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import streamlit as st
 
 from dashboard import understand
+from dashboard.history import Recorder
 from dashboard.logs import log
 from dashboard.predict import BatchResult
 from dashboard.schema import Feature
 from dashboard.service import Served
-from dashboard.ui import insight, session, words
+from dashboard.ui import history, insight, session, words
 from dashboard.ui.words import md
 
 
-def show(served: Served, who: str = "anonymous") -> BatchResult | None:
+def show(served: Served, who: str = "anonymous", recorder: Recorder | None = None) -> BatchResult | None:
     """Draw the form; returns the last result for this version (None before the first click)."""
     schema = served.schema
     with st.form("single-form", border=True):
@@ -26,7 +29,12 @@ def show(served: Served, who: str = "anonymous") -> BatchResult | None:
                     values[feature.name] = _field(feature)
         submitted = st.form_submit_button("Predict", key="single-submit", type="primary")
     if submitted:
+        started = time.perf_counter()
         explained = understand.explain_row(served, values)
+        if recorder is not None:
+            seconds = time.perf_counter() - started
+            prediction_id = recorder.record(served, "form", who, explained.result.table, seconds, keep_rows=1)
+            session.keep_prediction_id(served, prediction_id)
         session.keep_single_result(served, explained.result)
         session.keep_explained(served, (explained, dict(values)))
         log.info("form prediction by %s with version %s", who, served.label)
@@ -34,6 +42,8 @@ def show(served: Served, who: str = "anonymous") -> BatchResult | None:
     if result is None:
         return None
     _result(served, result)
+    if not result.table["error"].iloc[0]:
+        history.report_form(recorder, served, session.prediction_id(served), who)
     stored = session.explained(served)
     if stored is not None and not result.table["error"].iloc[0]:
         explained, asked = stored

@@ -1,0 +1,514 @@
+"""Prediction history and feedback: every form, batch, API and CLI prediction recorded with its provenance, and
+"wrong answer" reports tied to the prediction they correct.
+
+Recording never blocks or breaks a prediction: `Recorder.record` only appends to a bounded queue (microseconds);
+one writer thread per process turns what waits into rows and inserts them in batches. While the database is slow
+or down the records wait (up to HISTORY_QUEUE of them; past that new ones are dropped, counted and logged) and are
+written when it returns. Reads (the History and Feedback tabs, the API's lists) go to the database directly.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from dashboard import historydb
+from dashboard.config import Settings
+from dashboard.errors import InputError
+from dashboard.historydb import HistoryError
+from dashboard.logs import log
+from dashboard.predict import output_columns
+from dashboard.tables import feedback, predictions
+
+if TYPE_CHECKING:
+    from dashboard.service import Served
+
+Source = Literal["form", "batch", "api", "cli"]
+SOURCES: tuple[Source, ...] = ("form", "batch", "api", "cli")
+WRITE_BATCH = 500  # records inserted per transaction
+PAGE_ROWS = 50
+_UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the History and Feedback lists are narrowed to (None: any)."""
+
+    version: str | None = None
+    user: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One page of a list, newest first, and how many match in all."""
+
+    items: list[dict[str, Any]]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the sidebar says about recording."""
+
+    where: str  # "SQLite file …" or "PostgreSQL host:port/name" (no password)
+    local: bool  # the default SQLite file in the cache folder: lost when a dyno restarts
+    paused: str | None  # why writes are waiting (the database is unreachable), else None
+    waiting: int
+    dropped: int
+    written: int
+
+
+@dataclass
+class _Pending:
+    """A prediction waiting to be written; turned into a row by the writer thread, off the request path."""
+
+    fields: dict[str, Any]
+    table: pd.DataFrame | None  # the result table (inputs + output columns) when its rows are kept
+    output: Any  # schema.Output
+    features: list[str]
+    summary_of: pd.DataFrame | None = None
+
+
+@dataclass
+class Recorder:
+    """The process's history: a bounded queue, one writer thread, and the reads behind the tabs and the API."""
+
+    url: URL
+    bound: int = 10_000
+    local: bool = False
+    written: int = 0
+    dropped: int = 0
+    _problem: str | None = None
+    _pending: deque[_Pending] = field(default_factory=deque)
+    _busy: int = 0
+    _wake: threading.Condition = field(default_factory=threading.Condition)
+    _ready: threading.Event = field(default_factory=threading.Event)
+    _closing: bool = False
+
+    def __post_init__(self) -> None:
+        self.engine = historydb.create(self.url)
+        self._thread = threading.Thread(target=self._run, name="history writer", daemon=True)
+        self._thread.start()
+
+    # recording
+    def record(
+        self,
+        served: Served,
+        source: Source,
+        who: str,
+        table: pd.DataFrame,
+        seconds: float,
+        keep_rows: int,
+        file_name: str | None = None,
+        file_sha256: str | None = None,
+    ) -> str:
+        """Queue one prediction (a form row, an API call, a batch file) and return its id at once.
+
+        table is the result table (inputs, prediction, probabilities, error); its rows are kept when there are at
+        most keep_rows of them, else only the summary."""
+        prediction_id = uuid.uuid4().hex
+        rows = len(table)
+        schema = served.schema
+        fields = {
+            "id": prediction_id,
+            "created_at": datetime.now(UTC),
+            "user": (who or "anonymous")[:320],
+            "source": source,
+            "version": served.label[:64],
+            "sha256": served.version.digest if served.version.pinned else None,
+            "runtime": served.runtime,
+            "output_type": schema.output.type,
+            "labels": list(schema.output.labels) if schema.output.type != "regression" else None,
+            "features": list(schema.names),
+            "rows": rows,
+            "duration_ms": round(seconds * 1000, 3),
+            "file_name": file_name[:255] if file_name else None,
+            "file_sha256": file_sha256,
+        }
+        pending = _Pending(fields, table if rows <= keep_rows else None, schema.output, list(schema.names), table)
+        with self._wake:
+            if len(self._pending) >= self.bound:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.warning(
+                        "history queue full (%d records waiting for %s): %d record(s) dropped so far; "
+                        "raise HISTORY_QUEUE or bring the database back",
+                        len(self._pending),
+                        historydb.shown(self.url),
+                        self.dropped,
+                    )
+                return prediction_id
+            self._pending.append(pending)
+            self._wake.notify_all()
+        return prediction_id
+
+    def status(self) -> Status:
+        with self._wake:
+            waiting = len(self._pending) + self._busy
+        return Status(historydb.shown(self.url), self.local, self._problem, waiting, self.dropped, self.written)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued record is written; False when timeout passed first."""
+        deadline = time.monotonic() + timeout
+        with self._wake:
+            while self._pending or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._wake.wait(min(left, 0.1))
+        return True
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Write what waits (for up to timeout) and stop the writer; False when records were left unwritten."""
+        flushed = self.flush(timeout)
+        with self._wake:
+            self._closing = True
+            self._wake.notify_all()
+        self.engine.dispose()
+        return flushed
+
+    def _run(self) -> None:
+        delay = 0.5
+        while True:
+            if not self._ready.is_set():
+                try:
+                    revision = historydb.migrate(self.engine)
+                except Exception as exc:  # noqa: BLE001 - any failure: wait and try again
+                    delay = self._pause(exc, "preparing the history database failed", delay)
+                    continue
+                log.info("history: %s at schema revision %s", historydb.shown(self.url), revision)
+                self._ready.set()
+            with self._wake:
+                while not self._pending and not self._closing:
+                    self._wake.wait()
+                if self._closing and not self._pending:
+                    return
+                batch = [self._pending.popleft() for _ in range(min(WRITE_BATCH, len(self._pending)))]
+                self._busy = len(batch)
+            try:
+                self._write(batch)
+            except _UNREACHABLE as exc:
+                with self._wake:
+                    self._pending.extendleft(reversed(batch))
+                    self._busy = 0
+                delay = self._pause(exc, "writing the history failed; the records wait and are retried", delay)
+                continue
+            if self._problem is not None:
+                log.info("history: %s reachable again; waiting records written", historydb.shown(self.url))
+            self._problem, delay = None, 0.5
+            with self._wake:
+                self.written += len(batch)
+                self._busy = 0
+                self._wake.notify_all()
+
+    def _pause(self, exc: BaseException, context: str, delay: float) -> float:
+        why = historydb.explain(exc, self.url)
+        if self._problem != why:
+            log.warning("%s: %s", context, why)
+        self._problem = why
+        with self._wake:
+            self._wake.wait(delay)
+            if self._closing:
+                delay = 0.0
+        return min(delay * 2, 10.0) or 0.05
+
+    def _write(self, batch: list[_Pending]) -> None:
+        rows = []
+        for pending in batch:
+            try:
+                rows.append(_row(pending))
+            except Exception as exc:  # noqa: BLE001 - one unrecordable prediction never blocks the others
+                self.dropped += 1
+                log.warning("history: a prediction could not be recorded: %s", historydb.explain(exc, self.url))
+        if not rows:
+            return
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(predictions.insert(), rows)
+        except _UNREACHABLE:
+            raise
+        except sa.exc.DBAPIError:  # the database refused a record: write the others one by one
+            for row in rows:
+                try:
+                    with self.engine.begin() as connection:
+                        connection.execute(predictions.insert(), [row])
+                except _UNREACHABLE:
+                    raise
+                except sa.exc.DBAPIError as exc:
+                    self.dropped += 1
+                    log.warning("history: the database refused a record: %s", historydb.explain(exc, self.url))
+
+    # reading
+    def _connect(self, timeout: float = 5.0):
+        if not self._ready.wait(timeout):
+            raise HistoryError(f"the history database is not ready: {self._problem or 'still starting'}")
+        try:
+            return self.engine.connect()
+        except _UNREACHABLE as exc:
+            raise HistoryError(f"the history database cannot be reached: {historydb.explain(exc, self.url)}") from exc
+
+    def _read(self, query: Any) -> list[dict[str, Any]]:
+        with self._connect() as connection:
+            try:
+                return [dict(row._mapping) for row in connection.execute(query)]
+            except _UNREACHABLE as exc:
+                raise HistoryError(
+                    f"the history database cannot be reached: {historydb.explain(exc, self.url)}"
+                ) from exc
+
+    def predictions(self, filters: Filters, limit: int = PAGE_ROWS, offset: int = 0, details: bool = False) -> Listing:
+        """One page of predictions, newest first (with inputs and outputs when details)."""
+        where = _where(predictions, filters, with_source=True)
+        columns = [c for c in predictions.c if details or c.name not in ("inputs", "outputs")]
+        query = sa.select(*columns).where(*where).order_by(predictions.c.created_at.desc(), predictions.c.id)
+        items = self._read(query.limit(limit).offset(offset))
+        total = self._read(sa.select(sa.func.count()).select_from(predictions).where(*where))[0]["count_1"]
+        return Listing([_public(item) for item in items], total, limit, offset)
+
+    def prediction(self, prediction_id: str) -> dict[str, Any] | None:
+        """One prediction with its inputs and outputs (after the queue is written), or None."""
+        self.flush(5.0)
+        found = self._read(sa.select(predictions).where(predictions.c.id == prediction_id))
+        return _public(found[0]) if found else None
+
+    def distinct(self, column: str) -> list[str]:
+        """The values of a column (version, user, source) seen in the history, for the filters."""
+        col = predictions.c[column]
+        return [row[column] for row in self._read(sa.select(col).distinct().order_by(col))]
+
+    def add_feedback(
+        self,
+        prediction_id: str,
+        who: str,
+        label: str | None = None,
+        value: float | None = None,
+        comment: str | None = None,
+        row: int = 0,
+        scope_user: str | None = None,
+    ) -> dict[str, Any]:
+        """Store a "wrong answer" report for one row of a prediction; InputError when it does not fit it."""
+        found = self.prediction(prediction_id)
+        if found is None or (scope_user is not None and found["user"] != scope_user):
+            raise InputError(f"no prediction {prediction_id!r} in the history; use the prediction_id of an answer")
+        if not 0 <= row < found["rows"]:
+            raise InputError(f"row {row} is not in prediction {prediction_id} (it has {found['rows']} row(s))")
+        labels = found["labels"] or []
+        if found["output_type"] == "regression":
+            if value is None or label is not None:
+                raise InputError("this version predicts a value: send the right one as value (a number)")
+            if not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+                raise InputError(f"value {value!r} is not a finite number")
+        else:
+            if label is None or value is not None:
+                raise InputError(f"send the right answer as label, one of: {', '.join(labels)}")
+            if label not in labels:
+                raise InputError(f"label {label!r} is not one of this version's labels: {', '.join(labels)}")
+        entry = {
+            "prediction_id": prediction_id,
+            "row": row,
+            "created_at": datetime.now(UTC),
+            "user": (who or "anonymous")[:320],
+            "label": label,
+            "value": float(value) if value is not None else None,
+            "comment": (comment or "").strip()[:2000] or None,
+        }
+        try:
+            with self.engine.begin() as connection:
+                entry["id"] = connection.execute(feedback.insert().returning(feedback.c.id), entry).scalar_one()
+        except _UNREACHABLE as exc:
+            raise HistoryError(
+                f"the history database cannot be reached: {historydb.explain(exc, self.url)}; try again"
+            ) from exc
+        log.info("feedback %s by %s on prediction %s (version %s)", entry["id"], who, prediction_id, found["version"])
+        return _public(entry)
+
+    def feedback(self, filters: Filters, limit: int = PAGE_ROWS, offset: int = 0) -> Listing:
+        """One page of reports, newest first, each with the version, inputs and answer it corrects."""
+        query = _feedback_query(filters)
+        items = self._read(query.limit(limit).offset(offset))
+        count = sa.select(sa.func.count()).select_from(query.subquery())
+        total = self._read(count)[0]["count_1"]
+        return Listing([_feedback_item(item) for item in items], total, limit, offset)
+
+    def agreement(self, filters: Filters) -> pd.DataFrame:
+        """Per version: predictions recorded, rows, rows flagged as wrong, and the share of rows flagged."""
+        where = _where(predictions, filters, with_source=True)
+        made = self._read(
+            sa.select(
+                predictions.c.version,
+                sa.func.count().label("predictions"),
+                sa.func.sum(predictions.c.rows).label("rows"),
+            )
+            .where(*where)
+            .group_by(predictions.c.version)
+        )
+        flagged = self._read(
+            sa.select(predictions.c.version, sa.func.count().label("flagged"))
+            .select_from(feedback.join(predictions))
+            .where(*where)
+            .group_by(predictions.c.version)
+        )
+        table = pd.DataFrame(made, columns=["version", "predictions", "rows"])
+        counts = {row["version"]: row["flagged"] for row in flagged}
+        table["flagged"] = [int(counts.get(v, 0)) for v in table["version"]]
+        table["rows"] = table["rows"].fillna(0).astype(int)
+        table["flagged_share"] = (table["flagged"] / table["rows"].where(table["rows"] > 0)).fillna(0.0).round(4)
+        return table.sort_values("version", ascending=False, ignore_index=True)
+
+    def training_rows(self, filters: Filters) -> pd.DataFrame:
+        """The reports as training data: the corrected row's feature columns, then label (the right answer)."""
+        rows, columns = [], []
+        for item in self._read(_feedback_query(filters)):
+            inputs = _row_of(item["inputs"], item["row"])
+            if inputs is None:
+                continue
+            for name in item["features"] or []:
+                if name not in columns:
+                    columns.append(name)
+            rows.append({**inputs, "label": item["label"] if item["label"] is not None else item["value"]})
+        return pd.DataFrame(rows, columns=[*columns, "label"])
+
+
+def _feedback_query(filters: Filters) -> Any:
+    where = _where(feedback, filters, with_source=False)
+    if filters.version:
+        where.append(predictions.c.version == filters.version)
+    if filters.source:
+        where.append(predictions.c.source == filters.source)
+    return (
+        sa.select(
+            feedback,
+            predictions.c.version,
+            predictions.c.source,
+            predictions.c.features,
+            predictions.c.inputs,
+            predictions.c.outputs,
+            predictions.c.output_type,
+        )
+        .select_from(feedback.join(predictions))
+        .where(*where)
+        .order_by(feedback.c.created_at.desc(), feedback.c.id.desc())
+    )
+
+
+def _where(table: sa.Table, filters: Filters, with_source: bool) -> list[Any]:
+    where = []
+    if filters.user:
+        where.append(table.c.user == filters.user)
+    if with_source and filters.version:
+        where.append(table.c.version == filters.version)
+    if with_source and filters.source:
+        where.append(table.c.source == filters.source)
+    if filters.since is not None:
+        since = filters.since if filters.since.tzinfo else filters.since.replace(tzinfo=UTC)
+        where.append(table.c.created_at >= since.astimezone(UTC))
+    return where
+
+
+def _row_of(rows: Any, index: int) -> dict[str, Any] | None:
+    return rows[index] if isinstance(rows, list) and 0 <= index < len(rows) else None
+
+
+def _feedback_item(item: dict[str, Any]) -> dict[str, Any]:
+    return _public(
+        {
+            "id": item["id"],
+            "prediction_id": item["prediction_id"],
+            "row": item["row"],
+            "created_at": item["created_at"],
+            "user": item["user"],
+            "version": item["version"],
+            "source": item["source"],
+            "label": item["label"],
+            "value": item["value"],
+            "comment": item["comment"],
+            "inputs": _row_of(item["inputs"], item["row"]),
+            "predicted": _row_of(item["outputs"], item["row"]),
+        }
+    )
+
+
+def _public(item: dict[str, Any]) -> dict[str, Any]:
+    """A row as the tabs and the API show it: times in ISO 8601 UTC."""
+    created = item.get("created_at")
+    if isinstance(created, datetime):
+        created = created if created.tzinfo else created.replace(tzinfo=UTC)
+        item = {**item, "created_at": created.astimezone(UTC).isoformat(timespec="milliseconds")}
+    return item
+
+
+def _row(pending: _Pending) -> dict[str, Any]:
+    """The database row for a queued prediction: inputs and outputs (when kept) and the summary."""
+    fields = dict(pending.fields)
+    full = pending.summary_of
+    errors = full["error"].astype(bool).to_numpy() if len(full) else []
+    fields["errors"] = int(sum(errors))
+    fields["summary"] = _summary(full, pending.output)
+    if pending.table is not None:
+        names = [n for n in pending.features if n in pending.table.columns]
+        fields["inputs"] = _records(pending.table[names])
+        shown = [c for c in output_columns(pending.output) if c != "model_version" and c in pending.table.columns]
+        fields["outputs"] = _records(pending.table[shown])
+    return fields
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """JSON-safe records (numpy numbers to Python, NaN to null, texts as given)."""
+    return json.loads(frame.to_json(orient="records", force_ascii=False, date_format="iso"))
+
+
+def _summary(table: pd.DataFrame, output: Any) -> dict[str, Any]:
+    good = table[~table["error"].astype(bool)] if len(table) else table
+    if output.type == "regression":
+        values = pd.to_numeric(good["prediction"], errors="coerce").dropna() if len(good) else pd.Series([])
+        if values.empty:
+            return {"predicted": 0}
+        return {
+            "predicted": int(len(values)),
+            "min": float(values.min()),
+            "mean": float(values.mean()),
+            "max": float(values.max()),
+        }
+    counts = good["prediction"].astype(str).value_counts() if len(good) else pd.Series([], dtype=int)
+    return {"predicted": int(len(good)), "counts": {str(k): int(v) for k, v in counts.items()}}
+
+
+def local_user() -> str:
+    """Who runs the command line (the OS account), for the CLI's records."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name in a container: still record the run
+        return "anonymous"
+
+
+_RECORDERS: dict[str, Recorder] = {}
+_RECORDERS_LOCK = threading.Lock()
+
+
+def recorder(settings: Settings) -> Recorder | None:
+    """The process's recorder for settings' database (None when HISTORY=off); one per database URL."""
+    if not settings.history:
+        return None
+    url = historydb.database_url(settings.database_url, settings.cache_dir)
+    key = url.render_as_string(hide_password=False)
+    with _RECORDERS_LOCK:
+        found = _RECORDERS.get(key)
+        if found is None:
+            found = Recorder(url, bound=settings.history_queue, local=not settings.database_url)
+            _RECORDERS[key] = found
+        return found
