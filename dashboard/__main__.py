@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
+import time
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
-from dashboard import service
+from dashboard import history, service
 from dashboard.csvio import safe_csv
 from dashboard.errors import DashboardError, InputError, describe, scrub
 from dashboard.files import write_bytes_atomic
+
+HISTORY_WAIT = 10.0  # seconds the CLI waits for the history database before it warns and exits
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -134,7 +138,9 @@ def _predict(source: Path, target: Path, requested: str | None, explain: bool = 
     )
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
+    recorder = history.recorder(settings)  # a bad DATABASE_URL fails here, before any work
     served = service.load_version(settings, version)
+    started = time.perf_counter()
     table = service.read_csv(settings, data)
     if explain:
         from dashboard import understand
@@ -143,6 +149,8 @@ def _predict(source: Path, target: Path, requested: str | None, explain: bool = 
     else:
         result = service.predict_table(served, table)
     _write_output(target, safe_csv(result.table))
+    if recorder is not None:
+        _record(recorder, settings, served, result, source, data, time.perf_counter() - started)
     if drift:
         _print_drift(served, table, result)
     if result.failed:
@@ -162,6 +170,23 @@ def _predict(source: Path, target: Path, requested: str | None, explain: bool = 
         f"predicted {result.predicted} of {result.rows} rows with version {served.label} -> {target}", file=sys.stderr
     )
     return 0
+
+
+def _record(recorder, settings, served, result, source: Path, data: bytes, seconds: float) -> None:
+    """Write the run to the prediction history (a database that does not answer within seconds is a warning)."""
+    recorder.record(
+        served,
+        "cli",
+        history.local_user(),
+        result.table,
+        seconds,
+        keep_rows=settings.history_file_rows,
+        file_name=source.name,
+        file_sha256=hashlib.sha256(data).hexdigest(),
+    )
+    if not recorder.close(timeout=HISTORY_WAIT):
+        why = recorder.status().paused or "it did not answer in time"
+        print(f"warning: this run was not recorded in the prediction history: {why}", file=sys.stderr)
 
 
 def _publish(args: argparse.Namespace) -> int:

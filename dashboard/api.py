@@ -8,7 +8,9 @@ Thin like the UI: it parses a request, calls the core, and words the answer. Err
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
+import time
 from typing import Any
 
 import numpy as np
@@ -166,11 +168,12 @@ def create_api(server: Server) -> FastAPI:
         openapi_extra=PREDICT_BODY,
     )
     async def predict(request: Request, version: str | None = None, explain: bool = False) -> Response:
+        started = time.perf_counter()
         served, fallback = await serving(server, version)
         body = await read_body(request, server)
         kind = media_type(request)
         if kind == "text/csv":
-            return await predict_csv(server, served, body, explain)
+            return await predict_csv(server, served, body, explain, request, started)
         data = parse_json(body)
         rows = rows_for(data, served, server)
         if explain:  # not batched with others: each request's rows explained against the reference input
@@ -183,7 +186,15 @@ def create_api(server: Server) -> FastAPI:
         headers = {"X-Model-Version": served.label}
         if fallback:
             headers["X-Model-Fallback"] = fallback
-        return JSONResponse(answer(served, part, fallback), headers=headers)
+        found = answer(served, part, fallback)
+        prediction_id = record(server, served, request, part.table, started)
+        if prediction_id:
+            found["prediction_id"] = headers["X-Prediction-Id"] = prediction_id
+        return JSONResponse(found, headers=headers)
+
+    from dashboard.api_history import add_history_routes  # it builds on this module's helpers
+
+    add_history_routes(api, server)
 
     @api.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
@@ -192,6 +203,28 @@ def create_api(server: Server) -> FastAPI:
         )
 
     return api
+
+
+def record(
+    server: Server,
+    served: Served,
+    request: Request,
+    table: pd.DataFrame,
+    started: float,
+    body: bytes | None = None,
+) -> str | None:
+    """Queue the request's prediction in the history (never waits for the database); its id, or None when off."""
+    if server.recorder is None:
+        return None
+    return server.recorder.record(
+        served,
+        "api",
+        who(request),
+        table,
+        time.perf_counter() - started,
+        keep_rows=server.settings.history_rows,
+        file_sha256=hashlib.sha256(body).hexdigest() if body is not None else None,
+    )
 
 
 def who(request: Request) -> str:
@@ -296,7 +329,14 @@ def rows_for(data: Any, served: Served, server: Server) -> list:
     return rows
 
 
-async def predict_csv(server: Server, served: Served, body: bytes, explain: bool = False) -> Response:
+async def predict_csv(
+    server: Server,
+    served: Served,
+    body: bytes,
+    explain: bool = False,
+    request: Request | None = None,
+    started: float | None = None,
+) -> Response:
     """A CSV as the Batch tab takes it; the answer is the results CSV (with attribution columns when asked), and
     the drift against the training data in the X-Drift header."""
     settings = server.settings
@@ -327,6 +367,10 @@ async def predict_csv(server: Server, served: Served, body: bytes, explain: bool
         "X-Rows-With-Errors": str(result.failed),
         "X-Drift": drift.encode("ascii", "replace").decode(),
     }
+    if request is not None:
+        prediction_id = record(server, served, request, result.table, started or time.perf_counter(), body)
+        if prediction_id:
+            headers["X-Prediction-Id"] = prediction_id
     return Response(data, media_type="text/csv", headers=headers)
 
 

@@ -75,6 +75,76 @@ class PredictAnswer(BaseModel):
     sha256: str | None
     predictions: list[RowAnswer]
     warnings: list[RangeNote]
+    prediction_id: str | None = None  # the history id (POST /api/v1/feedback); absent when HISTORY=off
+
+
+class FeedbackRequest(BaseModel):
+    """A wrong answer: which prediction (and row of it), and the right label (classifiers) or value (regression)."""
+
+    prediction_id: str
+    label: str | None = None
+    value: float | None = None
+    comment: str | None = None
+    row: int = 0
+
+
+class HistoryItem(BaseModel):
+    id: str
+    created_at: str
+    user: str
+    source: str
+    version: str
+    sha256: str | None
+    runtime: str
+    output_type: str
+    labels: list[str] | None
+    features: list[str]
+    rows: int
+    errors: int
+    duration_ms: float
+    file_name: str | None
+    file_sha256: str | None
+    inputs: list[dict[str, Any]] | None
+    outputs: list[dict[str, Any]] | None
+    summary: dict[str, Any] | None
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class FeedbackItem(BaseModel):
+    id: int
+    prediction_id: str
+    row: int
+    created_at: str
+    user: str
+    version: str | None = None
+    source: str | None = None
+    label: str | None
+    value: float | None
+    comment: str | None
+    inputs: dict[str, Any] | None = None
+    predicted: dict[str, Any] | None = None
+
+
+class VersionAgreement(BaseModel):
+    version: str
+    predictions: int
+    rows: int
+    flagged: int
+    flagged_share: float
+
+
+class FeedbackPage(BaseModel):
+    items: list[FeedbackItem]
+    total: int
+    limit: int
+    offset: int
+    versions: list[VersionAgreement]
 
 
 ERRORS = {status: {"model": ErrorAnswer} for status in (400, 404, 413, 415, 422, 503)}

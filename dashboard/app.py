@@ -20,7 +20,7 @@ from starlette.routing import Mount
 if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashboard` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard import service
+from dashboard import history, service
 from dashboard.api import create_api
 from dashboard.batching import MicroBatcher
 from dashboard.compat import compat_routes
@@ -33,6 +33,7 @@ from dashboard.server import Server
 def _server() -> Server:
     try:
         settings = service.settings()
+        recorder = history.recorder(settings)
     except DashboardError as exc:  # one clear line and no server: never a half-configured (half-protected) app
         log.error("the configuration cannot be used: %s", exc.message)
         raise SystemExit(f"error: the configuration cannot be used: {exc.message}") from None
@@ -49,7 +50,7 @@ def _server() -> Server:
                 "the provider may use the dashboard"
             )
     batcher = MicroBatcher(wait=settings.api_batch_wait_ms / 1000, max_rows=settings.api_batch_max_rows)
-    return Server(settings=settings, batcher=batcher)
+    return Server(settings=settings, batcher=batcher, recorder=recorder)
 
 
 def _no_nagle() -> None:

@@ -6,11 +6,23 @@ or {"error": "..."} for the whole request), through the same catalog, pool, vali
 
 from __future__ import annotations
 
+import time
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from dashboard.api import ApiError, media_type, parse_json, predict_csv, raw_outputs, read_body, rows_for, serving
+from dashboard.api import (
+    ApiError,
+    media_type,
+    parse_json,
+    predict_csv,
+    raw_outputs,
+    read_body,
+    record,
+    rows_for,
+    serving,
+)
 from dashboard.logs import report
 from dashboard.server import Server
 
@@ -69,6 +81,7 @@ def _spec(request: Request) -> str | None:
 
 
 async def _tf_predict(server: Server, request: Request) -> Response:
+    started = time.perf_counter()
     _model_name(server, request)
     served, _ = await serving(server, _spec(request))
     data = parse_json(await read_body(request, server))
@@ -77,8 +90,17 @@ async def _tf_predict(server: Server, request: Request) -> Response:
     _refuse_bad_rows(part)
     outputs = raw_outputs(served, part)
     return JSONResponse(
-        {"outputs": outputs} if columnar else {"predictions": outputs}, headers={"X-Model-Version": served.label}
+        {"outputs": outputs} if columnar else {"predictions": outputs},
+        headers=_headers(served, record(server, served, request, part.table, started)),
     )
+
+
+def _headers(served, prediction_id: str | None) -> dict[str, str]:
+    """The answer's headers: the version, and the history id (the body keeps the emulated server's shape)."""
+    headers = {"X-Model-Version": served.label}
+    if prediction_id:
+        headers["X-Prediction-Id"] = prediction_id
+    return headers
 
 
 async def _tf_status(server: Server, request: Request) -> Response:
@@ -107,13 +129,17 @@ async def _tf_status(server: Server, request: Request) -> Response:
 
 
 async def _invocations(server: Server, request: Request) -> Response:
+    started = time.perf_counter()
     served, _ = await serving(server, request.query_params.get("version"))
     body = await read_body(request, server)
     if media_type(request) == "text/csv":
-        return await predict_csv(server, served, body)
+        return await predict_csv(server, served, body, request=request, started=started)
     part = await server.batcher.predict(served, rows_for(parse_json(body), served, server))
     _refuse_bad_rows(part)
-    return JSONResponse({"predictions": raw_outputs(served, part)}, headers={"X-Model-Version": served.label})
+    return JSONResponse(
+        {"predictions": raw_outputs(served, part)},
+        headers=_headers(served, record(server, served, request, part.table, started)),
+    )
 
 
 def _refuse_bad_rows(part) -> None:

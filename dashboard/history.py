@@ -41,6 +41,10 @@ PAGE_ROWS = 50
 _UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
 
+class UnknownPredictionError(InputError):
+    """Feedback names a prediction the history does not hold (or, with HISTORY_SCOPE=own, someone else's)."""
+
+
 @dataclass(frozen=True)
 class Filters:
     """What the History and Feedback lists are narrowed to (None: any)."""
@@ -188,7 +192,7 @@ class Recorder:
             if not self._ready.is_set():
                 try:
                     revision = historydb.migrate(self.engine)
-                except Exception as exc:  # noqa: BLE001 - any failure: wait and try again
+                except Exception as exc:
                     delay = self._pause(exc, "preparing the history database failed", delay)
                     continue
                 log.info("history: %s at schema revision %s", historydb.shown(self.url), revision)
@@ -201,18 +205,24 @@ class Recorder:
                 batch = [self._pending.popleft() for _ in range(min(WRITE_BATCH, len(self._pending)))]
                 self._busy = len(batch)
             try:
-                self._write(batch)
+                done = self._write(batch)
             except _UNREACHABLE as exc:
                 with self._wake:
                     self._pending.extendleft(reversed(batch))
                     self._busy = 0
                 delay = self._pause(exc, "writing the history failed; the records wait and are retried", delay)
                 continue
+            except Exception as exc:  # a bug or a refused batch must not stop the writer
+                self.dropped += len(batch)
+                done = 0
+                log.warning(
+                    "history: %d record(s) could not be written: %s", len(batch), historydb.explain(exc, self.url)
+                )
             if self._problem is not None:
                 log.info("history: %s reachable again; waiting records written", historydb.shown(self.url))
             self._problem, delay = None, 0.5
             with self._wake:
-                self.written += len(batch)
+                self.written += done
                 self._busy = 0
                 self._wake.notify_all()
 
@@ -227,31 +237,36 @@ class Recorder:
                 delay = 0.0
         return min(delay * 2, 10.0) or 0.05
 
-    def _write(self, batch: list[_Pending]) -> None:
+    def _write(self, batch: list[_Pending]) -> int:
+        """Insert the batch in one transaction (one by one when the database refuses one); the rows written."""
         rows = []
         for pending in batch:
             try:
                 rows.append(_row(pending))
-            except Exception as exc:  # noqa: BLE001 - one unrecordable prediction never blocks the others
+            except Exception as exc:
                 self.dropped += 1
                 log.warning("history: a prediction could not be recorded: %s", historydb.explain(exc, self.url))
         if not rows:
-            return
+            return 0
         try:
             with self.engine.begin() as connection:
                 connection.execute(predictions.insert(), rows)
+            return len(rows)
         except _UNREACHABLE:
             raise
-        except sa.exc.DBAPIError:  # the database refused a record: write the others one by one
+        except (sa.exc.DBAPIError, sa.exc.StatementError):  # a record refused: write the others one by one
+            written = 0
             for row in rows:
                 try:
                     with self.engine.begin() as connection:
                         connection.execute(predictions.insert(), [row])
+                    written += 1
                 except _UNREACHABLE:
                     raise
-                except sa.exc.DBAPIError as exc:
+                except (sa.exc.DBAPIError, sa.exc.StatementError) as exc:
                     self.dropped += 1
                     log.warning("history: the database refused a record: %s", historydb.explain(exc, self.url))
+            return written
 
     # reading
     def _connect(self, timeout: float = 5.0):
@@ -304,7 +319,9 @@ class Recorder:
         """Store a "wrong answer" report for one row of a prediction; InputError when it does not fit it."""
         found = self.prediction(prediction_id)
         if found is None or (scope_user is not None and found["user"] != scope_user):
-            raise InputError(f"no prediction {prediction_id!r} in the history; use the prediction_id of an answer")
+            raise UnknownPredictionError(
+                f"no prediction {prediction_id!r} in the history; use the prediction_id of a prediction answer"
+            )
         if not 0 <= row < found["rows"]:
             raise InputError(f"row {row} is not in prediction {prediction_id} (it has {found['rows']} row(s))")
         labels = found["labels"] or []
@@ -459,6 +476,7 @@ def _row(pending: _Pending) -> dict[str, Any]:
     errors = full["error"].astype(bool).to_numpy() if len(full) else []
     fields["errors"] = int(sum(errors))
     fields["summary"] = _summary(full, pending.output)
+    fields["inputs"] = fields["outputs"] = None
     if pending.table is not None:
         names = [n for n in pending.features if n in pending.table.columns]
         fields["inputs"] = _records(pending.table[names])
@@ -479,20 +497,20 @@ def _summary(table: pd.DataFrame, output: Any) -> dict[str, Any]:
         if values.empty:
             return {"predicted": 0}
         return {
-            "predicted": int(len(values)),
+            "predicted": len(values),
             "min": float(values.min()),
             "mean": float(values.mean()),
             "max": float(values.max()),
         }
     counts = good["prediction"].astype(str).value_counts() if len(good) else pd.Series([], dtype=int)
-    return {"predicted": int(len(good)), "counts": {str(k): int(v) for k, v in counts.items()}}
+    return {"predicted": len(good), "counts": {str(k): int(v) for k, v in counts.items()}}
 
 
 def local_user() -> str:
     """Who runs the command line (the OS account), for the CLI's records."""
     try:
         return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in a container: still record the run
+    except Exception:
         return "anonymous"
 
 

@@ -29,9 +29,9 @@ def database_url(configured: str | None, cache_dir: Path) -> URL:
     text = re.sub(r"^postgres(ql)?(\+psycopg2?)?://", "postgresql+psycopg://", text)
     try:
         url = make_url(text)
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises ArgumentError (with the URL in it)
+    except Exception as exc:
         raise ConfigError(
-            "DATABASE_URL is not a database URL; use postgres://USER:PASSWORD@HOST:PORT/NAME or sqlite:///PATH"
+            "DATABASE_URL is not a database URL; use postgres://… (as Heroku Postgres sets it) or sqlite:///PATH"
         ) from exc
     if url.get_backend_name() not in ("postgresql", "sqlite"):
         raise ConfigError(

@@ -14,6 +14,7 @@ from dashboard import service
 from dashboard.batching import MicroBatcher
 from dashboard.config import Settings
 from dashboard.errors import DashboardError
+from dashboard.history import Recorder
 from dashboard.logs import log, report
 from dashboard.service import ModelPool, Served
 from dashboard.versions import Catalog, ModelVersion
@@ -28,6 +29,7 @@ class Server:
 
     settings: Settings
     batcher: MicroBatcher
+    recorder: Recorder | None = None  # the prediction history (None when HISTORY=off)
     _catalog: Catalog | None = None
     _read_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -37,7 +37,11 @@ class Running:
 def start(folder: Path, extra_env: dict[str, str], lean: bool = False, port: int | None = None) -> Running:
     """Start the dashboard with a private cache and HOME under folder, plus extra_env; wait for /_stcore/health."""
     port = port or free_port()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "APP_VERSION", "CSV_", "API_"))}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MODEL_", "APP_VERSION", "CSV_", "API_", "DATABASE_URL", "HISTORY"))
+    }
     environ.update({"MODEL_CACHE_DIR": str(folder / "cache"), "HOME": str(folder)}, **extra_env)
     log_path = folder / f"server-{port}.log"
     arguments = [

@@ -1,4 +1,4 @@
-from tests.test_app import start, downloads  # noqa: F401
+from tests.test_app import downloads, start  # noqa: F401
 
 
 def test_smoke(env, downloads):  # noqa: F811
@@ -20,6 +20,7 @@ def test_smoke(env, downloads):  # noqa: F811
     at.session_state["tab"] = "Feedback"
     at.run()
     assert not at.exception, at.exception
-    for d in at.main.dataframe: print(d.value)
+    for d in at.main.dataframe:
+        print(d.value)
     print(downloads(at.get("download_button")[-1]))
     print([c.value for c in at.sidebar.caption])

@@ -143,10 +143,14 @@ def history_tab(settings: Settings, recorder: Recorder | None, who: str) -> None
         st.warning(f"The history cannot be read right now: {md(exc.message)}")
         return
     if not listing.total:
-        st.info("No predictions recorded yet for these filters. Predictions from the form, a CSV, the API and the "
-                "command line appear here.")
+        st.info(
+            "No predictions recorded yet for these filters. Predictions from the form, a CSV, the API and the "
+            "command line appear here."
+        )
         return
-    st.caption(f"{listing.total:,} prediction(s), newest first; showing {offset + 1:,}–{offset + len(listing.items):,}.")
+    st.caption(
+        f"{listing.total:,} prediction(s), newest first; showing {offset + 1:,}–{offset + len(listing.items):,}."
+    )
     st.dataframe(_listing_frame(listing.items), hide_index=True, key="history-table")
     chosen = st.selectbox(
         "Open a prediction",

@@ -1,0 +1,137 @@
+"""The history routes of the HTTP API: GET /history and GET /feedback (the History and Feedback tabs' lists, with
+the same filters and paging) and POST /feedback (report a wrong answer by the prediction_id of an answer)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from dashboard.api import ApiError, who
+from dashboard.api_models import ERRORS, FeedbackPage, FeedbackRequest, HistoryPage
+from dashboard.errors import InputError
+from dashboard.history import SOURCES, Filters, Recorder, UnknownPredictionError
+from dashboard.historydb import HistoryError
+from dashboard.server import Server
+
+MAX_LIMIT = 500
+
+
+def add_history_routes(api: FastAPI, server: Server) -> None:
+    """GET /history, GET /feedback, POST /feedback on api."""
+
+    @api.get("/history", summary="Recorded predictions, newest first", response_model=HistoryPage, responses=ERRORS)
+    async def history(
+        request: Request,
+        version: str | None = None,
+        user: str | None = None,
+        source: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> JSONResponse:
+        recorder = _recorder(server)
+        filters = _filters(server, request, version, user, source, since)
+        listing = await _read(recorder.predictions, filters, _limit(limit), _offset(offset), True)
+        return JSONResponse(_page(listing))
+
+    @api.get(
+        "/feedback",
+        summary="Wrong-answer reports, newest first, and how often each version was flagged",
+        response_model=FeedbackPage,
+        responses=ERRORS,
+    )
+    async def feedback_list(
+        request: Request,
+        version: str | None = None,
+        user: str | None = None,
+        source: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> JSONResponse:
+        recorder = _recorder(server)
+        filters = _filters(server, request, version, user, source, since)
+        listing = await _read(recorder.feedback, filters, _limit(limit), _offset(offset))
+        agreement = await _read(recorder.agreement, filters)
+        return JSONResponse({**_page(listing), "versions": agreement.to_dict(orient="records")})
+
+    @api.post(
+        "/feedback",
+        summary="Report a wrong answer: the right label (or value) for a prediction_id",
+        status_code=201,
+        responses=ERRORS,
+    )
+    async def feedback(request: Request, report: FeedbackRequest) -> JSONResponse:
+        recorder = _recorder(server)
+        scope = who(request) if server.settings.history_scope == "own" else None
+        try:
+            stored = await asyncio.to_thread(
+                recorder.add_feedback,
+                report.prediction_id,
+                who(request),
+                report.label,
+                report.value,
+                report.comment,
+                report.row,
+                scope,
+            )
+        except UnknownPredictionError as exc:
+            raise ApiError(404, "unknown_prediction", exc.message) from exc
+        except InputError as exc:
+            raise ApiError(422, "bad_feedback", exc.message) from exc
+        except HistoryError as exc:
+            raise ApiError(503, "history_unavailable", exc.message, {"Retry-After": "30"}) from exc
+        return JSONResponse(stored, status_code=201)
+
+
+def _recorder(server: Server) -> Recorder:
+    if server.recorder is None:
+        raise ApiError(404, "history_off", "prediction history is off on this server (HISTORY=off)")
+    return server.recorder
+
+
+def _filters(
+    server: Server, request: Request, version: str | None, user: str | None, source: str | None, since: str | None
+) -> Filters:
+    if source is not None and source not in SOURCES:
+        raise ApiError(400, "bad_request", f"source={source!r} is not one of {', '.join(SOURCES)}")
+    when = None
+    if since:
+        try:
+            when = datetime.fromisoformat(since)
+        except ValueError as exc:
+            raise ApiError(
+                400,
+                "bad_request",
+                f"since={since!r} is not a date; use ISO 8601 such as 2026-11-30 or 2026-11-30T08:00:00Z",
+            ) from exc
+    if server.settings.history_scope == "own":
+        user = who(request)
+    return Filters(version=version or None, user=user or None, source=source, since=when)
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "bad_request", f"limit={limit} must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def _offset(offset: int) -> int:
+    if offset < 0:
+        raise ApiError(400, "bad_request", f"offset={offset} must be 0 or more")
+    return offset
+
+
+async def _read(method, *args: Any) -> Any:
+    try:
+        return await asyncio.to_thread(method, *args)
+    except HistoryError as exc:
+        raise ApiError(503, "history_unavailable", exc.message, {"Retry-After": "30"}) from exc
+
+
+def _page(listing) -> dict[str, Any]:
+    return {"items": listing.items, "total": listing.total, "limit": listing.limit, "offset": listing.offset}
