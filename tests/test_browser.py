@@ -179,3 +179,50 @@ def test_why_what_if_and_drift_in_the_browser_match_the_api(server, tmp_path):
             expect(page.get_by_text("Population stability index per input", exact=False)).to_be_visible()
         finally:
             browser.close()
+
+
+def test_a_person_flags_a_wrong_answer_and_exports_it_for_training(server, tmp_path):
+    """Issue 17 in the browser, with no configuration: predict, report the right label, see the report in the
+    Feedback tab, download it as training data."""
+    chromium_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    base = server({})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.goto(base)
+            sidebar = page.get_by_test_id("stSidebar")
+            expect(sidebar.get_by_text("Version 1.1.0")).to_be_visible(timeout=90_000)
+            expect(sidebar.get_by_text("History is kept in a local SQLite file")).to_be_visible()
+            page.get_by_role("spinbutton", name="petal_length (cm)").fill("1.4")
+            page.get_by_role("spinbutton", name="petal_width (cm)").fill("0.2")
+            page.get_by_role("button", name="Predict").click()
+            expect(page.get_by_test_id("stMetricValue").first).to_have_text("setosa", timeout=30_000)
+
+            page.get_by_text("Report a wrong answer").click()
+            choice = page.get_by_role("combobox", name="The right answer")
+            choice.click()
+            choice.press_sequentially("versicolor")
+            choice.press("Enter")
+            page.get_by_label("Comment (optional)").fill("petals measured twice")
+            page.get_by_role("button", name="Send report").click()
+            expect(page.get_by_text("Thanks: reported as versicolor.")).to_be_visible(timeout=30_000)
+
+            page.get_by_role("tab", name="Feedback").click()
+            expect(page.get_by_text("How often each version was flagged")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Reports (1)")).to_be_visible(timeout=30_000)
+            with page.expect_download() as pending:
+                page.get_by_role("button", name="Download as training data (CSV)").click()
+            saved = tmp_path / "training.csv"
+            pending.value.save_as(saved)
+
+            page.get_by_role("tab", name="History").click()
+            expect(page.get_by_text("1 prediction(s), newest first")).to_be_visible(timeout=30_000)
+        finally:
+            browser.close()
+    training = pd.read_csv(saved)
+    assert training.to_dict(orient="records") == [
+        {"sepal_length": 5.8, "sepal_width": 3.0, "petal_length": 1.4, "petal_width": 0.2, "label": "versicolor"}
+    ]
