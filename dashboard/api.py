@@ -187,9 +187,15 @@ def create_api(server: Server) -> FastAPI:
         if fallback:
             headers["X-Model-Fallback"] = fallback
         found = answer(served, part, fallback)
-        prediction_id = record(server, served, request, part.table, started)
-        if prediction_id:
-            found["prediction_id"] = headers["X-Prediction-Id"] = prediction_id
+        if server.recorder is not None:
+            found["prediction_id"] = headers["X-Prediction-Id"] = server.recorder.record_answer(
+                served,
+                who(request),
+                rows,
+                found["predictions"],
+                time.perf_counter() - started,
+                keep_rows=server.settings.history_rows,
+            )
         return JSONResponse(found, headers=headers)
 
     from dashboard.api_history import add_history_routes  # it builds on this module's helpers

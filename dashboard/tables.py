@@ -10,10 +10,10 @@ metadata = sa.MetaData()
 predictions = sa.Table(
     "predictions",
     metadata,
-    sa.Column("id", sa.String(32), primary_key=True),  # uuid4 hex, made when the prediction is answered
+    sa.Column("id", sa.String(32), primary_key=True),  # time-ordered hex id, made when the prediction is answered
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("user", sa.String(320), nullable=False, index=True),  # email, token name, OS user (CLI), anonymous
-    sa.Column("source", sa.String(16), nullable=False, index=True),  # form, batch, api, cli
+    sa.Column("source", sa.String(16), nullable=False),  # form, batch, api, cli (4 values: not worth an index)
     sa.Column("version", sa.String(64), nullable=False, index=True),
     sa.Column("sha256", sa.String(64)),  # None when the version is not pinned
     sa.Column("runtime", sa.String(16), nullable=False),

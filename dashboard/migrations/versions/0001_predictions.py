@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.Column("outputs", sa.JSON),
         sa.Column("summary", sa.JSON),
     )
-    for column in ("created_at", "user", "source", "version"):
+    for column in ("created_at", "user", "version"):
         op.create_index(f"ix_predictions_{column}", "predictions", [column])
 
 
