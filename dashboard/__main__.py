@@ -25,14 +25,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("versions", help="list every version, newest first")
     run = commands.add_parser("predict", help="predict every row of a CSV file")
-    run.add_argument("--input", required=True, type=Path, help="CSV file with one row per prediction")
-    run.add_argument("--output", required=True, type=Path, help="where to write the predictions CSV")
+    run.add_argument(
+        "--input",
+        required=True,
+        help="CSV (or Parquet) file with one row per prediction; with --engine spark also a "
+        "folder, a glob or any URL Spark reads (s3a://, gs://)",
+    )
+    run.add_argument(
+        "--output", required=True, help="where to write the predictions CSV; with --engine spark a new folder"
+    )
     run.add_argument(
         "--version",
         help="exact version, alias, PEP 440 specifier or 'latest' (default: MODEL_VERSION, else the newest)",
     )
     run.add_argument("--explain", action="store_true", help="add attribution_<feature> columns (why each prediction)")
     run.add_argument("--drift", action="store_true", help="print per-feature drift against the training data to stderr")
+    run.add_argument(
+        "--engine",
+        choices=("local", "spark"),
+        default="local",
+        help="local: this process (default); spark: an Apache Spark job (pip install -r requirements-spark.txt)",
+    )
+    run.add_argument("--format", choices=("csv", "parquet"), default="csv", help="output format (--engine spark)")
+    run.add_argument("--master", help="Spark master URL, such as local[4] or yarn (--engine spark; default: Spark's)")
     put = commands.add_parser("publish", help="check a model and add it to a store's manifest")
     put.add_argument(
         "model", type=Path, help="a .keras or full-model .h5 file, or an architecture JSON (with --weights)"
@@ -71,7 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _convert(args)
         if args.command == "token":
             return _token(args)
-        return _predict(args.input, args.output, args.version, args.explain, args.drift)
+        if args.engine == "spark":
+            return _predict_spark(args)
+        if args.format != "csv" or args.master:
+            raise InputError("--format and --master are for --engine spark; the local engine writes a CSV")
+        return _predict(Path(args.input), Path(args.output), args.version, args.explain, args.drift)
     except DashboardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.debug:
@@ -138,10 +157,14 @@ def _predict(source: Path, target: Path, requested: str | None, explain: bool = 
     )
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    recorder = history.recorder(settings)  # a bad DATABASE_URL fails here, before any work
+    history.check(settings)  # a bad DATABASE_URL fails here, before any work
     served = service.load_version(settings, version)
     started = time.perf_counter()
-    table = service.read_csv(settings, data)
+    table = (
+        _read_parquet(source, data)
+        if source.suffix.lower() in (".parquet", ".pq")
+        else service.read_csv(settings, data)
+    )
     if explain:
         from dashboard import understand
 
@@ -149,6 +172,7 @@ def _predict(source: Path, target: Path, requested: str | None, explain: bool = 
     else:
         result = service.predict_table(served, table)
     _write_output(target, safe_csv(result.table))
+    recorder = history.recorder(settings)
     if recorder is not None:
         _record(recorder, settings, served, result, source, data, time.perf_counter() - started)
     if drift:
@@ -170,6 +194,43 @@ def _predict(source: Path, target: Path, requested: str | None, explain: bool = 
         f"predicted {result.predicted} of {result.rows} rows with version {served.label} -> {target}", file=sys.stderr
     )
     return 0
+
+
+def _read_parquet(source: Path, data: bytes):
+    """A Parquet file as a table (the same rows a Spark job would read from it)."""
+    import io
+
+    import pandas as pd
+
+    from dashboard.csvio import CsvTable
+
+    try:
+        return CsvTable(pd.read_parquet(io.BytesIO(data)))
+    except Exception as exc:
+        raise InputError(f"cannot read {source} as Parquet: {scrub(str(exc))[:200]}") from exc
+
+
+def _predict_spark(args: argparse.Namespace) -> int:
+    """The same predictions as a Spark job writing a folder of part files (see dashboard/spark.py)."""
+    if args.explain or args.drift:
+        raise InputError("--explain and --drift are not available with --engine spark yet; run them locally")
+    try:
+        from dashboard import spark
+    except ImportError as exc:
+        raise InputError(
+            f"--engine spark needs PySpark ({exc.name} is not installed): pip install -r requirements-spark.txt"
+        ) from None
+    started = time.perf_counter()
+    job, rows, errors = spark.run(args.input, args.output, args.version, args.format, args.master)
+    seconds = time.perf_counter() - started
+    if errors:
+        print(f"{errors:,} of {rows:,} rows have errors (see the error column)", file=sys.stderr)
+    print(
+        f"predicted {rows - errors} of {rows} rows with version {job.version.label} (sha256 "
+        f"{job.version.digest[:12]}) on Spark in {seconds:.1f} s -> {args.output}",
+        file=sys.stderr,
+    )
+    return 0 if rows > errors or rows == 0 else 1
 
 
 def _record(recorder, settings, served, result, source: Path, data: bytes, seconds: float) -> None:

@@ -128,8 +128,9 @@ def _encoding(data: bytes) -> str:
     return "utf-8-sig"
 
 
-def safe_csv(table: pd.DataFrame) -> bytes:
-    """CSV bytes with formula-looking text cells neutralised by a leading apostrophe (OWASP); numbers untouched."""
+def neutralised(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with formula-looking text cells prefixed by an apostrophe (OWASP CSV injection); numbers
+    untouched. Shared by the CSV download and the Spark job's CSV output."""
     safe = table.copy(deep=False)
     for column in safe.columns:
         series = safe[column]
@@ -139,6 +140,12 @@ def safe_csv(table: pd.DataFrame) -> bytes:
         risky = text.str.match(_FORMULA_START).fillna(False) & ~text.str.match(_PLAIN_NUMBER).fillna(False)
         if risky.any():
             safe[column] = text.where(~risky, "'" + text)
+    return safe
+
+
+def safe_csv(table: pd.DataFrame) -> bytes:
+    """CSV bytes with formula-looking text cells neutralised by a leading apostrophe (OWASP); numbers untouched."""
+    safe = neutralised(table)
     header = [("'" + c) if _FORMULA_START.match(str(c)) else c for c in safe.columns]
     # CRLF line ends (RFC 4180) make the writer quote any cell holding a bare CR or LF
     return safe.to_csv(index=False, header=header, lineterminator="\r\n").encode("utf-8")

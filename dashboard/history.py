@@ -624,6 +624,12 @@ _RECORDERS: dict[str, Recorder] = {}
 _RECORDERS_LOCK = threading.Lock()
 
 
+def check(settings: Settings) -> None:
+    """Raise ConfigError now when DATABASE_URL cannot be used (nothing is opened or created)."""
+    if settings.history:
+        historydb.database_url(settings.database_url, settings.cache_dir)
+
+
 def recorder(settings: Settings) -> Recorder | None:
     """The process's recorder for settings' database (None when HISTORY=off); one per database URL."""
     if not settings.history:

@@ -72,6 +72,11 @@ def fetch_files(settings: Settings, version: ModelVersion, progress: Progress | 
     return {role: _fetch(settings, ref, progress) for role, ref in roles.items() if ref is not None}
 
 
+def fetch_file(settings: Settings, ref: FileRef) -> Path:
+    """One verified local copy of a file of a version."""
+    return _fetch(settings, ref, None)
+
+
 def _fetch(settings: Settings, ref: FileRef, progress: Progress | None) -> Path:
     """One verified file, reporting its download as the stage 'download <name>'."""
     stage = f"download {urls.file_name(ref.url)}"

@@ -263,9 +263,11 @@ def test_200_concurrent_mixed_requests_each_get_their_own_answer(api):
     def alone(case):
         version, rows = case
         with requests.Session() as session:
-            return session.post(
+            answer = session.post(
                 f"{api.base}/api/v1/predict?version={version}", json={"instances": rows}, timeout=60
             ).json()
+        assert len(answer.pop("prediction_id")) == 32  # each request its own history id; the rest must match
+        return answer
 
     serial = [alone(case) for case in cases[:10]]
     with ThreadPoolExecutor(32) as pool:

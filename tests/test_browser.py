@@ -19,6 +19,12 @@ FLAGS = CHROMIUM_FLAGS
 ARTIFACTS = REPO / "artifacts"
 
 
+def settled(page) -> None:
+    """Wait until the script run a click started has finished (switching tabs reruns the page once)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=60_000)
+
+
 def chromium_or_skip() -> None:
     if Path(CHROMIUM).exists():
         return
@@ -75,6 +81,7 @@ def test_a_person_picks_a_version_predicts_uploads_and_downloads(server, store, 
             batch_tab = page.get_by_role("tab", name="Batch (CSV)")
             expect(batch_tab).to_have_count(1, timeout=30_000)  # stale elements of the previous run are gone
             batch_tab.click()
+            settled(page)
             page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
             expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
             expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)
@@ -132,6 +139,7 @@ def test_text_from_manifests_links_and_uploads_renders_as_text_in_the_browser(se
             expect(sidebar.get_by_text(f"Iris [Sign in again]({EVIL}/login)")).to_be_visible()
             expect(sidebar.get_by_text(f"![pixel]({EVIL}/pixel.png)", exact=False)).to_be_visible()
             page.get_by_role("tab", name="Batch (CSV)").click()
+            settled(page)
             page.locator("input[type=file]").set_input_files(str(upload))
             expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
             expect(page.get_by_text(f"'[click]({EVIL}/cell)' is not a number", exact=False)).to_be_visible()
@@ -174,6 +182,7 @@ def test_why_what_if_and_drift_in_the_browser_match_the_api(server, tmp_path):
             expect(page.get_by_text("Contribution of each input to virginica")).to_be_visible()
             expect(page.get_by_text("The model's answer as sepal_length changes")).to_be_visible()
             page.get_by_role("tab", name="Batch (CSV)").click()
+            settled(page)
             page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
             expect(page.get_by_text("Like the training data?")).to_be_visible(timeout=60_000)
             expect(page.get_by_text("Population stability index per input", exact=False)).to_be_visible()
@@ -200,17 +209,19 @@ def test_a_person_flags_a_wrong_answer_and_exports_it_for_training(server, tmp_p
             page.get_by_role("spinbutton", name="petal_width (cm)").fill("0.2")
             page.get_by_role("button", name="Predict").click()
             expect(page.get_by_test_id("stMetricValue").first).to_have_text("setosa", timeout=30_000)
+            settled(page)
 
             page.get_by_text("Report a wrong answer").click()
             choice = page.get_by_role("combobox", name="The right answer")
             choice.click()
-            choice.press_sequentially("versicolor")
-            choice.press("Enter")
+            choice.press_sequentially("versi")
+            page.get_by_role("option", name="versicolor").click()
             page.get_by_label("Comment (optional)").fill("petals measured twice")
             page.get_by_role("button", name="Send report").click()
             expect(page.get_by_text("Thanks: reported as versicolor.")).to_be_visible(timeout=30_000)
 
             page.get_by_role("tab", name="Feedback").click()
+            settled(page)
             expect(page.get_by_text("How often each version was flagged")).to_be_visible(timeout=30_000)
             expect(page.get_by_text("Reports (1)")).to_be_visible(timeout=30_000)
             with page.expect_download() as pending:

@@ -1,0 +1,384 @@
+"""The same predictions as an Apache Spark job: `predict(df)` for notebooks, `python -m dashboard predict --engine
+spark` on the command line (both need `requirements-spark.txt`).
+
+Steps:
+1. On the driver: settings, catalog, the version (default or asked for), its files fetched and verified, the model
+   loaded once to check it and to know its schema; an unpinned version is pinned to the sha256 of what was
+   fetched. Everything that can fail (store unreachable, wrong sha256, model refused, missing input columns)
+   fails here, once, with the CLI's message, before any task runs.
+2. On the executors: one `mapInPandas` over the rows. Each Python worker fetches the pinned files through the
+   same verified, cached download and loads the model once, then reuses it for every task and partition it runs.
+   Each Arrow batch goes through the same validation and prediction as a row on a dyno (service.predict_table):
+   bad rows are flagged in `error`, never fail a task.
+
+Credentials for private stores reach executors through their environment (AWS_*, GOOGLE_APPLICATION_CREDENTIALS,
+...), never inside the job: the settings shipped with the job have them removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import hashlib
+import os
+import re
+import tempfile
+import threading
+import warnings
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import pandas as pd
+
+from dashboard import csvio, service
+from dashboard.access import Access
+from dashboard.config import Settings, quiet_tensorflow
+from dashboard.csvio import CsvTable
+from dashboard.errors import DashboardError, InputError, MissingColumnsError, scrub
+from dashboard.predict import output_columns
+from dashboard.schema import Schema
+from dashboard.service import Served
+from dashboard.versions import FileRef, ModelVersion
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+OutputFormat = Literal["csv", "parquet"]
+CORRUPT = "_dashboard_corrupt_record"  # Spark puts a CSV line whose field count is wrong here
+MARKER = "dashboard error: "  # how a worker's clear message is found again in Spark's exception text
+RAGGED = (
+    "this line's field count differs from the header's; a stray separator, or a text value with a separator that "
+    "needs quotes"
+)
+
+warnings.filterwarnings("ignore", message="PySpark does not yet fully support pandas")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every worker needs, decided once on the driver: the pinned version, its schema, the settings (secrets
+    removed), the output columns and whether text is neutralised for spreadsheets (CSV output)."""
+
+    settings: Settings
+    version: ModelVersion
+    schema: Schema
+    schema_source: str
+    columns: tuple[str, ...]
+    input_columns: tuple[str, ...]
+    safe_text: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.version.identity + "|" + self.settings.runtime
+
+
+@dataclass(frozen=True)
+class Counters:
+    """Accumulators the workers add to: model loads (one per Python worker), rows, rows with an error."""
+
+    loads: Any
+    rows: Any
+    errors: Any
+
+
+def predict(
+    df: DataFrame, version: str | None = None, settings: Settings | None = None, *, _safe_text: bool = False
+) -> DataFrame:
+    """df with the CLI's output columns added (prediction, probabilities, model_version, error), as a lazy Spark
+    DataFrame; version as MODEL_VERSION takes it (None: the default). Raises DashboardError on the driver."""
+    job = prepare(df, version, settings, _safe_text)
+    return _apply(df, job)
+
+
+def prepare(df: DataFrame, version: str | None, settings: Settings | None, safe_text: bool = False) -> Job:
+    """Step 1 on the driver: resolve, pin, check; the Job the workers run."""
+    settings = settings or service.settings()
+    catalog = service.catalog(settings)
+    chosen, warning = catalog.choose(version, "version") if version is not None else (catalog.default, None)
+    if warning:
+        warnings.warn(warning, stacklevel=3)
+    runtime = service.runtime_for(settings, chosen)
+    pinned = pin(settings, chosen, runtime)
+    served = service.load_version(settings, pinned)
+    given = [c for c in df.columns if c != CORRUPT]
+    missing = [name for name in served.schema.names if name not in given]
+    if missing:
+        raise MissingColumnsError(
+            f"column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} missing from the input; expected columns: "
+            f"{', '.join(served.schema.names)}"
+        )
+    added = output_columns(served.schema.output)
+    clash = [c for c in given if c in added]
+    if clash:
+        raise InputError(f"the input already has column(s) {', '.join(clash)}, which the output adds; rename them")
+    return Job(
+        settings=_without_secrets(settings),
+        version=pinned,
+        schema=served.schema,
+        schema_source=served.schema_source,
+        columns=(*given, *added),
+        input_columns=tuple(given),
+        safe_text=safe_text,
+    )
+
+
+def pin(settings: Settings, version: ModelVersion, runtime: str) -> ModelVersion:
+    """The version with a sha256 on every file it will load: pinned ones as they are, others pinned to the sha256
+    of the files fetched now, so a file replaced while the job runs fails its check instead of mixing models."""
+    if runtime == "litert":
+        if version.tflite is not None and version.tflite.sha256:
+            return version
+        path = service.fetch_file(settings, version.tflite)
+        return dataclasses.replace(version, tflite=FileRef(version.tflite.url, _sha256(path)))
+    if version.pinned:
+        return version
+    paths = service.fetch_files(settings, version)
+    changes = {role: FileRef(getattr(version, role).url, _sha256(path)) for role, path in paths.items()}
+    return dataclasses.replace(version, **changes)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _without_secrets(settings: Settings) -> Settings:
+    return dataclasses.replace(
+        settings,
+        aws_access_key_id=None,
+        aws_secret_access_key=None,
+        aws_session_token=None,
+        access=Access(),
+        database_url=None,
+    )
+
+
+def _apply(df: DataFrame, job: Job) -> DataFrame:
+    from pyspark.sql import types as T
+
+    spark = df.sparkSession
+    ship_package(spark)
+    counters = counters_for(spark)
+    fields = {f.name: f for f in df.schema.fields}
+    output = job.schema.output
+    prediction = T.DoubleType() if output.type == "regression" else T.StringType()
+    added = {"prediction": prediction, "model_version": T.StringType(), "error": T.StringType()}
+    schema = T.StructType(
+        [fields[name] for name in job.input_columns]
+        + [T.StructField(name, added.get(name, T.DoubleType()), True) for name in job.columns[len(job.input_columns) :]]
+    )
+    return df.mapInPandas(_worker(job, counters), schema)
+
+
+_COUNTERS: dict[int, Counters] = {}
+_SHIPPED: set[int] = set()
+
+
+def ship_package(spark: SparkSession) -> None:
+    """Send this dashboard package's code to the executors once per Spark context (as `--py-files` would), so
+    the workers run exactly the driver's validation and prediction code, installed on the cluster or not."""
+    context = spark.sparkContext
+    if id(context) in _SHIPPED:
+        return
+    package = Path(__file__).resolve().parent
+    folder = Path(tempfile.mkdtemp(prefix="dashboard-code-"))
+    archive = folder / "dashboard.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(package.rglob("*")):
+            if path.suffix in (".py", ".json") and "__pycache__" not in path.parts:
+                bundle.write(path, Path("dashboard") / path.relative_to(package))
+    context.addPyFile(str(archive))
+    _SHIPPED.add(id(context))
+
+
+def counters_for(spark: SparkSession) -> Counters:
+    """This Spark context's counters (created once per context)."""
+    context = spark.sparkContext
+    key = id(context)
+    if key not in _COUNTERS:
+        _COUNTERS[key] = Counters(context.accumulator(0), context.accumulator(0), context.accumulator(0))
+    return _COUNTERS[key]
+
+
+def model_loads(spark: SparkSession) -> int:
+    """How many times a worker loaded a model in this Spark context (one per Python worker per version)."""
+    return counters_for(spark).loads.value
+
+
+# --- on the workers -------------------------------------------------------------------------------------------
+
+_SERVED: dict[str, Served] = {}  # per Python worker process: reused by every task and partition it runs
+_SERVED_LOCK = threading.Lock()
+
+
+def _served(job: Job, counters: Counters) -> Served:
+    with _SERVED_LOCK:
+        found = _SERVED.get(job.key)
+        if found is not None:
+            return found
+        settings = _with_local_credentials(job.settings)
+        loaded = service.load_version(settings, job.version)
+        found = dataclasses.replace(loaded, schema=job.schema, schema_source=job.schema_source)
+        _SERVED.clear()  # one version per worker at a time: a new job's version replaces the last one
+        _SERVED[job.key] = found
+        counters.loads.add(1)
+        return found
+
+
+def _with_local_credentials(settings: Settings) -> Settings:
+    """The job's settings with this machine's bucket credentials (read from its environment)."""
+    local = service.settings()
+    return dataclasses.replace(
+        settings,
+        aws_access_key_id=local.aws_access_key_id,
+        aws_secret_access_key=local.aws_secret_access_key,
+        aws_session_token=local.aws_session_token,
+    )
+
+
+def _worker(job: Job, counters: Counters):
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        try:
+            served = _served(job, counters)
+        except DashboardError as exc:  # one clear line, found again on the driver
+            raise RuntimeError(MARKER + exc.message) from None
+        for batch in batches:
+            yield predict_batch(served, job, batch, counters)
+
+    return run
+
+
+def predict_batch(served: Served, job: Job, batch: pd.DataFrame, counters: Counters | None = None) -> pd.DataFrame:
+    """One Arrow batch through the same validation and prediction as the CLI (bad rows flagged, never raised)."""
+    batch = batch.reset_index(drop=True)
+    row_errors: dict[int, str] = {}
+    if CORRUPT in batch.columns:
+        flagged = batch[CORRUPT].notna().to_numpy()
+        row_errors = {int(i): RAGGED for i in flagged.nonzero()[0]}
+        batch = batch.drop(columns=[CORRUPT])
+    frame = batch.astype(object).where(batch.notna(), None) if len(batch) else batch
+    result = service.predict_table(served, CsvTable(frame, row_errors), max_warnings=0)
+    table = result.table
+    table = pd.concat([batch[list(job.input_columns)], table[list(job.columns[len(job.input_columns) :])]], axis=1)
+    if job.safe_text:
+        table = csvio.neutralised(table)
+    if counters is not None:
+        counters.rows.add(result.rows)
+        counters.errors.add(result.failed)
+    return table
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+
+def session(master: str | None = None) -> SparkSession:
+    """A Spark session for the command line (the cluster's, when spark-submit started this process)."""
+    from pyspark.sql import SparkSession
+
+    quiet_tensorflow()  # inherited by the local workers; a cluster's executors get it from executorEnv
+    log_config = Path(__file__).resolve().parent / "spark-log4j2.properties"
+    builder = (
+        SparkSession.builder.appName("keras-dashboard predict")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile=file:{log_config}")
+        .config("spark.executorEnv.TF_CPP_MIN_LOG_LEVEL", "2")
+    )
+    if master:
+        builder = builder.master(master)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def input_format(path: str) -> Literal["csv", "parquet"]:
+    """parquet for a .parquet file, glob or folder of them; csv otherwise."""
+    bare = path.rstrip("/")
+    if re.search(r"\.(parquet|pq)$", bare, re.IGNORECASE):
+        return "parquet"
+    local = Path(bare.removeprefix("file://"))
+    if "://" not in bare or bare.startswith("file://"):
+        if local.is_dir() and any(local.glob("*.parquet")):
+            return "parquet"
+        if not local.exists() and not glob.glob(str(local)):
+            raise InputError(f"cannot read {path}: no such file, folder or glob match; check the path")
+    return "csv"
+
+
+def read(spark: SparkSession, path: str) -> DataFrame:
+    """PATH as Spark reads it: CSV (header, every column as text, as the CLI reads it; a line with the wrong number
+    of fields flagged) or Parquet."""
+    from pyspark.sql import types as T
+
+    if input_format(path) == "parquet":
+        return spark.read.parquet(path)
+    header = spark.read.option("header", True).option("inferSchema", False).csv(path).columns
+    header = [c.strip().lstrip("\ufeff") for c in header]
+    schema = T.StructType(
+        [T.StructField(c, T.StringType(), True) for c in header] + [T.StructField(CORRUPT, T.StringType())]
+    )
+    return (
+        spark.read.option("header", True)
+        .option("mode", "PERMISSIVE")
+        .option("columnNameOfCorruptRecord", CORRUPT)
+        .option("ignoreLeadingWhiteSpace", True)
+        .option("ignoreTrailingWhiteSpace", True)
+        .option("escape", '"')  # RFC 4180: a quote inside a quoted field is doubled
+        .option("multiLine", False)
+        .schema(schema)
+        .csv(path)
+    )
+
+
+def run(
+    input_path: str,
+    output: str,
+    version: str | None,
+    fmt: OutputFormat = "csv",
+    master: str | None = None,
+    settings: Settings | None = None,
+) -> tuple[Job, int, int]:
+    """The CLI's Spark job: read, predict, write OUT (a folder, written by the executors; it must not exist).
+    Returns (job, rows, rows with an error)."""
+    settings = settings or service.settings()
+    if os.path.exists(output):
+        raise InputError(f"{output} already exists; choose a new output folder (Spark writes a folder of part files)")
+    input_format(input_path)  # a missing local file is reported before Spark starts
+    spark = session(master)
+    try:
+        df = read(spark, input_path)
+    except DashboardError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read {input_path}: {_spark_message(exc)}") from None
+    job = prepare(df, version, settings, safe_text=fmt == "csv")
+    counters = counters_for(spark)
+    rows_before, errors_before = counters.rows.value, counters.errors.value
+    result = _apply(df, job)
+    try:
+        writer = result.write.mode("errorifexists")
+        if fmt == "csv":
+            writer.option("header", True).option("emptyValue", "").option("escape", '"').csv(output)
+        else:
+            writer.parquet(output)
+    except Exception as exc:
+        message = _spark_message(exc)
+        raise DashboardError(f"the Spark job failed: {message}") from None
+    return job, counters.rows.value - rows_before, counters.errors.value - errors_before
+
+
+def _spark_message(exc: BaseException) -> str:
+    """The one line a person needs from a Spark exception: the dashboard's own message when a worker raised one,
+    else the first line of Spark's (never the Java stack trace)."""
+    text = str(exc)
+    found = re.search(re.escape(MARKER) + r"(.+)", text)
+    if found:
+        return scrub(found.group(1).strip())
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return scrub(first)[:500]
