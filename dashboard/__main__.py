@@ -220,9 +220,16 @@ def _predict_spark(args: argparse.Namespace) -> int:
         raise InputError(
             f"--engine spark needs PySpark ({exc.name} is not installed): pip install -r requirements-spark.txt"
         ) from None
+    settings = service.settings()
+    history.check(settings)
     started = time.perf_counter()
-    job, rows, errors = spark.run(args.input, args.output, args.version, args.format, args.master)
+    done = spark.run(args.input, args.output, args.version, args.format, args.master, settings)
     seconds = time.perf_counter() - started
+    job, rows, errors = done.job, done.rows, done.errors
+    recorder = history.recorder(settings)
+    if recorder is not None:
+        recorder.record_summary(done.served, "cli", history.local_user(), rows, errors, seconds, args.input)
+        _close_history(recorder)
     if errors:
         print(f"{errors:,} of {rows:,} rows have errors (see the error column)", file=sys.stderr)
     print(
@@ -245,6 +252,11 @@ def _record(recorder, settings, served, result, source: Path, data: bytes, secon
         file_name=source.name,
         file_sha256=hashlib.sha256(data).hexdigest(),
     )
+    _close_history(recorder)
+
+
+def _close_history(recorder) -> None:
+    """Wait for the run's record (at most HISTORY_WAIT seconds); a database that does not answer is a warning."""
     if not recorder.close(timeout=HISTORY_WAIT):
         why = recorder.status().paused or "it did not answer in time"
         print(f"warning: this run was not recorded in the prediction history: {why}", file=sys.stderr)

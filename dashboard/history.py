@@ -94,6 +94,7 @@ class _Pending:
     rows: list[Mapping[str, Any]] | None = None  # a JSON API call: the rows as sent
     answers: list[dict[str, Any]] | None = None  # ... and the answer's rows
     keep: bool = False
+    ready: bool = False  # fields already complete (record_summary)
 
 
 @dataclass
@@ -150,6 +151,14 @@ class Recorder:
         pending = _Pending(fields, None, served.schema.output, fields["features"], None)
         pending.rows, pending.answers, pending.keep = rows, answers, len(rows) <= keep_rows
         return self._queue(pending)
+
+    def record_summary(
+        self, served: Served, source: Source, who: str, rows: int, errors: int, seconds: float, file_name: str
+    ) -> str:
+        """Queue a run known only by its counts (a Spark job: its rows never leave the cluster)."""
+        fields = self._fields(served, source, who, rows, seconds, file_name, None)
+        fields.update(errors=errors, summary={"predicted": rows - errors}, inputs=None, outputs=None)
+        return self._queue(_Pending(fields, None, served.schema.output, fields["features"], None, ready=True))
 
     def _fields(
         self,
@@ -220,6 +229,10 @@ class Recorder:
             self._closing = True
             self._wake.notify_all()
         self.engine.dispose()
+        with _RECORDERS_LOCK:  # the next recorder() for this database starts a new one
+            for key, found in list(_RECORDERS.items()):
+                if found is self:
+                    del _RECORDERS[key]
         return flushed
 
     def _run(self) -> None:
@@ -536,6 +549,8 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
 def _row(pending: _Pending) -> dict[str, Any]:
     """The database row for a queued prediction: inputs and outputs (when kept) and the summary."""
     fields = dict(pending.fields)
+    if pending.ready:
+        return fields
     if pending.answers is not None:
         return {**fields, **_from_answers(pending)}
     full = pending.summary_of

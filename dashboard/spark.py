@@ -76,6 +76,16 @@ class Job:
 
 
 @dataclass(frozen=True)
+class Run:
+    """What a command-line job did: the version served on the driver, rows written, rows with an error."""
+
+    job: Job
+    served: Served
+    rows: int
+    errors: int
+
+
+@dataclass(frozen=True)
 class Counters:
     """Accumulators the workers add to: model loads (one per Python worker), rows, rows with an error."""
 
@@ -95,6 +105,12 @@ def predict(
 
 def prepare(df: DataFrame, version: str | None, settings: Settings | None, safe_text: bool = False) -> Job:
     """Step 1 on the driver: resolve, pin, check; the Job the workers run."""
+    return _prepare(df, version, settings, safe_text)[0]
+
+
+def _prepare(
+    df: DataFrame, version: str | None, settings: Settings | None, safe_text: bool = False
+) -> tuple[Job, Served]:
     settings = settings or service.settings()
     catalog = service.catalog(settings)
     chosen, warning = catalog.choose(version, "version") if version is not None else (catalog.default, None)
@@ -115,7 +131,7 @@ def prepare(df: DataFrame, version: str | None, settings: Settings | None, safe_
     clash = [c for c in given if c in added]
     if clash:
         raise InputError(f"the input already has column(s) {', '.join(clash)}, which the output adds; rename them")
-    return Job(
+    job = Job(
         settings=_without_secrets(settings),
         version=pinned,
         schema=served.schema,
@@ -124,6 +140,7 @@ def prepare(df: DataFrame, version: str | None, settings: Settings | None, safe_
         input_columns=tuple(given),
         safe_text=safe_text,
     )
+    return job, served
 
 
 def pin(settings: Settings, version: ModelVersion, runtime: str) -> ModelVersion:
@@ -343,9 +360,8 @@ def run(
     fmt: OutputFormat = "csv",
     master: str | None = None,
     settings: Settings | None = None,
-) -> tuple[Job, int, int]:
-    """The CLI's Spark job: read, predict, write OUT (a folder, written by the executors; it must not exist).
-    Returns (job, rows, rows with an error)."""
+) -> Run:
+    """The CLI's Spark job: read, predict, write OUT (a folder, written by the executors; it must not exist)."""
     settings = settings or service.settings()
     if os.path.exists(output):
         raise InputError(f"{output} already exists; choose a new output folder (Spark writes a folder of part files)")
@@ -357,7 +373,7 @@ def run(
         raise
     except Exception as exc:
         raise InputError(f"cannot read {input_path}: {_spark_message(exc)}") from None
-    job = prepare(df, version, settings, safe_text=fmt == "csv")
+    job, served = _prepare(df, version, settings, safe_text=fmt == "csv")
     counters = counters_for(spark)
     rows_before, errors_before = counters.rows.value, counters.errors.value
     result = _apply(df, job)
@@ -370,7 +386,7 @@ def run(
     except Exception as exc:
         message = _spark_message(exc)
         raise DashboardError(f"the Spark job failed: {message}") from None
-    return job, counters.rows.value - rows_before, counters.errors.value - errors_before
+    return Run(job, served, counters.rows.value - rows_before, counters.errors.value - errors_before)
 
 
 def _spark_message(exc: BaseException) -> str:

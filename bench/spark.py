@@ -1,0 +1,147 @@
+"""Spark engine benchmark (issue 18): `python bench/spark.py [--quick] [--rows N]`.
+
+1,000,000 rows x 10 features (a CSV of ~90 MB) through the single-process CLI (the baseline) and through
+`--engine spark --master local[2]` on this machine, each as its own process tree: wall time, peak memory of the
+driver (the Python driver plus its JVM) and of one Python worker, rows/s per core, and whether the outputs agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+from bench import FEATURES, build_model, store_for  # noqa: E402
+
+
+def line(figure: str, value: str, note: str = "", target: str = "") -> None:
+    print(f"{figure:<50} {value:>14}  {note:<40} {target}", flush=True)
+
+
+def tree(pid: int) -> list[int]:
+    """pid and every descendant (from /proc)."""
+    found, frontier = [pid], [pid]
+    while frontier:
+        parent = frontier.pop()
+        try:
+            children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found.append(child)
+            frontier.append(child)
+    return found
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def run_measured(command: list[str], env: dict[str, str]) -> dict:
+    """Run command; wall time, and peak RSS of the driver (the process and its JVM) and of the largest Python
+    worker (pyspark's daemon children), sampled every 0.1 s."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peaks = {"driver": 0.0, "worker": 0.0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            driver, workers = 0.0, 0.0
+            for pid in tree(process.pid):
+                cmd = command_line(pid)
+                if "pyspark.daemon" in cmd:  # the daemon and the workers it forks
+                    workers = max(workers, rss_mb(pid))
+                elif pid == process.pid or "java" in cmd:
+                    driver += rss_mb(pid)
+            peaks["driver"] = max(peaks["driver"], driver)
+            peaks["worker"] = max(peaks["worker"], workers)
+            stop.wait(0.1)
+
+    watcher = threading.Thread(target=sample, daemon=True)
+    watcher.start()
+    _, err = process.communicate()
+    stop.set()
+    watcher.join()
+    if process.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:6])} failed:\n{err[-3000:]}")
+    return {"seconds": time.perf_counter() - started, **peaks, "stderr": err}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="50,000 rows (a smoke run)")
+    parser.add_argument("--rows", type=int, default=None)
+    args = parser.parse_args()
+    rows = args.rows or (50_000 if args.quick else 1_000_000)
+    folder = Path(tempfile.mkdtemp(prefix="spark-bench-"))
+    manifest = store_for(folder, [build_model(folder)])
+    data = pd.DataFrame(np.random.default_rng(0).normal(size=(rows, len(FEATURES))).round(4), columns=FEATURES)
+    source = folder / "input.csv"
+    data.to_csv(source, index=False)
+    print(f"{rows:,} rows x {len(FEATURES)} features, {source.stat().st_size / 1e6:.0f} MB CSV; {os.cpu_count()} cores")
+    env = {
+        **os.environ,
+        "MODEL_MANIFEST_URL": str(manifest),
+        "MODEL_CACHE_DIR": str(folder / "cache"),
+        "CSV_MAX_ROWS": str(rows + 1),
+        "CSV_MAX_BYTES": str(4 << 30),
+        "HISTORY": "off",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    base = [sys.executable, "-m", "dashboard", "predict", "--input", str(source)]
+    local = run_measured([*base, "--output", str(folder / "local.csv")], env)
+    spark = run_measured([*base, "--output", str(folder / "spark"), "--engine", "spark", "--master", "local[2]"], env)
+    local_rate, spark_rate = rows / local["seconds"], rows / spark["seconds"] / 2
+    line("single-process CLI (baseline): wall", f"{local['seconds']:.1f} s", f"peak RSS {local['driver']:.0f} MB")
+    line(
+        "Spark local[2]: wall",
+        f"{spark['seconds']:.1f} s",
+        f"{spark['seconds'] / local['seconds']:.2f}x the single process",
+        f"target <= 2x: {'met' if spark['seconds'] <= 2 * local['seconds'] else 'NOT met'}",
+    )
+    line("Spark local[2]: peak RSS of the driver (Python + JVM)", f"{spark['driver']:.0f} MB")
+    line("Spark local[2]: peak RSS of one Python worker", f"{spark['worker']:.0f} MB")
+    line("rows/s per core: single process (1 core)", f"{local_rate:,.0f}")
+    line(
+        "rows/s per core: Spark local[2] (rows / wall / 2)",
+        f"{spark_rate:,.0f}",
+        f"{spark_rate / local_rate:.0%} of the single process",
+        f"target >= 50%: {'met' if spark_rate >= 0.5 * local_rate else 'NOT met'}",
+    )
+    parts = sorted((folder / "spark").glob("part-*.csv"))
+    ours = pd.concat([pd.read_csv(p) for p in parts], ignore_index=True)
+    theirs = pd.read_csv(folder / "local.csv")
+    same = len(ours) == len(theirs) and (ours["prediction"].to_numpy() == theirs["prediction"].to_numpy()).all()
+    columns = [c for c in theirs.columns if c.startswith("probability_")]
+    identical = same and np.array_equal(ours[columns].to_numpy(), theirs[columns].to_numpy())
+    line("outputs row for row", "identical" if identical else "DIFFERENT", f"{len(ours):,} and {len(theirs):,} rows")
+    print(spark["stderr"].strip().splitlines()[-1])
+
+
+if __name__ == "__main__":
+    main()
