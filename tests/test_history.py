@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +29,8 @@ SAMPLE = DEMO / "sample.csv"
 
 def postgres_or_skip() -> None:
     if not AVAILABLE:
+        if os.environ.get("REQUIRE_BROWSER"):  # CI: nothing skips
+            pytest.fail(f"REQUIRE_BROWSER is set but {WHY_NOT}")
         print(WHY_NOT)
         pytest.skip(WHY_NOT)
 
