@@ -537,7 +537,7 @@ def bench_startup(folder: Path, quick: bool) -> None:
                 try:
                     if requests.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=1).text == "ok":
                         break
-                except requests.ConnectionError:
+                except requests.RequestException:  # not listening yet, or too busy starting to answer in 1 s
                     time.sleep(0.02)
                 if time.perf_counter() - start > 60:
                     raise RuntimeError("the server did not answer /_stcore/health within 60 s")

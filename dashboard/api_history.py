@@ -7,7 +7,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from dashboard.api import ApiError, who
@@ -23,8 +23,7 @@ MAX_LIMIT = 500
 def add_history_routes(api: FastAPI, server: Server) -> None:
     """GET /history, GET /feedback, POST /feedback on api."""
 
-    @api.get("/history", summary="Recorded predictions, newest first", response_model=HistoryPage, responses=ERRORS)
-    async def history(
+    def asked(
         request: Request,
         version: str | None = None,
         user: str | None = None,
@@ -32,10 +31,13 @@ def add_history_routes(api: FastAPI, server: Server) -> None:
         since: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> JSONResponse:
-        recorder = _recorder(server)
-        filters = _filters(server, request, version, user, source, since)
-        listing = await _read(recorder.predictions, filters, _limit(limit), _offset(offset), True)
+    ) -> tuple[Filters, int, int]:
+        """The filters and paging of a list request (HISTORY_SCOPE=own fixes the user to the caller)."""
+        return _filters(server, request, version, user, source, since), _limit(limit), _offset(offset)
+
+    @api.get("/history", summary="Recorded predictions, newest first", response_model=HistoryPage, responses=ERRORS)
+    async def history(query: tuple[Filters, int, int] = Depends(asked)) -> JSONResponse:
+        listing = await _read(_recorder(server).predictions, *query, True)
         return JSONResponse(_page(listing))
 
     @api.get(
@@ -44,19 +46,10 @@ def add_history_routes(api: FastAPI, server: Server) -> None:
         response_model=FeedbackPage,
         responses=ERRORS,
     )
-    async def feedback_list(
-        request: Request,
-        version: str | None = None,
-        user: str | None = None,
-        source: str | None = None,
-        since: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> JSONResponse:
+    async def feedback_list(query: tuple[Filters, int, int] = Depends(asked)) -> JSONResponse:
         recorder = _recorder(server)
-        filters = _filters(server, request, version, user, source, since)
-        listing = await _read(recorder.feedback, filters, _limit(limit), _offset(offset))
-        agreement = await _read(recorder.agreement, filters)
+        listing = await _read(recorder.feedback, *query)
+        agreement = await _read(recorder.agreement, query[0])
         return JSONResponse({**_page(listing), "versions": agreement.to_dict(orient="records")})
 
     @api.post(

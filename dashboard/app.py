@@ -81,6 +81,8 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
     import threading
 
     threading.Thread(target=SERVER.preload, name="preload default version", daemon=True).start()
+    if SERVER.recorder is not None:
+        SERVER.recorder.start()  # the history's schema brought up to date in the background
     yield
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL
 
 from dashboard import historydb
 from dashboard.config import Settings
-from dashboard.errors import InputError
+from dashboard.errors import ConfigError, InputError
 from dashboard.historydb import HistoryError
 from dashboard.logs import log
 from dashboard.predict import output_columns
@@ -115,8 +115,15 @@ class Recorder:
 
     def __post_init__(self) -> None:
         self.engine = historydb.create(self.url)
-        self._thread = threading.Thread(target=self._run, name="history writer", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the writer (it first brings the schema up to date); done by the first record or read, or by the
+        server once its port is bound, so nothing of this slows the process's start."""
+        with self._wake:
+            if self._thread is None and not self._closing:
+                self._thread = threading.Thread(target=self._run, name="history writer", daemon=True)
+                self._thread.start()
 
     # recording
     def record(
@@ -189,6 +196,8 @@ class Recorder:
         }
 
     def _queue(self, pending: _Pending) -> str:
+        if self._thread is None:
+            self.start()
         with self._wake:
             if len(self._pending) >= self.bound:
                 self.dropped += 1
@@ -347,6 +356,7 @@ class Recorder:
 
     # reading
     def _connect(self, timeout: float = 5.0):
+        self.start()
         if not self._ready.wait(timeout):
             raise HistoryError(f"the history database is not ready: {self._problem or 'still starting'}")
         try:
@@ -373,8 +383,10 @@ class Recorder:
         return Listing([_public(item) for item in items], total, limit, offset)
 
     def prediction(self, prediction_id: str) -> dict[str, Any] | None:
-        """One prediction with its inputs and outputs (after the queue is written), or None."""
-        self.flush(5.0)
+        """One prediction with its inputs and outputs (after the queue is written, unless the database is down), or
+        None."""
+        if self._problem is None:
+            self.flush(5.0)
         found = self._read(sa.select(predictions).where(predictions.c.id == prediction_id))
         return _public(found[0]) if found else None
 
@@ -654,6 +666,12 @@ def recorder(settings: Settings) -> Recorder | None:
     with _RECORDERS_LOCK:
         found = _RECORDERS.get(key)
         if found is None:
-            found = Recorder(url, bound=settings.history_queue, local=not settings.database_url)
+            try:
+                found = Recorder(url, bound=settings.history_queue, local=not settings.database_url)
+            except ImportError as exc:  # the driver of DATABASE_URL's database is not installed
+                raise ConfigError(
+                    f"DATABASE_URL needs the {exc.name} package, which is not installed: "
+                    "pip install -r requirements.txt"
+                ) from None
             _RECORDERS[key] = found
         return found

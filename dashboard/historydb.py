@@ -50,8 +50,7 @@ def shown(url: URL) -> str:
 def create(url: URL) -> Engine:
     """An engine for url: SQLite in WAL mode with a busy timeout (two processes may write), PostgreSQL with
     pre-ping (a restarted server is reconnected) and short connect timeouts (a down server fails fast)."""
-    if url.get_backend_name() == "sqlite":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if url.get_backend_name() == "sqlite":  # nothing is opened or created before the first connection
         engine = sa.create_engine(url, hide_parameters=True, connect_args={"timeout": 30})
 
         @sa.event.listens_for(engine, "connect")
@@ -83,6 +82,7 @@ def migrate(engine: Engine) -> str:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if engine.dialect.name == "sqlite":
+        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
         with locked(Path(engine.url.database + ".lock")), engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")

@@ -3,6 +3,7 @@ download. A screenshot is kept in artifacts/ (git-ignored)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -23,6 +24,22 @@ def settled(page) -> None:
     """Wait until the script run a click started has finished (switching tabs reruns the page once)."""
     page.wait_for_timeout(300)
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=60_000)
+
+
+@contextlib.contextmanager
+def opened(base: str):
+    """Chromium on the dashboard at base, once the sidebar shows the default version's card."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.goto(base)
+            expect(page.get_by_test_id("stSidebar").get_by_text("Version 1.1.0")).to_be_visible(timeout=90_000)
+            yield page
+        finally:
+            browser.close()
 
 
 def chromium_or_skip() -> None:
@@ -55,46 +72,39 @@ def server(tmp_path):
 @pytest.mark.parametrize("source", ["demo", "http", "lean"])
 def test_a_person_picks_a_version_predicts_uploads_and_downloads(server, store, tmp_path, source):
     chromium_or_skip()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     base = server({"MODEL_MANIFEST_URL": demo_store(store)} if source == "http" else {}, lean=source == "lean")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page.goto(base)
-            sidebar = page.get_by_test_id("stSidebar")
-            expect(sidebar.get_by_text("Version 1.1.0")).to_be_visible(timeout=90_000)
+    with opened(base) as page:
+        sidebar = page.get_by_test_id("stSidebar")
 
-            sidebar.get_by_role("combobox").click()
-            page.get_by_role("option", name="1.0.0").click()
-            expect(sidebar.get_by_text("Version 1.0.0")).to_be_visible(timeout=60_000)
-            assert "version=1.0.0" in page.url
-            runtime = "litert" if source == "lean" else "keras"
-            expect(sidebar.get_by_text(f"runtime {runtime}")).to_be_visible()
+        sidebar.get_by_role("combobox").click()
+        page.get_by_role("option", name="1.0.0").click()
+        expect(sidebar.get_by_text("Version 1.0.0")).to_be_visible(timeout=60_000)
+        assert "version=1.0.0" in page.url
+        runtime = "litert" if source == "lean" else "keras"
+        expect(sidebar.get_by_text(f"runtime {runtime}")).to_be_visible()
 
-            page.get_by_role("spinbutton", name="petal_length (cm)").fill("1.4")
-            page.get_by_role("spinbutton", name="petal_width (cm)").fill("0.2")
-            page.get_by_role("button", name="Predict").click()
-            expect(page.get_by_test_id("stMetricValue").first).to_have_text("setosa", timeout=30_000)
+        page.get_by_role("spinbutton", name="petal_length (cm)").fill("1.4")
+        page.get_by_role("spinbutton", name="petal_width (cm)").fill("0.2")
+        page.get_by_role("button", name="Predict").click()
+        expect(page.get_by_test_id("stMetricValue").first).to_have_text("setosa", timeout=30_000)
 
-            batch_tab = page.get_by_role("tab", name="Batch (CSV)")
-            expect(batch_tab).to_have_count(1, timeout=30_000)  # stale elements of the previous run are gone
-            batch_tab.click()
-            settled(page)
-            page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
-            expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
-            expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)
-            if source == "demo":
-                page.wait_for_timeout(1500)  # let the results grid paint before the screenshot
-                ARTIFACTS.mkdir(exist_ok=True)
-                page.screenshot(path=str(ARTIFACTS / "dashboard-batch.png"), full_page=True)
-            with page.expect_download() as pending:
-                page.get_by_role("button", name="Download results").click()
-            saved = tmp_path / "results.csv"
-            pending.value.save_as(saved)
-        finally:
-            browser.close()
+        batch_tab = page.get_by_role("tab", name="Batch (CSV)")
+        expect(batch_tab).to_have_count(1, timeout=30_000)  # stale elements of the previous run are gone
+        batch_tab.click()
+        settled(page)
+        page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
+        expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
+        expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)
+        if source == "demo":
+            page.wait_for_timeout(1500)  # let the results grid paint before the screenshot
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-batch.png"), full_page=True)
+        with page.expect_download() as pending:
+            page.get_by_role("button", name="Download results").click()
+        saved = tmp_path / "results.csv"
+        pending.value.save_as(saved)
     if source == "lean":
         maps = Path(f"/proc/{server.pids[-1]}/maps").read_text()
         assert "libtensorflow" not in maps, "the lean server loaded TensorFlow"
@@ -155,7 +165,7 @@ def test_why_what_if_and_drift_in_the_browser_match_the_api(server, tmp_path):
     """Issue 16 through the path a person takes: the chart and the sentence appear, and the sentence's number is
     the API's attribution for the same row."""
     chromium_or_skip()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     base = server({})
     row = {"sepal_length": 5.8, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
@@ -167,72 +177,59 @@ def test_why_what_if_and_drift_in_the_browser_match_the_api(server, tmp_path):
     api = requests.post(base + "/api/v1/predict?explain=true", json={"instances": [row]}, timeout=60).json()
     attributions = api["predictions"][0]["attributions"]
     top = max(attributions, key=lambda k: abs(attributions[k]))
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(base)
-            page.get_by_role("spinbutton", name="petal_length (cm)").fill("5.2")
-            page.get_by_role("spinbutton", name="petal_width (cm)").fill("2.3")
-            page.get_by_role("button", name="Predict", exact=True).click()
-            expect(page.get_by_text("Why this prediction")).to_be_visible(timeout=60_000)
-            sentence = page.get_by_text(f"{top} ", exact=False).filter(has_text="virginica by").first
-            expect(sentence).to_be_visible()
-            assert f"by {abs(attributions[top]):.2f}" in sentence.inner_text()
-            expect(page.get_by_text("Contribution of each input to virginica")).to_be_visible()
-            expect(page.get_by_text("The model's answer as sepal_length changes")).to_be_visible()
-            page.get_by_role("tab", name="Batch (CSV)").click()
-            settled(page)
-            page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
-            expect(page.get_by_text("Like the training data?")).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("Population stability index per input", exact=False)).to_be_visible()
-        finally:
-            browser.close()
+    with opened(base) as page:
+        page.get_by_role("spinbutton", name="petal_length (cm)").fill("5.2")
+        page.get_by_role("spinbutton", name="petal_width (cm)").fill("2.3")
+        page.get_by_role("button", name="Predict", exact=True).click()
+        expect(page.get_by_text("Why this prediction")).to_be_visible(timeout=60_000)
+        sentence = page.get_by_text(f"{top} ", exact=False).filter(has_text="virginica by").first
+        expect(sentence).to_be_visible()
+        assert f"by {abs(attributions[top]):.2f}" in sentence.inner_text()
+        expect(page.get_by_text("Contribution of each input to virginica")).to_be_visible()
+        expect(page.get_by_text("The model's answer as sepal_length changes")).to_be_visible()
+        page.get_by_role("tab", name="Batch (CSV)").click()
+        settled(page)
+        page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
+        expect(page.get_by_text("Like the training data?")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Population stability index per input", exact=False)).to_be_visible()
 
 
 def test_a_person_flags_a_wrong_answer_and_exports_it_for_training(server, tmp_path):
     """Issue 17 in the browser, with no configuration: predict, report the right label, see the report in the
     Feedback tab, download it as training data."""
     chromium_or_skip()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     base = server({})
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            page.goto(base)
-            sidebar = page.get_by_test_id("stSidebar")
-            expect(sidebar.get_by_text("Version 1.1.0")).to_be_visible(timeout=90_000)
-            expect(sidebar.get_by_text("History is kept in a local SQLite file")).to_be_visible()
-            page.get_by_role("spinbutton", name="petal_length (cm)").fill("1.4")
-            page.get_by_role("spinbutton", name="petal_width (cm)").fill("0.2")
-            page.get_by_role("button", name="Predict").click()
-            expect(page.get_by_test_id("stMetricValue").first).to_have_text("setosa", timeout=30_000)
-            settled(page)
+    with opened(base) as page:
+        sidebar = page.get_by_test_id("stSidebar")
+        expect(sidebar.get_by_text("History is kept in a local SQLite file")).to_be_visible()
+        page.get_by_role("spinbutton", name="petal_length (cm)").fill("1.4")
+        page.get_by_role("spinbutton", name="petal_width (cm)").fill("0.2")
+        page.get_by_role("button", name="Predict").click()
+        expect(page.get_by_test_id("stMetricValue").first).to_have_text("setosa", timeout=30_000)
+        settled(page)
 
-            page.get_by_text("Report a wrong answer").click()
-            choice = page.get_by_role("combobox", name="The right answer")
-            choice.click()
-            choice.press_sequentially("versi")
-            page.get_by_role("option", name="versicolor").click()
-            page.get_by_label("Comment (optional)").fill("petals measured twice")
-            page.get_by_role("button", name="Send report").click()
-            expect(page.get_by_text("Thanks: reported as versicolor.")).to_be_visible(timeout=30_000)
+        page.get_by_text("Report a wrong answer").click()
+        choice = page.get_by_role("combobox", name="The right answer")
+        choice.click()
+        choice.press_sequentially("versi")
+        page.get_by_role("option", name="versicolor").click()
+        page.get_by_label("Comment (optional)").fill("petals measured twice")
+        page.get_by_role("button", name="Send report").click()
+        expect(page.get_by_text("Thanks: reported as versicolor.")).to_be_visible(timeout=30_000)
 
-            page.get_by_role("tab", name="Feedback").click()
-            settled(page)
-            expect(page.get_by_text("How often each version was flagged")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Reports (1)")).to_be_visible(timeout=30_000)
-            with page.expect_download() as pending:
-                page.get_by_role("button", name="Download as training data (CSV)").click()
-            saved = tmp_path / "training.csv"
-            pending.value.save_as(saved)
+        page.get_by_role("tab", name="Feedback").click()
+        settled(page)
+        expect(page.get_by_text("How often each version was flagged")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("Reports (1)")).to_be_visible(timeout=30_000)
+        with page.expect_download() as pending:
+            page.get_by_role("button", name="Download as training data (CSV)").click()
+        saved = tmp_path / "training.csv"
+        pending.value.save_as(saved)
 
-            page.get_by_role("tab", name="History").click()
-            expect(page.get_by_text("1 prediction(s), newest first")).to_be_visible(timeout=30_000)
-        finally:
-            browser.close()
+        page.get_by_role("tab", name="History").click()
+        expect(page.get_by_text("1 prediction(s), newest first")).to_be_visible(timeout=30_000)
     training = pd.read_csv(saved)
     assert training.to_dict(orient="records") == [
         {"sepal_length": 5.8, "sepal_width": 3.0, "petal_length": 1.4, "petal_width": 0.2, "label": "versicolor"}

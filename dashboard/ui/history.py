@@ -91,12 +91,14 @@ def _filters(settings: Settings, recorder: Recorder, who: str, prefix: str) -> F
     )
 
 
-def _page(total: int, key: str) -> int:
-    pages = max(1, math.ceil(total / history.PAGE_ROWS))
-    if pages == 1:
-        return 0
-    page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1, key=key)
-    return (int(page) - 1) * history.PAGE_ROWS
+def _paged(read, filters: Filters, key: str) -> tuple[history.Listing, int]:
+    """The page of read(filters) chosen in a "Page (of N)" box (shown when there is more than one page)."""
+    pages = max(1, math.ceil(read(filters, limit=1).total / history.PAGE_ROWS))
+    offset = 0
+    if pages > 1:
+        page = st.number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, step=1, key=key)
+        offset = (int(page) - 1) * history.PAGE_ROWS
+    return read(filters, offset=offset), offset
 
 
 def _answer(item: dict) -> str:
@@ -135,9 +137,7 @@ def history_tab(settings: Settings, recorder: Recorder | None, who: str) -> None
         return
     try:
         filters = _filters(settings, recorder, who, "history")
-        listing = recorder.predictions(filters, offset=0, limit=1)
-        offset = _page(listing.total, "history-page")
-        listing = recorder.predictions(filters, offset=offset)
+        listing, offset = _paged(recorder.predictions, filters, "history-page")
     except DashboardError as exc:
         report(exc, "reading the history failed")
         st.warning(f"The history cannot be read right now: {md(exc.message)}")
@@ -218,9 +218,7 @@ def feedback_tab(settings: Settings, recorder: Recorder | None, who: str) -> Non
     try:
         filters = _filters(settings, recorder, who, "feedback")
         agreement = recorder.agreement(filters)
-        listing = recorder.feedback(filters, limit=1)
-        offset = _page(listing.total, "feedback-page")
-        listing = recorder.feedback(filters, offset=offset)
+        listing, _ = _paged(recorder.feedback, filters, "feedback-page")
     except DashboardError as exc:
         report(exc, "reading the feedback failed")
         st.warning(f"The feedback cannot be read right now: {md(exc.message)}")
