@@ -341,3 +341,24 @@ def test_the_command_line_warns_when_the_database_is_down_and_still_predicts(env
     assert "hunter2-secret" not in err
     assert len(pd.read_csv(out)) == 30
     json.dumps(err)  # one printable text
+
+
+def test_a_regression_is_corrected_with_a_value(models, tmp_path):
+    settings = service.settings({"HOME": str(tmp_path), "MODEL_URL": str(models["folder"] / "regression.keras")})
+    served = service.load_version(settings, service.catalog(settings).default)
+    recorder = make_recorder(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    try:
+        table = predicted(served, [{"x0": 1.0, "x1": 2.0}, {"x0": "oops", "x1": 1.0}])
+        pid = recorder.record(served, "form", "ann", table, 0.001, keep_rows=10)
+        with pytest.raises(InputError, match="this version predicts a value: send the right one as value"):
+            recorder.add_feedback(pid, "ann", label="high")
+        with pytest.raises(InputError, match="value nan is not a finite number"):
+            recorder.add_feedback(pid, "ann", value=float("nan"))
+        recorder.add_feedback(pid, "ann", value=12.5, comment="measured")
+        item = recorder.prediction(pid)
+        assert item["output_type"] == "regression" and item["labels"] is None and item["errors"] == 1
+        assert item["summary"]["predicted"] == 1 and item["summary"]["min"] == item["summary"]["max"]
+        training = recorder.training_rows(Filters())
+        assert training.to_dict(orient="records") == [{"x0": 1.0, "x1": 2.0, "label": 12.5}]
+    finally:
+        recorder.close()
