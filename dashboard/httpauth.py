@@ -35,6 +35,11 @@ class BearerGate:
             if refusal is not None:
                 await self._refuse(send, *refusal)
                 return
+        if path.startswith("/api/v1/") and any(ord(c) < 32 or ord(c) == 127 for c in path):
+            # a decoded %0A and the like: the /api/v1 mount's pattern never matches such a path, and the answer
+            # would otherwise be the server's plain-text 404 instead of the API's JSON one
+            await _answer(send, 404, "not_found", "no API route for a path with control characters; see /api/v1/docs")
+            return
         scope.setdefault("state", {})["who"] = who
         await self.app(scope, receive, send)
 
@@ -60,17 +65,22 @@ class BearerGate:
 
     @staticmethod
     async def _refuse(send: Send, code: str, message: str) -> None:
-        body = json.dumps({"error": {"code": code, "message": message}}).encode()
         challenge = 'Bearer realm="dashboard"' + ("" if code == "missing_token" else ', error="invalid_token"')
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", challenge.encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 401, code, message, [(b"www-authenticate", challenge.encode())])
+
+
+async def _answer(send: Send, status: int, code: str, message: str, headers: list | None = None) -> None:
+    """The API's JSON error answer, sent from the middleware."""
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -207,6 +207,12 @@ def test_an_explicit_version_that_is_loading_is_503_with_retry_after_never_a_sub
 def test_unknown_api_paths_are_json_not_the_page(api):
     answer = call(api, "GET", "/api/v1/nope")
     assert answer.status_code == 404 and is_json(answer)["error"]["code"] == "not_found"
+    # an encoded newline in the path (found by schemathesis): the mount never matches it, the answer is still ours
+    answer = call(api, "GET", "/api/v1/models/1.1.0%0A%22")
+    assert answer.status_code == 404 and is_json(answer)["error"] == {
+        "code": "not_found",
+        "message": "no API route for a path with control characters; see /api/v1/docs",
+    }
 
 
 def test_tf_serving_clients_get_tf_serving_answers(api, expected):
