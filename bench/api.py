@@ -64,10 +64,16 @@ def hey(url: str, seconds: float, concurrency: int, body: Path, content_type: st
     )
     out = done.stdout
     codes = dict(re.findall(r"\[(\d{3})\]\s+(\d+) responses", out))
+
+    def number(pattern: str, scale: float = 1.0) -> float:
+        """A figure of hey's report; NaN when hey printed none (no answer finished within the run)."""
+        found = re.search(pattern, out)
+        return float(found.group(1)) * scale if found else float("nan")
+
     return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50": float(re.search(r"50% in ([\d.]+) secs", out).group(1)) * 1e3,
-        "p99": float(re.search(r"99% in ([\d.]+) secs", out).group(1)) * 1e3,
+        "rps": number(r"Requests/sec:\s+([\d.]+)"),
+        "p50": number(r"50% in ([\d.]+) secs", 1e3),
+        "p99": number(r"99% in ([\d.]+) secs", 1e3),
         "codes": codes,
     }
 
@@ -164,7 +170,7 @@ def main() -> None:
         )
         seed = hey(flask_base + "/predict", seconds, 32, body)
         ours = hey(predict, seconds, 32, body)
-        ratio = ours["rps"] / seed["rps"]
+        ratio = ours["rps"] / seed["rps"] if seed["rps"] else float("nan")  # NaN: the seed app answered nothing
         record(
             "single-row JSON, concurrency 32: requests/s",
             f"{ours['rps']:.0f}/s",

@@ -18,6 +18,7 @@ from dashboard.historydb import HistoryError
 from dashboard.server import Server
 
 MAX_LIMIT = 500
+MAX_OFFSET = 1_000_000_000
 
 
 def add_history_routes(api: FastAPI, server: Server) -> None:
@@ -114,8 +115,8 @@ def _limit(limit: int) -> int:
 
 
 def _offset(offset: int) -> int:
-    if offset < 0:
-        raise ApiError(400, "bad_request", f"offset={offset} must be 0 or more")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ApiError(400, "bad_request", f"offset={offset} must be between 0 and {MAX_OFFSET:,}")
     return offset
 
 
@@ -124,6 +125,8 @@ async def _read(method, *args: Any) -> Any:
         return await asyncio.to_thread(method, *args)
     except HistoryError as exc:
         raise ApiError(503, "history_unavailable", exc.message, {"Retry-After": "30"}) from exc
+    except InputError as exc:
+        raise ApiError(400, "bad_request", exc.message) from exc
 
 
 def _page(listing) -> dict[str, Any]:

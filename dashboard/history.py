@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import json
 import math
+import re
 import secrets
 import threading
 import time
@@ -372,6 +373,8 @@ class Recorder:
                 raise HistoryError(
                     f"the history database cannot be reached: {historydb.explain(exc, self.url)}"
                 ) from exc
+            except (sa.exc.DataError, OverflowError) as exc:  # a filter the database cannot compare (a NUL, ...)
+                raise InputError("a filter value holds characters the database cannot compare; remove them") from exc
 
     def predictions(self, filters: Filters, limit: int = PAGE_ROWS, offset: int = 0, details: bool = False) -> Listing:
         """One page of predictions, newest first (with inputs and outputs when details)."""
@@ -406,7 +409,7 @@ class Recorder:
         scope_user: str | None = None,
     ) -> dict[str, Any]:
         """Store a "wrong answer" report for one row of a prediction; InputError when it does not fit it."""
-        found = self.prediction(prediction_id)
+        found = self.prediction(prediction_id) if re.fullmatch(r"[0-9a-f]{32}", prediction_id or "") else None
         if found is None or (scope_user is not None and found["user"] != scope_user):
             raise UnknownPredictionError(
                 f"no prediction {prediction_id!r} in the history; use the prediction_id of a prediction answer"
@@ -431,7 +434,7 @@ class Recorder:
             "user": (who or "anonymous")[:320],
             "label": label,
             "value": float(value) if value is not None else None,
-            "comment": (comment or "").strip()[:2000] or None,
+            "comment": (comment or "").replace("\x00", "").strip()[:2000] or None,
         }
         try:
             with self.engine.begin() as connection:

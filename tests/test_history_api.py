@@ -169,6 +169,30 @@ def test_csv_and_compatible_answers_carry_their_prediction_id(servers):
             "source='fax' is not one of form, batch, api, cli",
         ),
         ("GET", "/api/v1/feedback", {"params": {"limit": 0}}, 400, "bad_request", "limit=0 must be between 1 and 500"),
+        (
+            "GET",
+            "/api/v1/history",
+            {"params": {"offset": 10**20}},
+            400,
+            "bad_request",
+            f"offset={10**20} must be between 0 and 1,000,000,000",
+        ),
+        (
+            "GET",
+            "/api/v1/history",
+            {"params": {"user": "a\x00b"}},
+            400,
+            "bad_request",
+            "a filter value holds characters the database cannot compare; remove them",
+        ),
+        (
+            "POST",
+            "/api/v1/feedback",
+            {"json": {"prediction_id": "\x00", "label": "setosa", "comment": "\x00"}},
+            404,
+            "unknown_prediction",
+            "no prediction '\\x00' in the history; use the prediction_id of a prediction answer",
+        ),
     ],
 )
 def test_history_errors_are_worded(servers, method, path, kwargs, status, code, message):
