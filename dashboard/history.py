@@ -113,6 +113,7 @@ class Recorder:
     _wake: threading.Condition = field(default_factory=threading.Condition)
     _ready: threading.Event = field(default_factory=threading.Event)
     _closing: bool = False
+    _hurry: int = 0  # callers waiting in flush()
 
     def __post_init__(self) -> None:
         self.engine = historydb.create(self.url)
@@ -225,11 +226,18 @@ class Recorder:
         """Wait until every queued record is written; False when timeout passed first."""
         deadline = time.monotonic() + timeout
         with self._wake:
-            while self._pending or self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._wake.wait(min(left, 0.1))
+            if not (self._pending or self._busy):
+                return True
+            self._hurry += 1  # someone waits: the writer skips its linger
+            self._wake.notify_all()
+            try:
+                while self._pending or self._busy:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    self._wake.wait(min(left, 0.1))
+            finally:
+                self._hurry -= 1
         return True
 
     def close(self, timeout: float = 10.0) -> bool:
@@ -261,7 +269,7 @@ class Recorder:
                     self._wake.wait()
                 if self._closing and not self._pending:
                     return
-                if len(self._pending) < WRITE_BATCH and not self._closing:
+                if len(self._pending) < WRITE_BATCH and not self._closing and not self._hurry:
                     self._wake.wait(LINGER)  # let a burst gather: one transaction for many records
                 batch = [self._pending.popleft() for _ in range(min(WRITE_BATCH, len(self._pending)))]
                 self._busy = len(batch)
@@ -366,6 +374,10 @@ class Recorder:
             raise HistoryError(f"the history database cannot be reached: {historydb.explain(exc, self.url)}") from exc
 
     def _read(self, query: Any) -> list[dict[str, Any]]:
+        """Rows of query, once this process's waiting records are written (a list shows what was just predicted;
+        not while the database is down, when the read fails anyway)."""
+        if self._problem is None:
+            self.flush(2.0)
         with self._connect() as connection:
             try:
                 return [dict(row._mapping) for row in connection.execute(query)]
