@@ -87,15 +87,17 @@ class Status:
 class _Pending:
     """A prediction waiting to be written; turned into a row by the writer thread, off the request path."""
 
-    fields: dict[str, Any]
-    table: pd.DataFrame | None  # the result table (inputs + output columns) when its rows are kept
+    fields: dict[str, Any]  # the row's columns known when it was recorded (features among them)
     output: Any  # schema.Output
-    features: list[str]
-    summary_of: pd.DataFrame | None = None
+    keep: bool = False  # keep the rows (inputs and outputs), not only the summary
+    table: pd.DataFrame | None = None  # the result table (inputs + output columns)
     rows: list[Mapping[str, Any]] | None = None  # a JSON API call: the rows as sent
     answers: list[dict[str, Any]] | None = None  # ... and the answer's rows
-    keep: bool = False
     ready: bool = False  # fields already complete (record_summary)
+
+    @property
+    def features(self) -> list[str]:
+        return self.fields["features"]
 
 
 @dataclass
@@ -144,7 +146,7 @@ class Recorder:
         there are at most keep_rows of them, else only the summary."""
         fields = self._fields(served, source, who, len(table), seconds, file_name, file_sha256)
         keep = len(table) <= keep_rows
-        return self._queue(_Pending(fields, table if keep else None, served.schema.output, fields["features"], table))
+        return self._queue(_Pending(fields, served.schema.output, keep, table=table))
 
     def record_answer(
         self,
@@ -157,9 +159,7 @@ class Recorder:
     ) -> str:
         """Queue a JSON API call from its rows as sent and its answer rows: no table to convert (the hot path)."""
         fields = self._fields(served, "api", who, len(rows), seconds, None, None)
-        pending = _Pending(fields, None, served.schema.output, fields["features"], None)
-        pending.rows, pending.answers, pending.keep = rows, answers, len(rows) <= keep_rows
-        return self._queue(pending)
+        return self._queue(_Pending(fields, served.schema.output, len(rows) <= keep_rows, rows=rows, answers=answers))
 
     def record_summary(
         self, served: Served, source: Source, who: str, rows: int, errors: int, seconds: float, file_name: str
@@ -167,7 +167,7 @@ class Recorder:
         """Queue a run known only by its counts (a Spark job: its rows never leave the cluster)."""
         fields = self._fields(served, source, who, rows, seconds, file_name, None)
         fields.update(errors=errors, summary={"predicted": rows - errors}, inputs=None, outputs=None)
-        return self._queue(_Pending(fields, None, served.schema.output, fields["features"], None, ready=True))
+        return self._queue(_Pending(fields, served.schema.output, ready=True))
 
     def _fields(
         self,
@@ -580,16 +580,16 @@ def _row(pending: _Pending) -> dict[str, Any]:
         return fields
     if pending.answers is not None:
         return {**fields, **_from_answers(pending)}
-    full = pending.summary_of
+    full = pending.table
     errors = full["error"].astype(bool).to_numpy() if len(full) else []
     fields["errors"] = int(sum(errors))
     fields["summary"] = _summary(full, pending.output)
     fields["inputs"] = fields["outputs"] = None
-    if pending.table is not None:
-        names = [n for n in pending.features if n in pending.table.columns]
-        fields["inputs"] = _records(pending.table[names])
-        shown = [c for c in output_columns(pending.output) if c != "model_version" and c in pending.table.columns]
-        fields["outputs"] = _records(pending.table[shown])
+    if pending.keep:
+        names = [n for n in pending.features if n in full.columns]
+        fields["inputs"] = _records(full[names])
+        shown = [c for c in output_columns(pending.output) if c != "model_version" and c in full.columns]
+        fields["outputs"] = _records(full[shown])
     return fields
 
 

@@ -75,34 +75,28 @@ def create(url: URL) -> Engine:
 
 def migrate(engine: Engine) -> str:
     """Bring the schema up to the newest revision (Alembic), one process at a time; returns the revision."""
-    from alembic import command
-    from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
 
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
     if engine.dialect.name == "sqlite":
         Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
-        with locked(Path(engine.url.database + ".lock")), engine.begin() as connection:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with locked(Path(engine.url.database + ".lock")):
+            upgrade_to(engine, "head")
     else:
-        with engine.begin() as connection:
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        upgrade_to(engine, "head", lock=True)
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision() or ""
 
 
-def upgrade_to(engine: Engine, revision: str) -> None:
-    """Bring the schema to one revision (tests of an upgrade from an older schema)."""
+def upgrade_to(engine: Engine, revision: str, lock: bool = False) -> None:
+    """Bring the schema to a revision in one transaction (lock: PostgreSQL's advisory lock, held until commit)."""
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if lock:
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import os
 import re
 import tempfile
@@ -38,6 +37,7 @@ from dashboard.access import Access
 from dashboard.config import Settings, quiet_tensorflow
 from dashboard.csvio import CsvTable
 from dashboard.errors import DashboardError, InputError, MissingColumnsError, scrub
+from dashboard.fetch import sha256_of
 from dashboard.predict import output_columns
 from dashboard.schema import Schema
 from dashboard.service import Served
@@ -150,20 +150,12 @@ def pin(settings: Settings, version: ModelVersion, runtime: str) -> ModelVersion
         if version.tflite is not None and version.tflite.sha256:
             return version
         path = service.fetch_file(settings, version.tflite)
-        return dataclasses.replace(version, tflite=FileRef(version.tflite.url, _sha256(path)))
+        return dataclasses.replace(version, tflite=FileRef(version.tflite.url, sha256_of(path)))
     if version.pinned:
         return version
     paths = service.fetch_files(settings, version)
-    changes = {role: FileRef(getattr(version, role).url, _sha256(path)) for role, path in paths.items()}
+    changes = {role: FileRef(getattr(version, role).url, sha256_of(path)) for role, path in paths.items()}
     return dataclasses.replace(version, **changes)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _without_secrets(settings: Settings) -> Settings:
@@ -222,11 +214,6 @@ def counters_for(spark: SparkSession) -> Counters:
     if key not in _COUNTERS:
         _COUNTERS[key] = Counters(context.accumulator(0), context.accumulator(0), context.accumulator(0))
     return _COUNTERS[key]
-
-
-def model_loads(spark: SparkSession) -> int:
-    """How many times a worker loaded a model in this Spark context (one per Python worker per version)."""
-    return counters_for(spark).loads.value
 
 
 # --- on the workers -------------------------------------------------------------------------------------------

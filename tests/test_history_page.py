@@ -3,6 +3,7 @@ default SQLite history in the cache folder: no configuration."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 
 import pandas as pd
@@ -83,7 +84,7 @@ def test_history_lists_filters_opens_and_exports(env, downloads):  # noqa: F811
     at.selectbox(key="history-source").select("(any)").run()
     exported = pd.read_csv(io.BytesIO(downloads(at.get("download_button")[-1])), keep_default_na=False)
     assert exported["source"].tolist() == ["batch", "form"] and (exported["sha256"].str.len() == 64).all()
-    assert exported["file_sha256"].iloc[0] == __import__("hashlib").sha256(SAMPLE + b"abc,1,1,1,x\n").hexdigest()
+    assert exported["file_sha256"].iloc[0] == hashlib.sha256(SAMPLE + b"abc,1,1,1,x\n").hexdigest()
 
 
 def test_history_off_says_so_everywhere(env):

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from dashboard import __main__ as cli
-from dashboard import service
+from dashboard import history, service
 from dashboard.errors import MissingColumnsError
 from tests.helpers import DEMO
 
@@ -94,8 +94,7 @@ def test_the_cli_on_spark_writes_what_the_local_cli_writes_on_a_messy_csv(spark,
     assert on_spark["error"].tolist()[2:4] == ["sepal_length: 'abc' is not a number", "petal_width: missing value"]
     assert (on_spark["model_version"] == "1.1.0").all()
     # the run is in the history, by its counts
-    recorded = __import__("dashboard.history", fromlist=["x"]).recorder(service.settings())
-    runs = recorded.predictions(__import__("dashboard.history", fromlist=["x"]).Filters(source="cli")).items
+    runs = history.recorder(service.settings()).predictions(history.Filters(source="cli")).items
     assert [(r["rows"], r["errors"], r["file_name"]) for r in runs][0] == (9, 3, str(source))
     # the output folder is never replaced
     assert cli.main([*argv, "--output", str(tmp_path / "out")]) == 1
