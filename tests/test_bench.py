@@ -8,27 +8,16 @@ import sys
 from tests.helpers import REPO
 
 
-def test_benchmark_quick_mode_prints_every_figure():
+def quick(script: str) -> str:
+    """What `python bench/SCRIPT --quick` prints; it must exit 0."""
     done = subprocess.run(
-        [sys.executable, "bench/bench.py", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=600
+        [sys.executable, f"bench/{script}", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    for figure in (
-        "single row: model.predict (baseline)",
-        "single row: the form's path",
-        "batch 10,000 rows end to end",
-        "20 threads predicting at once",
-        "RSS after 10 switches",
-        "RSS rise while downloading",
-        "RSS added by a 10,000-row batch",
-        "server start to /_stcore/health",
-    ):
-        assert figure in done.stdout
-    assert "20/20 identical, 0 errors" in done.stdout
+    return done.stdout
 
 
-def test_api_benchmark_quick_mode_prints_every_figure():
-    """bench/api.py --quick: the dashboard and the seed-style Flask app under hey (a smoke run of the bench)."""
+def require_hey() -> None:
     import os
     import shutil
 
@@ -39,10 +28,28 @@ def test_api_benchmark_quick_mode_prints_every_figure():
             pytest.fail("hey is required here (apt-get install hey)")
         print("API bench skipped: hey not installed (apt-get install hey)")
         pytest.skip("hey not installed")
-    done = subprocess.run(
-        [sys.executable, "bench/api.py", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_benchmark_quick_mode_prints_every_figure():
+    stdout = quick("bench.py")
+    for figure in (
+        "single row: model.predict (baseline)",
+        "single row: the form's path",
+        "batch 10,000 rows end to end",
+        "20 threads predicting at once",
+        "RSS after 10 switches",
+        "RSS rise while downloading",
+        "RSS added by a 10,000-row batch",
+        "server start to /_stcore/health",
+    ):
+        assert figure in stdout
+    assert "20/20 identical, 0 errors" in stdout
+
+
+def test_api_benchmark_quick_mode_prints_every_figure():
+    """bench/api.py --quick: the dashboard and the seed-style Flask app under hey (a smoke run of the bench)."""
+    require_hey()
+    stdout = quick("api.py")
     for figure in (
         "single-row JSON, concurrency 1, keep-alive: p50",
         "single-row JSON, concurrency 32: requests/s",
@@ -51,6 +58,34 @@ def test_api_benchmark_quick_mode_prints_every_figure():
         "server RSS over 2,000 requests",
         "dashboard form prediction while the API is under load",
     ):
-        assert figure in done.stdout, done.stdout
-    others = next(line for line in done.stdout.splitlines() if "answers other than 200" in line)
+        assert figure in stdout, stdout
+    others = next(line for line in stdout.splitlines() if "answers other than 200" in line)
     assert others.split()[-1] == "none", others
+
+
+def test_history_benchmark_quick_mode_prints_every_figure():
+    """bench/history.py --quick: recording's cost on the form and the API, SQLite and PostgreSQL (issue 17)."""
+    require_hey()
+    stdout = quick("history.py")
+    for figure in (
+        "added by recording (SQLite): p50",
+        "added by recording (PostgreSQL): p50",
+        "API single-row JSON, c=32 (HISTORY=off): req/s",
+        "API single-row JSON, c=32 (SQLite): req/s",
+        "API single-row JSON, c=32 (PostgreSQL): req/s",
+    ):
+        assert figure in stdout, stdout
+    assert "all flushed: True, dropped 0" in stdout
+
+
+def test_spark_benchmark_quick_mode_prints_every_figure():
+    """bench/spark.py --quick: the single-process CLI and Spark local[2] on the same file (issue 18)."""
+    stdout = quick("spark.py")
+    for figure in (
+        "Spark local[2]: wall",
+        "peak RSS of one Python worker",
+        "rows/s per core, steady state: Spark local[2]",
+    ):
+        assert figure in stdout, stdout
+    outputs = next(line for line in stdout.splitlines() if line.startswith("outputs row for row"))
+    assert outputs.split()[4] == "identical", outputs
