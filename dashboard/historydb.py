@@ -5,6 +5,7 @@ starting at once do not race), and database errors worded without the password."
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -14,6 +15,7 @@ from dashboard.errors import ConfigError, DashboardError, scrub
 from dashboard.files import locked
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_ALEMBIC = threading.Lock()
 _LOCK_KEY = 0x6B647368  # "kdsh": the advisory lock PostgreSQL holds while one process migrates
 
 
@@ -94,7 +96,9 @@ def upgrade_to(engine: Engine, revision: str, lock: bool = False) -> None:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
+    # Alembic's `context` is one module-level proxy: two databases migrated at once in one process (two recorders)
+    # would see each other's context ("KeyError: 'config'", seen in CI), so one upgrade at a time per process
+    with _ALEMBIC, engine.begin() as connection:
         if lock:
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         config.attributes["connection"] = connection

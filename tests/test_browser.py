@@ -212,9 +212,11 @@ def test_a_person_flags_a_wrong_answer_and_exports_it_for_training(server, tmp_p
 
         page.get_by_text("Report a wrong answer").click()
         choice = page.get_by_role("combobox", name="The right answer")
+        choice.scroll_into_view_if_needed()
         choice.click()
-        choice.press_sequentially("versi")
-        page.get_by_role("option", name="versicolor").click()
+        choice.press_sequentially("versicolor")
+        expect(page.get_by_role("option")).to_have_count(1)  # filtered to the one label typed
+        choice.press("Enter")
         page.get_by_label("Comment (optional)").fill("petals measured twice")
         page.get_by_role("button", name="Send report").click()
         expect(page.get_by_text("Thanks: reported as versicolor.")).to_be_visible(timeout=30_000)
