@@ -305,9 +305,9 @@ def child_download(folder: Path, quick: bool) -> dict:
 
         for _ in range(100):
             try:
-                requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+                requests.get(f"http://127.0.0.1:{port}/", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.05)
         settings = load_settings({"MODEL_CACHE_DIR": str(folder / "dl-cache")}, secrets={})
         before = rss_mb()

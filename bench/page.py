@@ -182,7 +182,7 @@ def batch_figure(page, base: str, folder: Path, quick: bool) -> None:
         + "\n"
     )
     page.goto(base)
-    page.get_by_role("tab", name="Batch (CSV)").click()
+    page.get_by_role("tab", name="Batch", exact=True).click()
     started = time.perf_counter()
     page.locator("input[type=file]").set_input_files(str(path))
     expect(page.get_by_role("button", name="Download results")).to_be_visible(timeout=300_000)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import importlib.util
+import os
+import shlex
 import sys
 import time
 import unicodedata
@@ -11,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dashboard import history, service
-from dashboard.csvio import safe_csv
+from dashboard.csvio import results_csv
 from dashboard.errors import DashboardError, InputError, describe, scrub
 from dashboard.files import write_bytes_atomic
 
@@ -20,7 +24,7 @@ HISTORY_WAIT = 10.0  # seconds the CLI waits for the history database before it 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m dashboard", description="Keras prediction dashboard tools.")
+    parser = argparse.ArgumentParser(prog=_program(), description="Keras prediction dashboard tools.")
     parser.add_argument("--debug", action="store_true", help="print the full (redacted) error on failure")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("versions", help="list every version, newest first")
@@ -77,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     create.add_argument("name", help="who or what uses it (letters, digits, . _ @ -)")
     token_commands.add_parser("list", help="the token names in API_TOKENS")
     args = parser.parse_args(argv)
+    if not args.debug and args.command in ("predict", "publish", "convert"):
+        _quiet_tensorflow()
     try:
         if args.command == "versions":
             return _versions()
@@ -108,6 +114,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _program() -> str:
+    """How the user started the command line, for its usage lines."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "keras-dashboard" if name == "keras-dashboard" else "python -m dashboard"
+
+
+def _quiet_tensorflow() -> None:
+    """A command line shows only its own words: TensorFlow's C++ log level set before it is imported, and the lines
+    its native libraries print while loading (oneDNN, absl) kept off the terminal. --debug shows them all."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)  # the native libraries write to fd 2 directly, not to sys.stderr
+            with contextlib.suppress(Exception):  # a broken install is reported by the command that needs it
+                import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def _versions() -> int:
     settings = service.settings()
     catalog = service.catalog(settings)
@@ -132,8 +162,8 @@ def _print_drift(served, table, result) -> None:
         return
     for item in found:
         print(
-            f"drift: {item.feature}: {item.verdict} (PSI {item.psi:.3f}, {item.outside:.1%} outside the training "
-            "range)",
+            f"drift: {item.feature}: {item.verdict} (PSI {item.psi:.3f}; at {item.rows:,} rows moderate from "
+            f"{item.moderate_at:.3f}, major from {item.major_at:.3f}; {item.outside:.1%} outside the training range)",
             file=sys.stderr,
         )
 
@@ -171,7 +201,7 @@ def _predict(source: Path, target: Path, requested: str | None, explain: bool = 
         result = understand.explain_table(served, table).result
     else:
         result = service.predict_table(served, table)
-    _write_output(target, safe_csv(result.table))
+    _write_output(target, results_csv(result.table, table))
     recorder = history.recorder(settings)
     if recorder is not None:
         _record(recorder, settings, served, result, source, data, time.perf_counter() - started)
@@ -276,11 +306,19 @@ def _publish(args: argparse.Namespace) -> int:
     )
     done = publish(args.model, args.version, args.store, options, settings=service.settings())
     print(f"published version {done.version} ({', '.join(done.files)}; schema {done.schema}) in {done.manifest}")
+    print(f"serve it with: MODEL_MANIFEST_URL={shlex.quote(manifest_url(done.manifest))}")
     if done.lean is not None and done.lean.added:
         print(done.lean.detail)
     elif done.lean is not None:
         print(f"warning: {done.lean.detail}", file=sys.stderr)
     return 0
+
+
+def manifest_url(manifest: str) -> str:
+    """The exact MODEL_MANIFEST_URL value for a published manifest: a bucket URL as it is, a folder's absolute path."""
+    if "://" in manifest:
+        return manifest
+    return str(Path(manifest).resolve())
 
 
 def _convert(args: argparse.Namespace) -> int:
@@ -316,5 +354,10 @@ def _write_output(target: Path, data: bytes) -> None:
         raise InputError(f"cannot write {target}: {exc.strerror}; check the folder exists and is writable") from exc
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `keras-dashboard` console script: the same as `python -m dashboard`."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

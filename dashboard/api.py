@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,12 +22,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from dashboard import jsontext, service, understand
 from dashboard.api_models import ERRORS, PREDICT_BODY, ErrorAnswer, ModelInfo, PredictAnswer, Versions
 from dashboard.batching import Part
-from dashboard.csvio import CsvTable, safe_csv
+from dashboard.csvio import CsvTable, results_csv
 from dashboard.errors import DashboardError, InputError, MissingColumnsError, scrub
 from dashboard.inputs import rows_from_json
 from dashboard.logs import log, report
@@ -36,6 +39,8 @@ from dashboard.service import Served
 from dashboard.versions import Catalog, ModelVersion
 
 RETRY_AFTER = "5"
+
+DOCS_ASSETS = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"
 
 
 class ApiError(Exception):
@@ -202,10 +207,19 @@ def create_api(server: Server) -> FastAPI:
 
     add_history_routes(api, server)
 
+    # Swagger UI's script and style from the fastapi-offline package: the docs page works without the internet
+    # (no CDN, so nothing to pin with an integrity hash either)
+    api.mount("/static", StaticFiles(directory=DOCS_ASSETS), name="docs-assets")
+
     @api.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
         return get_swagger_ui_html(
-            openapi_url=request.scope.get("root_path", "") + "/openapi.json", title="Keras prediction dashboard API"
+            openapi_url=root + "/openapi.json",
+            title="Keras prediction dashboard API",
+            swagger_js_url=f"{root}/static/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/static/swagger-ui.css",
+            swagger_favicon_url=f"{root}/static/favicon.png",
         )
 
     return api
@@ -257,7 +271,7 @@ def _catalog(server: Server) -> Catalog:
 
 def _choose(catalog: Catalog, spec: str) -> ModelVersion:
     """An explicitly asked version (exact, alias, PEP 440 specifier, latest): never a silent substitute."""
-    chosen, warning = catalog.choose(spec, asked_by="version")
+    chosen, warning = catalog.choose(spec, asked_by="?version= in the request")
     if warning:
         raise ApiError(404, "unknown_version", f"{warning.split(';')[0]}; available: {', '.join(catalog.labels)}")
     return chosen
@@ -358,7 +372,7 @@ async def predict_csv(
             result = (await asyncio.to_thread(understand.explain_table, served, table)).result
         else:
             result = await asyncio.to_thread(service.predict_table, served, table)
-        data = await asyncio.to_thread(safe_csv, result.table)
+        data = await asyncio.to_thread(results_csv, result.table, table)
         found = await asyncio.to_thread(understand.drift, served, table, result)
     except InputError as exc:
         raise ApiError(422 if isinstance(exc, MissingColumnsError) else 400, "bad_input", exc.message) from exc
@@ -366,7 +380,11 @@ async def predict_csv(
     drift = (
         scrub(found)[:300]
         if isinstance(found, str)
-        else "; ".join(f"{d.feature}={d.verdict} psi={d.psi:.3f} outside={d.outside:.3f}" for d in found)
+        else "; ".join(
+            f"{d.feature}={d.verdict} psi={d.psi:.3f} moderate_at={d.moderate_at:.3f} major_at={d.major_at:.3f} "
+            f"outside={d.outside:.3f}"
+            for d in found
+        )
     )
     headers = {
         "X-Model-Version": served.label,

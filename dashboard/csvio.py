@@ -18,10 +18,12 @@ import pandas as pd
 from dashboard.errors import InputError
 from dashboard.files import CHUNK, format_bytes
 
-TEMPLATE_HINT = "download the template from the Batch tab"
+TEMPLATE_HINT = "download the template from the Batch tab"  # the page's words for InputError(template=True)
 _BINARY_STARTS = (b"PK\x03\x04", b"\x89HDF", b"\x89PNG", b"%PDF", b"\x1f\x8b")
 _FORMULA_START = re.compile(r"^[=+\-@\t\r]")
 _PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+_DECIMAL_COMMA = r"\s*[+-]?\d*,\d+\s*"
+PROBABILITY_PLACES = 6  # downloads: probabilities to a millionth (the API's JSON keeps full precision)
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class CsvTable:
     frame: pd.DataFrame
     row_errors: dict[int, str] = field(default_factory=dict)
     decimal_comma: bool = False  # the separator is not a comma, so "5,1" may mean 5.1 (validate decides per cell)
+    separator: str = ","  # the file's own separator: downloads of its results use it too
+    decimal: str = "."  # "," when the file writes numbers with a decimal comma: so do downloads of its results
 
     @property
     def rows(self) -> int:
@@ -50,14 +54,13 @@ def read_csv(data: bytes, max_bytes: int, max_rows: int, max_columns: int = 1000
             "split it into smaller files (or raise CSV_MAX_BYTES)"
         )
     if not data or data.isspace():
-        raise InputError(
-            f"the file is empty; upload a CSV with a header row and one row per prediction ({TEMPLATE_HINT})"
-        )
+        raise InputError("the file is empty; upload a CSV with a header row and one row per prediction", template=True)
     head = data[:8192]
     if b"\x00" in head or head.startswith(_BINARY_STARTS):
         raise InputError(
             "the file is not a text CSV (it looks binary); export your table as CSV "
-            f"(comma, semicolon or tab separated) and upload that ({TEMPLATE_HINT})"
+            "(comma, semicolon or tab separated) and upload that",
+            template=True,
         )
     encoding = _encoding(data)
     end = data.find(b"\n")
@@ -67,15 +70,26 @@ def read_csv(data: bytes, max_bytes: int, max_rows: int, max_columns: int = 1000
     if counts[sep] + 1 > max_columns:
         raise InputError(
             f"the file has {counts[sep] + 1:,} columns, over the {max_columns:,} limit; keep the model's "
-            f"columns ({TEMPLATE_HINT}), or raise CSV_MAX_COLUMNS"
+            "columns, or raise CSV_MAX_COLUMNS",
+            template=True,
         )
     row_errors: dict[int, str] = {}
     try:
-        frame = pd.read_csv(io.BytesIO(data), sep=sep, encoding=encoding, nrows=max_rows + 1, skipinitialspace=True)
-        if not isinstance(frame.index, pd.RangeIndex):  # an extra field on the first data line made pandas
-            raise pd.errors.ParserError("extra field on the first data line")  # take column 1 as the index
+        if _first_row_longer(data, encoding, sep):  # pandas would take the first column(s) as the index and
+            raise pd.errors.ParserError("extra field on the first data line")  # shift every column silently
+        # every cell as written (007 stays 007, 5.10 stays 5.10): features are parsed by validate, others never
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            sep=sep,
+            encoding=encoding,
+            nrows=max_rows + 1,
+            skipinitialspace=True,
+            dtype=str,
+            keep_default_na=False,
+            index_col=False,
+        )
     except pd.errors.EmptyDataError as exc:
-        raise InputError(f"the file has no header row; the first line must name the columns ({TEMPLATE_HINT})") from exc
+        raise InputError("the file has no header row; the first line must name the columns", template=True) from exc
     except pd.errors.ParserError:  # a line with more fields than the header: keep every row, flag those lines
         frame, row_errors = _read_ragged(data, encoding, sep, max_rows)
     except (UnicodeDecodeError, ValueError) as exc:
@@ -88,7 +102,26 @@ def read_csv(data: bytes, max_bytes: int, max_rows: int, max_columns: int = 1000
             f"the file has more than {max_rows:,} rows, over the limit; "
             "split it into smaller files (or raise CSV_MAX_ROWS)"
         )
-    return CsvTable(frame, row_errors, decimal_comma=sep != ",")
+    decimal = "," if sep != "," and _writes_decimal_commas(frame) else "."
+    return CsvTable(frame, row_errors, decimal_comma=sep != ",", separator=sep, decimal=decimal)
+
+
+def _writes_decimal_commas(frame: pd.DataFrame, sample: int = 1000) -> bool:
+    """True when some cell among the first rows is a number written with a decimal comma ("5,1")."""
+    head = frame.head(sample)
+    for column in head.columns:
+        text = head[column].astype("string").fillna("")
+        if text.str.fullmatch(_DECIMAL_COMMA).any():
+            return True
+    return False
+
+
+def _first_row_longer(data: bytes, encoding: str, sep: str) -> bool:
+    """True when the first data line has more fields than the header (read with the CSV module, quotes honoured)."""
+    head = data[:65536].decode(encoding, errors="replace")
+    reader = csv.reader(io.StringIO(head), delimiter=sep, skipinitialspace=True)
+    lines = [line for line in (next(reader, None), next(reader, None)) if line is not None]
+    return len(lines) == 2 and len(lines[1]) > len(lines[0])
 
 
 def _read_ragged(data: bytes, encoding: str, sep: str, max_rows: int) -> tuple[pd.DataFrame, dict[int, str]]:
@@ -143,9 +176,21 @@ def neutralised(table: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
-def safe_csv(table: pd.DataFrame) -> bytes:
+def safe_csv(table: pd.DataFrame, sep: str = ",", decimal: str = ".") -> bytes:
     """CSV bytes with formula-looking text cells neutralised by a leading apostrophe (OWASP); numbers untouched."""
     safe = neutralised(table)
     header = [("'" + c) if _FORMULA_START.match(str(c)) else c for c in safe.columns]
     # CRLF line ends (RFC 4180) make the writer quote any cell holding a bare CR or LF
-    return safe.to_csv(index=False, header=header, lineterminator="\r\n").encode("utf-8")
+    return safe.to_csv(index=False, header=header, lineterminator="\r\n", sep=sep, decimal=decimal).encode("utf-8")
+
+
+def results_csv(table: pd.DataFrame, source: CsvTable | None = None) -> bytes:
+    """A results table as a download: in the dialect of the file it came from (separator, decimal comma),
+    probabilities rounded to PROBABILITY_PLACES, formula-looking text neutralised."""
+    rounded = table.copy(deep=False)
+    for column in rounded.columns:
+        if str(column).startswith("probability") and pd.api.types.is_float_dtype(rounded[column]):
+            rounded[column] = rounded[column].round(PROBABILITY_PLACES)
+    if source is None:
+        return safe_csv(rounded)
+    return safe_csv(rounded, sep=source.separator, decimal=source.decimal)

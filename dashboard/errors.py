@@ -68,7 +68,14 @@ class SchemaError(DashboardError):
 
 
 class InputError(DashboardError):
-    """An uploaded or given table cannot be used at all (empty, binary, too large, missing column)."""
+    """An uploaded or given table cannot be used at all (empty, binary, too large, missing column).
+
+    `template` marks a problem the expected header would solve: each door adds its own way to get it (the page:
+    the Batch tab's template), so the API and the command line never point at a tab they do not have."""
+
+    def __init__(self, message: str, template: bool = False) -> None:
+        super().__init__(message)
+        self.template = template
 
 
 class MissingColumnsError(InputError):

@@ -14,6 +14,11 @@ from dashboard.logs import log
 
 API_PREFIXES = ("/api/v1/", "/v1/models", "/invocations", "/ping")
 OPEN_PATHS = ("/api/v1/health",)
+# the docs page, its assets and the OpenAPI document: also for a person signed in to the page (the page's own
+# cookie), so they can read the API and try calls with a token from the docs page's Authorize button
+DOC_PATHS = ("/api/v1/docs", "/api/v1/openapi.json")
+DOC_PREFIXES = ("/api/v1/static/",)
+USER_COOKIE = "_streamlit_user"  # st.login's signed cookie of the signed-in person's claims
 HOW = "send Authorization: Bearer <token>; create one with: python -m dashboard token create NAME"
 
 
@@ -32,6 +37,10 @@ class BearerGate:
         who = "anonymous"
         if self.access.api_closed:
             refusal, who = self._check(scope)
+            if refusal is not None and (path in DOC_PATHS or path.startswith(DOC_PREFIXES)):
+                signed_in = self._signed_in(scope)
+                if signed_in is not None:
+                    refusal, who = None, signed_in
             if refusal is not None:
                 await self._refuse(send, *refusal)
                 return
@@ -63,6 +72,17 @@ class BearerGate:
             ), ""
         return None, f"token {name}"
 
+    def _signed_in(self, scope: Scope) -> str | None:
+        """Who is signed in to the page (its signed cookie, valid and allowed), or None; open when sign-in is off and
+        only tokens are configured (the page itself is open then, so its API's description is too)."""
+        sign_in = self.access.sign_in
+        if sign_in is None:
+            return "anonymous"
+        claims = page_user(scope, sign_in.cookie_secret)
+        if claims is None or not self.access.allows(claims)[0]:
+            return None
+        return str(claims.get("email") or claims.get("sub") or "someone")
+
     @staticmethod
     async def _refuse(send: Send, code: str, message: str) -> None:
         challenge = 'Bearer realm="dashboard"' + ("" if code == "missing_token" else ', error="invalid_token"')
@@ -84,3 +104,31 @@ async def _answer(send: Send, status: int, code: str, message: str, headers: lis
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+def page_user(scope: Scope, secret: str) -> dict | None:
+    """The claims in st.login's signed cookie (its chunks joined), or None when absent, forged or expired."""
+    from http.cookies import SimpleCookie
+
+    from streamlit.auth_util import get_cookie_with_chunks
+    from streamlit.web.server.starlette.starlette_app_utils import decode_signed_value
+
+    headers = dict(scope.get("headers") or [])
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(headers.get(b"cookie", b"").decode("latin-1"))
+    except Exception:  # a malformed Cookie header is no sign-in
+        return None
+
+    def one(name: str) -> bytes | None:
+        morsel = jar.get(name)
+        return None if morsel is None else decode_signed_value(secret, name, morsel.value)
+
+    try:
+        raw = get_cookie_with_chunks(one, USER_COOKIE)
+        claims = json.loads(raw) if raw else None
+    except Exception:  # undecodable: no sign-in
+        return None
+    if not isinstance(claims, dict) or not claims.get("is_logged_in", True):
+        return None
+    return claims

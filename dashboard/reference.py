@@ -3,14 +3,21 @@
 
 Per numeric feature: fixed histogram bin edges (the training deciles) with counts, quantiles, min and max; per
 category feature: the frequency of each choice; and the row count. Drift per feature: the population stability
-index (PSI) over the reference bins, the share of values outside the training range, and a verdict:
-stable < 0.1 <= moderate < 0.25 <= major.
+index (PSI) over the reference bins, the share of values outside the training range, and a verdict that accounts
+for the row count.
+
+PSI over ten bins is mostly sampling noise in small files: 30 rows drawn from the training data itself give a PSI
+above the usual "major" band (0.25) about half the time. So each threshold is the larger of the usual band
+(0.1 moderate, 0.25 major) and the PSI that files of this many rows drawn from the training distribution exceed
+by chance only 1 time in 100 (moderate) or 1 in 1,000 (major): PSI's null distribution at that row count,
+simulated from the reference counts (both the reference and the file are samples, so both are drawn).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +30,9 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 BINS = 10
 MIN_ROWS = 30  # fewer uploaded rows than this get no verdict
 EPSILON = 1e-4  # empty bins: a floor on the shares, as PSI implementations do
+MODERATE, MAJOR = 0.1, 0.25  # the usual PSI bands: the thresholds for large files
+CHANCE_MODERATE, CHANCE_MAJOR = 0.01, 0.001  # how often a file from the training distribution may cross them
+NULL_DRAWS = 10_000  # simulated files per (reference counts, row count): a 0.1% quantile from ~10 draws
 
 
 @dataclass(frozen=True)
@@ -36,10 +46,36 @@ class FeatureDrift:
     edges: tuple[float, ...]  # numeric: the bins (for the overlaid histogram); categories: ()
     expected: tuple[float, ...]  # training shares per bin or choice
     actual: tuple[float, ...]  # this table's shares
+    rows: int = 0  # values compared
+    moderate_at: float = MODERATE  # the PSI thresholds at this row count (what the PSI was compared with)
+    major_at: float = MAJOR
 
 
-def verdict(psi: float) -> Verdict:
-    return "stable" if psi < 0.1 else "moderate" if psi < 0.25 else "major"
+def verdict(psi: float, moderate_at: float = MODERATE, major_at: float = MAJOR) -> Verdict:
+    """stable below moderate_at <= moderate < major_at <= major."""
+    return "stable" if psi < moderate_at else "moderate" if psi < major_at else "major"
+
+
+def thresholds(counts: tuple[int, ...], rows: int) -> tuple[float, float]:
+    """(moderate, major) PSI thresholds for a file of `rows` values against reference bins with these counts."""
+    null = _null_psi(tuple(int(c) for c in counts), int(rows))
+    return (
+        max(MODERATE, float(np.quantile(null, 1 - CHANCE_MODERATE))),
+        max(MAJOR, float(np.quantile(null, 1 - CHANCE_MAJOR))),
+    )
+
+
+@lru_cache(maxsize=256)
+def _null_psi(counts: tuple[int, ...], rows: int) -> np.ndarray:
+    """PSI of NULL_DRAWS simulated files of `rows` values against a simulated reference of the same size, both
+    drawn from the reference shares (seeded: the same file always gets the same verdict)."""
+    total = sum(counts)
+    shares = np.asarray(counts, dtype=float) / max(1, total)
+    rng = np.random.default_rng(20261202)
+    reference = rng.multinomial(max(1, total), shares, size=NULL_DRAWS) / max(1, total)
+    sample = rng.multinomial(max(1, rows), shares, size=NULL_DRAWS) / max(1, rows)
+    e, a = np.maximum(reference, EPSILON), np.maximum(sample, EPSILON)
+    return np.sum((a - e) * np.log(a / e), axis=1)
 
 
 def psi(expected: np.ndarray, actual: np.ndarray) -> float:
@@ -118,18 +154,32 @@ def drift(columns: Mapping[str, np.ndarray], good: np.ndarray, reference: Mappin
             values = values.astype(float)
             edges = [-np.inf, *stats["edges"], np.inf]
             counts, _ = np.histogram(values, bins=edges)
-            expected = np.asarray(stats["counts"], dtype=float) / max(1, sum(stats["counts"]))
-            actual = counts / max(1, values.size)
+            reference_counts = tuple(stats["counts"])
             outside = float(np.mean((values < stats["min"]) | (values > stats["max"]))) if values.size else 0.0
             shown_edges = tuple(float(e) for e in stats["edges"])
         else:
             choices = list(stats["frequencies"])
             texts = [str(v) for v in values]
-            total = max(1, sum(stats["frequencies"].values()))
-            expected = np.array([stats["frequencies"][c] / total for c in choices])
-            actual = np.array([texts.count(c) / max(1, len(texts)) for c in choices])
+            reference_counts = tuple(stats["frequencies"][c] for c in choices)
+            counts = np.array([texts.count(c) for c in choices])
             outside = float(np.mean([t not in stats["frequencies"] for t in texts])) if texts else 0.0
             shown_edges = ()
+        expected = np.asarray(reference_counts, dtype=float) / max(1, sum(reference_counts))
+        actual = np.asarray(counts, dtype=float) / max(1, values.size)
         value = psi(expected, actual)
-        found.append(FeatureDrift(name, value, outside, verdict(value), shown_edges, tuple(expected), tuple(actual)))
+        moderate_at, major_at = thresholds(reference_counts, values.size)
+        found.append(
+            FeatureDrift(
+                name,
+                value,
+                outside,
+                verdict(value, moderate_at, major_at),
+                shown_edges,
+                tuple(expected),
+                tuple(actual),
+                int(values.size),
+                moderate_at,
+                major_at,
+            )
+        )
     return found

@@ -113,7 +113,9 @@ def _prepare(
 ) -> tuple[Job, Served]:
     settings = settings or service.settings()
     catalog = service.catalog(settings)
-    chosen, warning = catalog.choose(version, "version") if version is not None else (catalog.default, None)
+    chosen, warning = (
+        catalog.choose(version, "the version argument") if version is not None else (catalog.default, None)
+    )
     if warning:
         warnings.warn(warning, stacklevel=3)
     runtime = service.runtime_for(settings, chosen)

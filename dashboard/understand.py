@@ -37,16 +37,16 @@ def reference_frame(served: Served) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def _inputs(served: Served, table: CsvTable):
+def _inputs(served: Served, table: CsvTable, reference_row: bool = False):
     strings = frozenset(i.name for i in served.model.inputs if i.is_string)
-    return validate(table, served.schema, served.model.named_inputs, strings)
+    return validate(table, served.schema, served.model.named_inputs, strings, empty_text_ok=reference_row)
 
 
 def explain_table(served: Served, table: CsvTable, exact_limit: int = explain.EXACT_LIMIT_BATCH) -> Explained:
     """Predict a table and explain its good rows; attribution_<feature> columns (empty on rows with errors)."""
     result = predict_table(served, table)
     validated = _inputs(served, table)
-    base = _inputs(served, CsvTable(reference_frame(served)))
+    base = _inputs(served, CsvTable(reference_frame(served)), reference_row=True)
     if validated.ready == 0:
         return Explained(result, None)
     found = _in_chunks(served, validated.inputs, base.inputs, exact_limit, validated.ready)

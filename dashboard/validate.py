@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.contract import Batch, Bound
-from dashboard.csvio import TEMPLATE_HINT, CsvTable
+from dashboard.csvio import CsvTable
 from dashboard.errors import MissingColumnsError
 from dashboard.schema import Schema
 
@@ -64,11 +64,13 @@ def validate(
     named_inputs: bool = False,
     string_inputs: frozenset[str] = frozenset(),
     max_warnings: int | None = MAX_SHOWN_WARNINGS,
+    empty_text_ok: bool = False,
 ) -> Validated:
     """Check every row against the schema; a missing column refuses the table, bad cells flag their row only.
 
     A CsvTable brings what was found while reading: rows already known to be wrong (their reason comes first in
-    `error`) and whether decimal commas are possible (the separator is not a comma).
+    `error`) and whether decimal commas are possible (the separator is not a comma). `empty_text_ok` accepts an
+    empty text value (the reference input of an explanation: a text feature's reference is the empty string).
     """
     table = data if isinstance(data, CsvTable) else CsvTable(data)
     frame, row_errors = table.frame, table.row_errors
@@ -79,7 +81,8 @@ def validate(
         shown = ", ".join(repr(m) for m in missing)
         raise MissingColumnsError(
             f"{noun} {shown} {'is' if len(missing) == 1 else 'are'} missing; expected columns: "
-            f"{', '.join(schema.names)}; {TEMPLATE_HINT}"
+            f"{', '.join(schema.names)}",
+            template=True,
         )
     rows = len(frame)
     problems: list[tuple[np.ndarray, np.ndarray | str]] = []  # (bad mask, one message or one per row)
@@ -116,7 +119,7 @@ def validate(
             values[feature.name] = text if feature.name in string_inputs else codes.astype(np.float64)
         else:
             text = _texts(column)
-            bad = text == ""
+            bad = np.zeros(rows, dtype=bool) if empty_text_ok else text == ""
             problems.append((bad, f"{feature.name}: missing value"))
             values[feature.name] = text
     if row_errors:

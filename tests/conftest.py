@@ -39,6 +39,22 @@ def env(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="session")
+def provider():
+    """A real OpenID Connect provider on loopback (oidc-provider-mock) with two users, alice and bob."""
+    import requests
+    from oidc_provider_mock import run_server_in_thread
+
+    with run_server_in_thread() as server:
+        base = f"http://127.0.0.1:{server.server_port}"
+        for sub, claims in {
+            "alice": {"email": "alice@example.com", "email_verified": True, "name": "Alice"},
+            "bob": {"email": "bob@elsewhere.example", "email_verified": True, "name": "Bob"},
+        }.items():
+            requests.put(f"{base}/users/{sub}", json=claims, timeout=10).raise_for_status()
+        yield base
+
+
+@pytest.fixture(scope="session")
 def models(tmp_path_factory):
     """Small real Keras models saved in every supported format, plus hostile ones."""
     import keras

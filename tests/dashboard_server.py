@@ -3,7 +3,9 @@ the Procfile starts it, optionally on the simulated lean stack (importing Tensor
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,19 +25,38 @@ class Running:
     process: subprocess.Popen
     log_path: Path
 
+    def wait_ready(self, headers: dict | None = None, seconds: float = 120) -> None:
+        """Wait until /api/v1/ready says the default version is loaded."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                answer = requests.get(self.base + "/api/v1/ready", headers=headers, timeout=10)
+                if answer.status_code == 200 and answer.json().get("status") == "ready":
+                    return
+            except (requests.RequestException, ValueError):  # starting, busy, or not JSON yet
+                pass
+            time.sleep(0.3)
+        raise AssertionError(f"the default version was not ready within {seconds} s")
+
     def stop(self) -> str:
         """Stop the server; returns its log (for the secret scan)."""
-        self.process.terminate()
+        with contextlib.suppress(ProcessLookupError):  # the whole group: the Procfile's sh and its python
+            os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
         return self.log_path.read_text(errors="replace")
 
 
-def start(folder: Path, extra_env: dict[str, str], lean: bool = False, port: int | None = None) -> Running:
-    """Start the dashboard with a private cache and HOME under folder, plus extra_env; wait for /_stcore/health."""
+def start(
+    folder: Path, extra_env: dict[str, str], lean: bool = False, port: int | None = None, venv: Path | None = None
+) -> Running:
+    """Start the dashboard with a private cache and HOME under folder, plus extra_env; wait for /_stcore/health.
+
+    venv: start it exactly as the Procfile's web command does, with that venv's `python` first on PATH (a deploy
+    made from one requirements file)."""
     port = port or free_port()
     environ = {
         k: v
@@ -54,15 +75,22 @@ def start(folder: Path, extra_env: dict[str, str], lean: bool = False, port: int
         "--server.headless",
         "true",
     ]
-    if lean:  # the lean stack, simulated: importing TensorFlow, Keras or h5py raises in the server process
+    if venv is not None:
+        line = next(l for l in (REPO / "Procfile").read_text().splitlines() if l.startswith("web:"))
+        command = ["sh", "-c", line.split(":", 1)[1].strip()]
+        environ.update(PORT=str(port), PATH=f"{venv / 'bin'}:{environ.get('PATH', '')}", VIRTUAL_ENV=str(venv))
+        environ.pop("PYTHONPATH", None)
+    elif lean:  # the lean stack, simulated: importing TensorFlow, Keras or h5py raises in the server process
         launcher = NO_TENSORFLOW + "from streamlit.web.cli import main\nsys.argv = ['streamlit'] + sys.argv[1:]\nmain()"
         command = [sys.executable, "-c", launcher, *arguments]
     else:
         command = [sys.executable, "-m", "streamlit", *arguments]
     with open(log_path, "w") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=REPO, env=environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     running = Running(f"http://127.0.0.1:{port}", process, log_path)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
             if requests.get(running.base + "/_stcore/health", timeout=1).text == "ok":
@@ -70,4 +98,4 @@ def start(folder: Path, extra_env: dict[str, str], lean: bool = False, port: int
         except requests.RequestException:  # not listening yet, or too busy starting to answer within 1 s
             time.sleep(0.2)
     running.stop()
-    raise AssertionError("the dashboard did not answer /_stcore/health within 60 s")
+    raise AssertionError("the dashboard did not answer /_stcore/health within 90 s")

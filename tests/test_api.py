@@ -331,10 +331,10 @@ def _property_tests():
 test_no_5xx_but_503_and_every_answer_matches_its_documented_schema = _property_tests()
 
 
-def test_every_curl_example_in_the_readme_works_as_written(api):
+def test_every_curl_example_in_the_api_docs_works_as_written(api):
     ready(api)
     loaded(api, "1.0.0")
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "api.md").read_text()
     block = text.split("<!-- api-examples -->", 1)[1].split("<!-- /api-examples -->", 1)[0]
     commands = [line for line in block.splitlines() if line.startswith("curl ")]
     assert len(commands) >= 9
@@ -356,3 +356,16 @@ def test_every_curl_example_in_the_readme_works_as_written(api):
             )
         else:
             assert "error" not in json.loads(output), output[:300]
+
+
+def test_api_errors_word_the_api_not_the_page(api):
+    """Issue 22: no "Batch tab" in an API message, and a missing version names the request's ?version=."""
+    ready(api)
+    answer = call(api, "POST", "/api/v1/predict", data=b"petal_length\n1\n", headers={"Content-Type": "text/csv"})
+    message = api_json(answer)["error"]["message"]
+    assert answer.status_code == 422 and "Batch tab" not in message and "expected columns" in message
+    answer = call(api, "POST", "/api/v1/predict?version=3.0", json={"instances": [ROW_LIST]})
+    assert answer.status_code == 404
+    assert api_json(answer)["error"]["message"].startswith(
+        "version 3.0 was asked for (?version= in the request) but does not exist; available: "
+    )

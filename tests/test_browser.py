@@ -90,7 +90,7 @@ def test_a_person_picks_a_version_predicts_uploads_and_downloads(server, store, 
         page.get_by_role("button", name="Predict").click()
         expect(page.get_by_test_id("stMetricValue").first).to_have_text("setosa", timeout=30_000)
 
-        batch_tab = page.get_by_role("tab", name="Batch (CSV)")
+        batch_tab = page.get_by_role("tab", name="Batch", exact=True)
         expect(batch_tab).to_have_count(1, timeout=30_000)  # stale elements of the previous run are gone
         batch_tab.click()
         settled(page)
@@ -148,7 +148,7 @@ def test_text_from_manifests_links_and_uploads_renders_as_text_in_the_browser(se
             expect(sidebar.get_by_text("Version 1.1.0")).to_be_visible(timeout=90_000)
             expect(sidebar.get_by_text(f"Iris [Sign in again]({EVIL}/login)")).to_be_visible()
             expect(sidebar.get_by_text(f"![pixel]({EVIL}/pixel.png)", exact=False)).to_be_visible()
-            page.get_by_role("tab", name="Batch (CSV)").click()
+            page.get_by_role("tab", name="Batch", exact=True).click()
             settled(page)
             page.locator("input[type=file]").set_input_files(str(upload))
             expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
@@ -187,7 +187,7 @@ def test_why_what_if_and_drift_in_the_browser_match_the_api(server, tmp_path):
         assert f"by {abs(attributions[top]):.2f}" in sentence.inner_text()
         expect(page.get_by_text("Contribution of each input to virginica")).to_be_visible()
         expect(page.get_by_text("The model's answer as sepal_length changes")).to_be_visible()
-        page.get_by_role("tab", name="Batch (CSV)").click()
+        page.get_by_role("tab", name="Batch", exact=True).click()
         settled(page)
         page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
         expect(page.get_by_text("Like the training data?")).to_be_visible(timeout=60_000)
@@ -236,3 +236,32 @@ def test_a_person_flags_a_wrong_answer_and_exports_it_for_training(server, tmp_p
     assert training.to_dict(orient="records") == [
         {"sepal_length": 5.8, "sepal_width": 3.0, "petal_length": 1.4, "petal_width": 0.2, "label": "versicolor"}
     ]
+
+
+def test_on_a_phone_every_tab_fits_and_answers_lead_the_table(server):
+    """Issue 22: at 390 px the five tabs fit without the tab row's scroll arrow; the results table starts with the
+    prediction (and error), not the inputs."""
+    chromium_or_skip()
+    from playwright.sync_api import expect, sync_playwright
+
+    base = server({})
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+            page.goto(base)
+            expect(page.get_by_role("button", name="Predict", exact=True)).to_be_visible(timeout=90_000)
+            for name in ("Predict", "Batch", "Compare", "History", "Feedback"):
+                tab = page.get_by_role("tab", name=name, exact=True)
+                box = tab.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (name, box)
+            page.get_by_role("tab", name="Batch", exact=True).click()
+            settled(page)
+            page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
+            expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
+            header = (
+                page.get_by_test_id("stMain").get_by_test_id("stDataFrame").first.locator("[role=columnheader]").nth(0)
+            )
+            expect(header).to_contain_text("prediction", timeout=30_000)
+        finally:
+            browser.close()

@@ -26,9 +26,9 @@ def wait_for(url: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or a slow first answer under load: retry
             time.sleep(0.1)
     raise AssertionError(f"{url} did not start within {seconds} s")
 

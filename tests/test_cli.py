@@ -133,7 +133,7 @@ def test_nothing_predictable_exits_non_zero(env, tmp_path, capsys):
     assert main(["predict", "--input", str(source), "--output", str(tmp_path / "o2.csv")]) == 1
     assert capsys.readouterr().err == (
         "error: columns 'sepal_length', 'sepal_width', 'petal_width' are missing; expected columns: sepal_length, "
-        "sepal_width, petal_length, petal_width; download the template from the Batch tab\n"
+        "sepal_width, petal_length, petal_width\n"
     )
     assert not (tmp_path / "o2.csv").exists()
 

@@ -333,15 +333,15 @@ INPUT_CASES = {
     "NaN, inf and text in numbers": ("report", 1, 3),
     "empty file": (
         "error",
-        "x.csv: the file is empty; upload a CSV with a header row and one row per prediction "
-        "(download the template from the Batch tab)",
+        "x.csv: the file is empty; upload a CSV with a header row and one row per prediction; "
+        "download the template from the Batch tab",
     ),
     "header only": ("error", "x.csv: the file has a header but no rows; add one row per prediction below the header"),
     "binary named .csv": (
         "error",
         "x.csv: the file is not a text CSV (it looks binary); export your table as CSV "
-        "(comma, semicolon or tab separated) and upload that (download the template "
-        "from the Batch tab)",
+        "(comma, semicolon or tab separated) and upload that; download the template "
+        "from the Batch tab",
     ),
     "over the byte cap": (
         "error",

@@ -139,13 +139,11 @@ def test_latin1_text_is_read():
     [
         (
             b"",
-            "the file is empty; upload a CSV with a header row and one row per prediction "
-            "(download the template from the Batch tab)",
+            "the file is empty; upload a CSV with a header row and one row per prediction",
         ),
         (
             b"   \n\n",
-            "the file is empty; upload a CSV with a header row and one row per prediction "
-            "(download the template from the Batch tab)",
+            "the file is empty; upload a CSV with a header row and one row per prediction",
         ),
         (
             b"sepal_length,sepal_width,island\n",
@@ -154,8 +152,7 @@ def test_latin1_text_is_read():
         (
             b"PK\x03\x04\x14\x00binary",
             "the file is not a text CSV (it looks binary); export your table as CSV "
-            "(comma, semicolon or tab separated) and upload that (download the template "
-            "from the Batch tab)",
+            "(comma, semicolon or tab separated) and upload that",
         ),
     ],
 )
@@ -189,10 +186,7 @@ def test_a_missing_column_refuses_the_table_and_names_the_expected_ones():
     frame = read_csv(b"sepal_length,island\n5.1,Dream\n", **LIMITS).frame
     with pytest.raises(InputError) as caught:
         validate(frame, parse_schema(IRIS))
-    assert str(caught.value) == (
-        "column 'sepal_width' is missing; expected columns: sepal_length, sepal_width, "
-        "island; download the template from the Batch tab"
-    )
+    assert str(caught.value) == ("column 'sepal_width' is missing; expected columns: sepal_length, sepal_width, island")
 
 
 def test_bad_cells_flag_only_their_row_with_exact_messages():

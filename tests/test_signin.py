@@ -140,20 +140,6 @@ def test_the_openapi_document_declares_the_bearer_scheme(closed_api):
 
 # ---- people, in Chromium, against a real OIDC provider
 @pytest.fixture(scope="module")
-def provider():
-    from oidc_provider_mock import run_server_in_thread
-
-    with run_server_in_thread() as server:
-        base = f"http://127.0.0.1:{server.server_port}"
-        for sub, claims in {
-            "alice": {"email": "alice@example.com", "email_verified": True, "name": "Alice"},
-            "bob": {"email": "bob@elsewhere.example", "email_verified": True, "name": "Bob"},
-        }.items():
-            requests.put(f"{base}/users/{sub}", json=claims, timeout=10).raise_for_status()
-        yield base
-
-
-@pytest.fixture(scope="module")
 def signed(provider, tmp_path_factory):
     from tests.helpers import free_port
 

@@ -9,7 +9,7 @@ import streamlit as st
 
 from dashboard import service, understand
 from dashboard.config import Settings
-from dashboard.csvio import safe_csv
+from dashboard.csvio import results_csv
 from dashboard.errors import DashboardError
 from dashboard.history import Recorder
 from dashboard.logs import log, report
@@ -60,7 +60,7 @@ def show(
             )
         except DashboardError as exc:
             report(exc, f"batch file {upload.name!r} refused")
-            st.error(f"{md(upload.name)}: {md(exc.message)}")
+            st.error(f"{md(upload.name)}: {md(words.with_template_hint(exc))}")
             return None
         finally:
             bar.empty()
@@ -99,7 +99,9 @@ def show(
         if str(c).startswith("probability")
     }
     shown = result.table if result.rows <= SHOWN_ROWS else result.table.head(SHOWN_ROWS)
-    st.dataframe(shown, hide_index=True, key="batch-table", column_config=probability)
+    st.dataframe(
+        shown, hide_index=True, key="batch-table", column_config=probability, column_order=answers_first(shown.columns)
+    )
     if result.rows > SHOWN_ROWS:
         st.caption(f"Showing the first {SHOWN_ROWS:,} of {result.rows:,} rows; Download results has them all.")
     _chart(served, result)
@@ -107,16 +109,26 @@ def show(
     if current is not None:
         insight.drift(served, current.table, result)
     table = result.table
+    source = current.table if current is not None else None
     st.download_button(
         "Download results",
-        lambda: safe_csv(table),
+        lambda: results_csv(table, source),
         key="batch-download",
         type="primary",
         file_name=f"predictions-{served.label}.csv",
         mime="text/csv",
-        help="Every row, with formula-like text neutralised for spreadsheets. Built when you click.",
+        help="Every row, in the uploaded file's separator and decimal mark, with formula-like text neutralised for "
+        "spreadsheets. Built when you click.",
     )
     return result
+
+
+def answers_first(columns) -> list[str]:
+    """On screen the answer leads (a phone shows only the first columns): prediction, probabilities and error, then
+    the inputs; the download keeps SPEC's order (inputs first)."""
+    columns = [str(c) for c in columns]
+    answers = [c for c in columns if c == "prediction" or c.startswith("probability") or c == "error"]
+    return answers + [c for c in columns if c not in answers]
 
 
 def _explained(served: Served, file_id: str, plain: BatchResult) -> BatchResult:

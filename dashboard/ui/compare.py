@@ -69,4 +69,6 @@ def _show(result: Comparison, first: str, second: str) -> None:
         if diffs.size:
             st.bar_chart(charts.histogram(diffs, "difference"), x="difference", y="rows", height=240)
     st.subheader("Rows where the versions differ most")
-    st.dataframe(result.rows, hide_index=True, key="compare-table")
+    added = [c for c in result.rows.columns if c.startswith(("prediction_", "probability_change", "difference"))]
+    order = added + [c for c in result.rows.columns if c not in added]  # the versions' answers first (phones)
+    st.dataframe(result.rows, hide_index=True, key="compare-table", column_order=order)

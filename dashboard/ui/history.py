@@ -37,8 +37,8 @@ def sidebar_status(recorder: Recorder | None) -> None:
         st.sidebar.caption(f"{status.dropped:,} prediction(s) could not be recorded (see the server log).")
     if status.local:
         st.sidebar.caption(
-            "History is kept in a local SQLite file on this machine: it is lost when a dyno restarts. "
-            "Set DATABASE_URL to keep it."
+            "History is kept in a local SQLite file on this server: it is lost when the server's disk is wiped "
+            "(a Heroku dyno's is, at every restart). Set DATABASE_URL to keep it elsewhere."
         )
 
 

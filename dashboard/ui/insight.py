@@ -3,6 +3,8 @@ sentences (the numbers come from dashboard.understand)."""
 
 from __future__ import annotations
 
+import numbers
+
 import altair as alt
 import pandas as pd
 import streamlit as st
@@ -11,7 +13,10 @@ from dashboard import reference, understand
 from dashboard.csvio import CsvTable
 from dashboard.predict import BatchResult
 from dashboard.service import Served
+from dashboard.ui import charts
 from dashboard.ui.words import md
+
+BARELY = 0.005  # a change in the explained output smaller than this (a probability, or relative) reads "barely moved"
 
 
 def why(served: Served, explained: understand.Explained, values: dict) -> None:
@@ -26,11 +31,18 @@ def why(served: Served, explained: understand.Explained, values: dict) -> None:
     frame = frame.reindex(frame["contribution"].abs().sort_values(ascending=False).index)
     target = found.target[0]
     source = "the training medians" if served.version.reference else "the schema's defaults"
+    prediction, base = float(found.prediction[0]), float(found.reference[0])
+    scale = 1.0 if served.schema.output.type != "regression" else max(abs(prediction), abs(base), 1e-9)
+    reach = max(float(frame["contribution"].abs().max()), 0.05 * scale)  # never a ±0.0001 axis drawn full width
     chart = (
         alt.Chart(frame, title=f"Contribution of each input to {target}")
         .mark_bar()
         .encode(
-            x=alt.X("contribution:Q", title=f"change in {target} (from the reference input)"),
+            x=alt.X(
+                "contribution:Q",
+                title=f"change in {target} (from the reference input)",
+                scale=alt.Scale(domain=[-reach, reach]),
+            ),
             y=alt.Y("input:N", sort=None, title="input"),
             color=alt.condition("datum.contribution > 0", alt.value("#3d5afe"), alt.value("#e8590c")),
             tooltip=["input", "value", alt.Tooltip("contribution:Q", format="+.4f")],
@@ -38,12 +50,18 @@ def why(served: Served, explained: understand.Explained, values: dict) -> None:
     )
     st.altair_chart(chart, width="stretch")
     top = frame.iloc[0]
-    verb = "raised" if top["contribution"] >= 0 else "lowered"
-    st.markdown(
-        f"**{md(top['input'])} {md(_value(top['value']))} {verb} {md(target)} by {abs(top['contribution']):.2f}** "
-        f"— from {found.reference[0]:.2f} for the reference input ({source}) to {found.prediction[0]:.2f} for "
-        "this row; the bars add up to that difference."
-    )
+    if abs(prediction - base) < BARELY * scale:
+        st.markdown(
+            f"**{md(target)} barely moved**: {_number(prediction)} for this row and {_number(base)} for the "
+            f"reference input ({source}), so no input changed it noticeably; the model is as sure here as there."
+        )
+    else:
+        verb = "raised" if top["contribution"] >= 0 else "lowered"
+        st.markdown(
+            f"**{md(top['input'])} {md(shown_value(top['value']))} {verb} {md(target)} by "
+            f"{_number(abs(top['contribution']))}** — from {_number(base)} for the reference input ({source}) to "
+            f"{_number(prediction)} for this row; the bars add up to that difference."
+        )
     if not found.exact:
         st.caption(
             f"Estimated from sampled orderings of the inputs (largest standard error "
@@ -66,7 +84,9 @@ def why(served: Served, explained: understand.Explained, values: dict) -> None:
 def what_if(served: Served, values: dict) -> None:
     """One input swept across its range, the others held at the form's values; the current value marked."""
     st.subheader("What if")
-    names = served.schema.names
+    names = [f.name for f in served.schema.features if f.type != "text"]  # free text has no range to sweep
+    if not names:
+        return
     feature = st.selectbox(
         "Change one input",
         names,
@@ -87,13 +107,13 @@ def what_if(served: Served, values: dict) -> None:
             x=alt.X(f"{feature}:N", title=feature),
             xOffset="output:N",
             y=alt.Y("value:Q", title=y_title),
-            color="output:N",
+            color=alt.Color("output:N", title=None, scale=alt.Scale(scheme=charts.SERIES), legend=_below()),
         )
     else:
         line = base.mark_line().encode(
             x=alt.X(f"{feature}:Q", title=feature),
             y=alt.Y("value:Q", title=y_title),
-            color=alt.Color("output:N", title=None),
+            color=alt.Color("output:N", title=None, scale=alt.Scale(scheme=charts.SERIES), legend=_below()),
         )
         current = (
             alt.Chart(pd.DataFrame({feature: [values.get(feature)]}))
@@ -102,7 +122,7 @@ def what_if(served: Served, values: dict) -> None:
         )
         chart = line + current
     st.altair_chart(chart, width="stretch")
-    st.caption(f"The dashed line marks the form's value, {md(_value(values.get(feature)))}.")
+    st.caption(f"The dashed line marks the form's value, {md(shown_value(values.get(feature)))}.")
 
 
 def drift(served: Served, table: CsvTable, result: BatchResult) -> None:
@@ -115,21 +135,24 @@ def drift(served: Served, table: CsvTable, result: BatchResult) -> None:
     report = pd.DataFrame(
         {
             "input": [d.feature for d in found],
-            "PSI": [round(d.psi, 3) for d in found],
-            "outside the training range": [f"{d.outside:.1%}" for d in found],
             "verdict": [d.verdict for d in found],
+            "PSI": [round(d.psi, 3) for d in found],
+            "moderate from": [round(d.moderate_at, 3) for d in found],
+            "major from": [round(d.major_at, 3) for d in found],
+            "outside the training range": [f"{d.outside:.1%}" for d in found],
         }
     )
     st.dataframe(report, hide_index=True, key="drift-table")
-    st.caption("Population stability index per input: stable < 0.1 ≤ moderate < 0.25 ≤ major.")
+    st.caption(
+        f"Population stability index (PSI) of each input over the training data's bins, compared with thresholds "
+        f"for a file of {found[0].rows:,} rows: the usual bands (moderate 0.1, major 0.25), raised where files this "
+        "small drawn from the training data itself would cross them by chance more than 1 time in 100 (moderate) "
+        "or 1 in 1,000 (major)."
+    )
     feature = st.selectbox("Compare the distribution of", report["input"].tolist(), key="drift-feature")
     chosen = next(d for d in found if d.feature == feature)
     if chosen.edges:
-        edges = (
-            ["below " + f"{chosen.edges[0]:g}"]
-            + [f"{a:g} – {b:g}" for a, b in zip(chosen.edges[:-1], chosen.edges[1:], strict=True)]
-            + [f"{chosen.edges[-1]:g} and above"]
-        )
+        edges = charts.bin_labels(chosen.edges)
     else:
         edges = list(served.version.reference["features"][feature]["frequencies"])
     shares = pd.DataFrame(
@@ -146,11 +169,29 @@ def drift(served: Served, table: CsvTable, result: BatchResult) -> None:
             x=alt.X("bin:N", sort=None, title=feature),
             xOffset="data:N",
             y=alt.Y("share:Q", title="share of rows", axis=alt.Axis(format="%")),
-            color=alt.Color("data:N"),
+            color=alt.Color(
+                "data:N",
+                title=None,
+                scale=alt.Scale(domain=["training", "this file"], range=list(charts.PAIR)),
+                legend=_below(),
+            ),
         )
     )
     st.altair_chart(chart, width="stretch")
 
 
-def _value(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+def shown_value(value: object) -> str:
+    """A form value in a sentence: numbers as written (3, not 3.0), text quoted (a text value can be anything)."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return f"{value:g}"
+    return f"“{value}”"
+
+
+def _number(value: float) -> str:
+    """An output in a sentence: two decimals, more when the value is small (0.0004, not 0.00)."""
+    return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2g}"
+
+
+def _below() -> alt.Legend:
+    """A legend under the chart, so a phone's narrow chart keeps its width for the plot."""
+    return alt.Legend(orient="bottom", direction="horizontal")

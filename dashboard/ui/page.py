@@ -35,6 +35,12 @@ def main() -> None:
         st.error(f"No model versions could be read: {md(catalog_error)}")
         st.button("Try again", key="catalog-retry")
         st.stop()
+    if sidebar.link_names_unknown_version(catalog):  # published after the last catalog read: read it again, once
+        state.refresh()
+        catalog, catalog_error = state.catalog(settings)
+        if catalog is None:
+            st.error(f"No model versions could be read: {md(catalog_error)}")
+            st.stop()
     label, refresh = sidebar.show(settings, catalog, catalog_error)
     signin.show_who(settings.access, who)
     history_ui.sidebar_status(recorder)
@@ -47,7 +53,11 @@ def main() -> None:
     sidebar.show_card(settings, served, failure)
     if served is None:
         st.error(f"Version {failure.label} could not be loaded: {md(failure.message)}")
-        st.info("Pick another version in the sidebar, or press Retry once the problem is fixed.")
+        st.info(
+            "Pick another version in the sidebar, or press Retry once the problem is fixed."
+            if failure.retryable
+            else "Pick another version in the sidebar: this one cannot be served as it is published."
+        )
         return
     if failure is not None:
         st.warning(
@@ -56,7 +66,7 @@ def main() -> None:
         )
     st.markdown(intro(catalog, served))
     tab_single, tab_batch, tab_compare, tab_history, tab_feedback = st.tabs(
-        ["Single prediction", "Batch (CSV)", "Compare versions", "History", "Feedback"], key="tab", on_change="rerun"
+        ["Predict", "Batch", "Compare", "History", "Feedback"], key="tab", on_change="rerun"
     )
     with tab_single:
         single_tab(served, who, recorder)

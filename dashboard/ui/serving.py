@@ -4,7 +4,7 @@ with the version that worked before, and the failure is remembered until Retry o
 from __future__ import annotations
 
 from dashboard.config import Settings
-from dashboard.errors import DashboardError
+from dashboard.errors import DashboardError, ModelSourceError
 from dashboard.logs import report
 from dashboard.service import Served
 from dashboard.ui import session, state
@@ -25,7 +25,7 @@ def serve(settings: Settings, catalog: Catalog, label: str, box=None) -> tuple[S
         served = state.load(settings, version, box)
     except DashboardError as exc:
         report(exc, f"version {label} could not be served")
-        failed = Failure(label, version.identity, exc.message)
+        failed = Failure(label, version.identity, exc.message, retryable=isinstance(exc, ModelSourceError))
         session.remember_failure(failed)
         return session.last_good(), failed
     session.remember_good(served)

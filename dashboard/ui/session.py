@@ -24,6 +24,7 @@ class Failure:
     label: str
     identity: str  # ModelVersion.identity: a republished version is tried afresh
     message: str
+    retryable: bool = True  # a download or storage problem; a model that cannot be served at all is not
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,11 @@ def mark_picked() -> None:
     _set("picked", True)
 
 
+def link_read() -> bool:
+    """True once ?version= from a shared link has been read in this session."""
+    return bool(_get("link-read"))
+
+
 def take_link_once() -> bool:
     """True on the session's first run only: the moment ?version= from a shared link is read."""
     first = not _get("link-read")
@@ -134,6 +140,15 @@ def single_result(served: Served) -> BatchResult | None:
 
 def keep_single_result(served: Served, result: BatchResult) -> None:
     _set("single-result", Outcome((served.label, served.version.identity), result))
+
+
+def defaulted(served: Served) -> tuple[tuple[str, object], ...]:
+    """The form's emptied number fields at its last prediction with this version, with the defaults used."""
+    return _outcome("single-defaulted", (served.label, served.version.identity)) or ()
+
+
+def keep_defaulted(served: Served, value: tuple[tuple[str, object], ...]) -> None:
+    _set("single-defaulted", Outcome((served.label, served.version.identity), value))
 
 
 def prediction_id(served: Served) -> str | None:

@@ -91,7 +91,8 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
     if failure is not None:
         still = f" Still serving version {served.label}." if served is not None else ""
         st.sidebar.error(f"Version {failure.label} could not be loaded: {md(failure.message)}{still}")
-        st.sidebar.button("Retry", key="retry", on_click=state.retry, help="Try this version again now.")
+        if failure.retryable:  # a download that failed may work later; a model that cannot be served will not
+            st.sidebar.button("Retry", key="retry", on_click=state.retry, help="Try this version again now.")
     if not settings.safe_mode:
         st.sidebar.warning(
             "Safe mode is OFF (MODEL_SAFE_MODE=false): model files may run code when loaded. "
@@ -124,6 +125,17 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
         )
         if served.version.notes:
             st.caption(md(served.version.notes))
+
+
+def link_names_unknown_version(catalog: Catalog) -> bool:
+    """True on a session's first run when ?version= names an exact version the catalog does not have (yet)."""
+    if session.link_read():
+        return False
+    wanted = st.query_params.get("version")
+    if not wanted:
+        return False
+    _, warning = catalog.choose(wanted, asked_by="?version= in the link")
+    return warning is not None and "does not exist" in warning
 
 
 def _initial(catalog: Catalog) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -13,7 +14,7 @@ from dashboard.logs import log
 from dashboard.predict import BatchResult
 from dashboard.schema import Feature
 from dashboard.service import Served
-from dashboard.ui import history, insight, session, words
+from dashboard.ui import charts, history, insight, session, words
 from dashboard.ui.words import md
 
 
@@ -29,6 +30,8 @@ def show(served: Served, who: str = "anonymous", recorder: Recorder | None = Non
                     values[feature.name] = _field(feature)
         submitted = st.form_submit_button("Predict", key="single-submit", type="primary")
     if submitted:
+        values, defaulted = _with_defaults(schema.features, values)
+        session.keep_defaulted(served, defaulted)
         started = time.perf_counter()
         explained = understand.explain_row(served, values)
         if recorder is not None:
@@ -42,6 +45,8 @@ def show(served: Served, who: str = "anonymous", recorder: Recorder | None = Non
     if result is None:
         return None
     _result(served, result)
+    for name, value in session.defaulted(served):
+        st.info(f"{md(name)} was empty, so its default {md(insight.shown_value(value))} was used.")
     if not result.table["error"].iloc[0]:
         history.report_form(recorder, served, session.prediction_id(served), who)
     stored = session.explained(served)
@@ -61,22 +66,38 @@ def _field(feature: Feature):
         return st.text_input(md(feature.name), value=str(feature.initial or ""), key=key)
     label = md(f"{feature.name} ({feature.unit})" if feature.unit else feature.name)
     places = words.decimals(feature.min, feature.max, feature.default)
+    whole = places == 0 and all(v is None or float(v).is_integer() for v in (feature.min, feature.max, feature.initial))
     usual = ""
     if feature.min is not None or feature.max is not None:
         low = f"{round(feature.min, places):g}" if feature.min is not None else "…"
         high = f"{round(feature.max, places):g}" if feature.max is not None else "…"
         usual = f"Usual range {low} to {high}."
     span = (feature.max - feature.min) if feature.min is not None and feature.max is not None else 0.0
-    step = 10.0**-places if places else (1.0 if span >= 10 else 0.1)  # one unit of the last digit people type
+    step = 10.0**-places if places else (1.0 if span >= 10 or whole else 0.1)  # one unit of the last digit typed
     places = max(places, words.decimals(step))
+    initial = int(feature.initial) if whole else round(float(feature.initial), places)
+    if key not in st.session_state:  # the field starts at the default but may be emptied (value=None allows it)
+        st.session_state[key] = initial
     return st.number_input(
         label,
-        value=round(float(feature.initial), places),
-        step=step,
-        format=f"%.{places}f",  # the precision a person would type, derived from the schema's own values
+        value=None,
+        step=int(step) if whole else step,
+        format="%d" if whole else f"%.{places}f",  # the precision a person would type, from the schema's values
         key=key,
         help=usual or None,
+        placeholder=f"empty: the default {insight.shown_value(initial)} is used",
     )
+
+
+def _with_defaults(features, values: dict) -> tuple[dict, tuple[tuple[str, object], ...]]:
+    """The form's values with each emptied number field set to its default, and which were."""
+    filled, defaulted = dict(values), []
+    for feature in features:
+        if feature.type == "number" and values.get(feature.name) is None:
+            value = feature.initial
+            filled[feature.name] = int(value) if float(value).is_integer() else value
+            defaulted.append((feature.name, filled[feature.name]))
+    return filled, tuple(defaulted)
 
 
 def _result(served: Served, result: BatchResult) -> None:
@@ -98,4 +119,14 @@ def _result(served: Served, result: BatchResult) -> None:
     st.metric("Prediction", str(row["prediction"]), help=f"Version {served.label}")
     st.caption(f"{probabilities[str(row['prediction'])]:.1%} probability · version {served.label}")
     chart = probabilities.rename("probability").rename_axis("class").reset_index()
-    st.bar_chart(chart, x="class", y="probability", horizontal=True, height=60 + 30 * len(chart))
+    bars = (
+        alt.Chart(chart)
+        .mark_bar(color=charts.PAIR[1])
+        .encode(
+            x=alt.X("probability:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),  # always 0–100 %
+            y=alt.Y("class:N", sort=None, title=None),
+            tooltip=["class", alt.Tooltip("probability:Q", format=".1%")],
+        )
+        .properties(height=40 + 30 * len(chart))
+    )
+    st.altair_chart(bars, width="stretch")

@@ -7,6 +7,8 @@ import re
 
 import numpy as np
 
+from dashboard.csvio import TEMPLATE_HINT
+from dashboard.errors import DashboardError, InputError
 from dashboard.predict import row_reference
 from dashboard.validate import RangeWarning
 
@@ -52,3 +54,10 @@ def md(text: object) -> str:
         last = match.end()
     parts.append(_MARKUP.sub(r"\\\1", text[last:]))
     return "".join(parts)
+
+
+def with_template_hint(exc: DashboardError) -> str:
+    """An error's message, with the page's way to get the expected header when a template would fix it."""
+    if isinstance(exc, InputError) and exc.template:
+        return f"{exc.message}; {TEMPLATE_HINT}"
+    return exc.message
