@@ -27,6 +27,14 @@ SIGN_IN_SETTINGS = {  # environment variable -> the key in Streamlit's [auth] se
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_PLAIN_ADDRESS = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
+
+
+def printable(text: str, limit: int = 80) -> str:
+    """Someone else's text for a message or a log line: control and non-ASCII characters escaped, shortened."""
+    shown = text.encode("ascii", "backslashreplace").decode("ascii")
+    shown = "".join(c if 32 <= ord(c) < 127 else f"\\x{ord(c):02x}" for c in shown)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
 @dataclass(frozen=True)
@@ -65,14 +73,27 @@ class Access:
         return not self.open
 
     def allows(self, claims: Mapping[str, Any]) -> tuple[bool, str]:
-        """(allowed, why not) for a signed-in person's ID token claims."""
-        email = str(claims.get("email") or "").strip().lower()
-        if not email:
+        """(allowed, why not) for a signed-in person's ID token claims.
+
+        With an allow-list the address is the key, so it must be exactly one plain ASCII address (no control
+        characters, no look-alikes such as the Kelvin sign that lowercase into a listed name, one @) and verified
+        by a boolean `true` (a missing claim, "false", "true" as text or 0 are not verification)."""
+        raw = claims.get("email")
+        if not isinstance(raw, str) or not raw.strip():
             return False, "your sign-in gave no email address"
-        if claims.get("email_verified") is False:
-            return False, f"the address {email} is not verified with your sign-in provider"
         if not self.allowed_emails and not self.allowed_domains:
+            if claims.get("email_verified") is False:
+                return False, f"the address {printable(raw)} is not verified with your sign-in provider"
             return True, ""
+        email = raw.strip()
+        if not _PLAIN_ADDRESS.match(email):
+            return False, (
+                f"the address {printable(email)} is not one plain address (exactly one @, ASCII letters, digits "
+                "and . _ % + - only); ask the dashboard's owner to add you by another address"
+            )
+        if claims.get("email_verified") is not True:
+            return False, f"the address {email} is not verified with your sign-in provider"
+        email = email.lower()
         if email in self.allowed_emails or email.rsplit("@", 1)[-1] in self.allowed_domains:
             return True, ""
         return False, f"{email} is not on this dashboard's list of allowed people"

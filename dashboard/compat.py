@@ -83,6 +83,8 @@ def _spec(request: Request) -> str | None:
 async def _tf_predict(server: Server, request: Request) -> Response:
     started = time.perf_counter()
     _model_name(server, request)
+    if media_type(request) != "application/json":  # a form or text/plain POST from any web page: refused
+        raise ApiError(415, "unsupported_media_type", "TF Serving's API takes JSON: send Content-Type: application/json")
     served, _ = await serving(server, _spec(request))
     data = parse_json(await read_body(request, server))
     columnar = isinstance(data, dict) and isinstance(data.get("inputs"), dict)

@@ -184,13 +184,20 @@ def safe_csv(table: pd.DataFrame, sep: str = ",", decimal: str = ".") -> bytes:
     return safe.to_csv(index=False, header=header, lineterminator="\r\n", sep=sep, decimal=decimal).encode("utf-8")
 
 
-def results_csv(table: pd.DataFrame, source: CsvTable | None = None) -> bytes:
-    """A results table as a download: in the dialect of the file it came from (separator, decimal comma),
-    probabilities rounded to PROBABILITY_PLACES, formula-looking text neutralised."""
+def rounded_probabilities(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with probability columns rounded to PROBABILITY_PLACES (what a download shows; the Spark job's
+    CSV output too)."""
     rounded = table.copy(deep=False)
     for column in rounded.columns:
         if str(column).startswith("probability") and pd.api.types.is_float_dtype(rounded[column]):
             rounded[column] = rounded[column].round(PROBABILITY_PLACES)
+    return rounded
+
+
+def results_csv(table: pd.DataFrame, source: CsvTable | None = None) -> bytes:
+    """A results table as a download: in the dialect of the file it came from (separator, decimal comma),
+    probabilities rounded to PROBABILITY_PLACES, formula-looking text neutralised."""
+    rounded = rounded_probabilities(table)
     if source is None:
         return safe_csv(rounded)
     return safe_csv(rounded, sep=source.separator, decimal=source.decimal)

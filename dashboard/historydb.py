@@ -5,6 +5,7 @@ starting at once do not race), and database errors worded without the password."
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 import threading
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def database_url(configured: str | None, cache_dir: Path) -> URL:
     """The SQLAlchemy URL for DATABASE_URL (None: SQLite in the cache folder)."""
     if not configured:
         return make_url(f"sqlite:///{cache_dir / 'history.sqlite3'}")
-    text = configured.strip()
+    text = _last_at(configured.strip())
     text = re.sub(r"^postgres(ql)?(\+psycopg2?)?://", "postgresql+psycopg://", text)
     try:
         url = make_url(text)
@@ -40,6 +41,18 @@ def database_url(configured: str | None, cache_dir: Path) -> URL:
             f"DATABASE_URL uses {url.get_backend_name()!r}; use postgres://…, postgresql://… or sqlite:///PATH"
         )
     return url
+
+
+def _last_at(text: str) -> str:
+    """The URL with its password percent-encoded when the password holds an unencoded @: the credentials end at the
+    last @ before the host (SQLAlchemy splits at the first, which put the password's tail in the host name)."""
+    scheme, sep, rest = text.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    if not sep or netloc.count("@") < 2:
+        return text
+    userinfo, host = netloc.rsplit("@", 1)
+    user, colon, password = userinfo.partition(":")
+    return f"{scheme}://{user}{colon}{quote(password, safe='')}@{host}{slash}{tail}"
 
 
 def shown(url: URL) -> str:

@@ -85,6 +85,12 @@ def _split(value: Any, names: Sequence[str]) -> list[Mapping[str, Any]]:
     columns = value.get("columns", list(names))
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InputError('"dataframe_split"["columns"] must be a list of column names')
+    twice = sorted({c for c in columns if columns.count(c) > 1}) if len(set(columns)) < len(columns) else []
+    if twice:
+        raise InputError(
+            f'"dataframe_split"["columns"] names {", ".join(repr(c) for c in twice[:5])} more than once; '
+            "name each column once"
+        )
     rows = []
     for i, row in enumerate(value["data"]):
         if not isinstance(row, list) or len(row) != len(columns):

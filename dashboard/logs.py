@@ -15,11 +15,26 @@ def configure_logging() -> None:
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(EscapeArguments())
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
 
 
+class EscapeArguments(logging.Filter):
+    """Text quoted into a log line (an email address, a file name, a version asked for) is someone else's: its
+    control characters are escaped, so a newline cannot forge a second log line. Tracebacks keep their lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and not getattr(record, "traceback", False):
+            record.args = tuple(_escaped(a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def _escaped(text: str) -> str:
+    return "".join(c if c >= " " and c != "\x7f" else f"\\x{ord(c):02x}" for c in text)
+
+
 def report(exc: BaseException, context: str) -> None:
     """Log the full redacted error on the server (never in the page or an answer)."""
-    log.warning("%s: %s", context, describe(exc))
+    log.warning("%s: %s", _escaped(context), describe(exc), extra={"traceback": True})

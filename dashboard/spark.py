@@ -272,8 +272,8 @@ def predict_batch(served: Served, job: Job, batch: pd.DataFrame, counters: Count
     result = service.predict_table(served, CsvTable(_as_read(batch, job.schema), row_errors), max_warnings=0)
     table = result.table
     table = pd.concat([batch[list(job.input_columns)], table[list(job.columns[len(job.input_columns) :])]], axis=1)
-    if job.safe_text:
-        table = csvio.neutralised(table)
+    if job.safe_text:  # CSV output: what the local CLI writes (spreadsheet-safe text, probabilities rounded)
+        table = csvio.neutralised(csvio.rounded_probabilities(table))
     if counters is not None:
         counters.rows.add(result.rows)
         counters.errors.add(result.failed)

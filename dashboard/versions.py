@@ -128,6 +128,8 @@ class Catalog:
         return choose(self.versions, self.aliases, requested, asked_by)
 
 
+MAX_REQUEST = 200  # characters of a version asked for: longer is never a version (nor a sane specifier)
+
 def choose(
     versions: tuple[ModelVersion, ...],
     aliases: Mapping[str, str],
@@ -141,9 +143,14 @@ def choose(
     text = (requested or "").strip()
     if text == "" or text.lower() == "latest":
         return newest, None
+    if len(text) > MAX_REQUEST:  # Python refuses to read 4,301-digit numbers: never let one reach packaging
+        return newest, (
+            f"a version of {len(text):,} characters was asked for ({asked_by}) but does not exist; "
+            f"using the newest, {newest.label}"
+        )
     try:
         wanted = Version(text)
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):
         wanted = None
     if wanted is not None:
         for v in versions:
@@ -160,13 +167,13 @@ def choose(
         )
     try:
         spec = SpecifierSet(text)
-    except InvalidSpecifier:
+        matching = [v for v in versions if spec.contains(v.version, prereleases=False)]
+    except (InvalidSpecifier, ValueError):
         known = ", ".join(sorted(aliases)) or "none defined"
         return newest, (
             f"{asked_by}={text!r} is not a version, an alias ({known}) or a PEP 440 specifier "
             f"such as ~=1.2; using the newest, {newest.label}"
         )
-    matching = [v for v in versions if spec.contains(v.version, prereleases=False)]
     if matching:
         return max(matching, key=lambda v: v.version), None
     return newest, f"no version matches {text} ({asked_by}); using the newest, {newest.label}"

@@ -369,3 +369,24 @@ def test_api_errors_word_the_api_not_the_page(api):
     assert api_json(answer)["error"]["message"].startswith(
         "version 3.0 was asked for (?version= in the request) but does not exist; available: "
     )
+
+
+def test_the_csv_answer_echoes_inputs_as_written(api):
+    """Issue 22: the API's CSV answer keeps 007, 02134 and 5.10 as sent, in the request's own separator."""
+    ready(api)
+    sent = "id;sepal_length;sepal_width;petal_length;petal_width;zip\n007;5,10;3,5;1,4;0,2;02134\n"
+    answer = call(api, "POST", "/api/v1/predict", data=sent.encode(), headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/csv")
+    header, row = answer.text.splitlines()[:2]
+    assert header.startswith("id;sepal_length;sepal_width;petal_length;petal_width;zip;prediction")
+    assert row.split(";")[:7] == ["007", "5,10", "3,5", "1,4", "0,2", "02134", "setosa"]
+
+
+def test_the_docs_page_is_served_offline_by_the_dashboard(api):
+    """Issue 22: Swagger UI's script and style come from the dashboard itself, not a CDN."""
+    page = call(api, "GET", "/api/v1/docs")
+    assert page.status_code == 200 and "/api/v1/static/swagger-ui-bundle.js" in page.text
+    assert "cdn." not in page.text and "jsdelivr" not in page.text
+    script = call(api, "GET", "/api/v1/static/swagger-ui-bundle.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert len(script.content) > 500_000

@@ -152,7 +152,7 @@ def test_text_from_manifests_links_and_uploads_renders_as_text_in_the_browser(se
             settled(page)
             page.locator("input[type=file]").set_input_files(str(upload))
             expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
-            expect(page.get_by_text(f"'[click]({EVIL}/cell)' is not a number", exact=False)).to_be_visible()
+            expect(page.get_by_text(f"'[click]({EVIL}/cell)' is not a number", exact=False).first).to_be_visible()
             html = page.content()
         finally:
             browser.close()
@@ -191,7 +191,7 @@ def test_why_what_if_and_drift_in_the_browser_match_the_api(server, tmp_path):
         settled(page)
         page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
         expect(page.get_by_text("Like the training data?")).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("Population stability index per input", exact=False)).to_be_visible()
+        expect(page.get_by_text("Population stability index (PSI) of each input", exact=False)).to_be_visible()
 
 
 def test_a_person_flags_a_wrong_answer_and_exports_it_for_training(server, tmp_path):

@@ -174,6 +174,7 @@ def test_publish_to_a_private_bucket_then_list_and_predict(bucket, tmp_path, cap
     publish_two(prefix, tmp_path)
     out = capsys.readouterr().out
     assert f"in {prefix}/manifest.json" in out
+    assert f"serve it with: MODEL_MANIFEST_URL={prefix}/manifest.json\n" in out  # the exact value to set
     os.environ["MODEL_MANIFEST_URL"] = f"{prefix}/manifest.json"
     try:
         assert main(["versions"]) == 0

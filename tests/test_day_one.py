@@ -56,6 +56,8 @@ def test_inputs_are_echoed_exactly_as_written_and_unused_columns_never_parsed(tm
     assert result["zip"].tolist() == ["02134", "00501"]
     assert result["sepal_length"].tolist() == ["5.10", "6.70"]
     assert result["prediction"].tolist() == ["setosa", "virginica"]
+    for probability in result["probability_setosa"]:  # rounded to a millionth in downloads
+        assert len(probability.split(".")[1]) <= 6 if "." in probability else True
 
 
 def test_an_extra_field_on_the_first_line_is_flagged_and_nothing_moves(tmp_path):
