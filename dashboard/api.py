@@ -8,6 +8,7 @@ Thin like the UI: it parses a request, calls the core, and words the answer. Err
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import importlib.util
 import math
@@ -30,7 +31,7 @@ from dashboard.api_models import ERRORS, PREDICT_BODY, ErrorAnswer, ModelInfo, P
 from dashboard.batching import Part
 from dashboard.csvio import CsvTable, results_csv
 from dashboard.errors import DashboardError, InputError, MissingColumnsError, scrub
-from dashboard.inputs import rows_from_json
+from dashboard.inputs import TooManyRows, frame_of, rows_from_json
 from dashboard.logs import log, report
 from dashboard.predict import output_columns
 from dashboard.schema import Output
@@ -179,11 +180,11 @@ def create_api(server: Server) -> FastAPI:
         kind = media_type(request)
         if kind == "text/csv":
             return await predict_csv(server, served, body, explain, request, started)
-        data = parse_json(body)
-        rows = rows_for(data, served, server)
+        _, rows = await json_rows(body, served, server)
         if explain:  # not batched with others: each request's rows explained against the reference input
-            frame = pd.DataFrame.from_records(rows, columns=served.schema.names)
-            explained = await asyncio.to_thread(understand.explain_table, served, CsvTable(frame))
+            check_explain(server, served, len(rows))
+            frame = frame_of(rows, served.schema.names)
+            explained = await explaining(understand.explain_table, served, CsvTable(frame))
             part = Part(explained.result, 0, len(rows))
         else:
             part = await server.batcher.predict(served, rows)
@@ -191,7 +192,11 @@ def create_api(server: Server) -> FastAPI:
         headers = {"X-Model-Version": served.label}
         if fallback:
             headers["X-Model-Fallback"] = fallback
-        found = answer(served, part, fallback)
+        found = (
+            answer(served, part, fallback)
+            if len(rows) <= SMALL
+            else await asyncio.to_thread(answer, served, part, fallback)
+        )
         if server.recorder is not None:
             found["prediction_id"] = headers["X-Prediction-Id"] = server.recorder.record_answer(
                 served,
@@ -327,6 +332,47 @@ def media_type(request: Request) -> str:
     )
 
 
+SMALL = 1_000  # rows (or ~64 KiB of JSON) handled on the event loop; more go to a worker thread
+_EXPLAINER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
+
+
+async def json_rows(body: bytes, served: Served, server: Server) -> tuple[Any, list]:
+    """(the parsed body, its rows): over API_MAX_JSON_BYTES refused before parsing, a large body parsed in a worker
+    thread so no other request (nor the page) waits for it, rows counted before they are built."""
+    limit = server.settings.api_max_json_bytes
+    if len(body) > limit:
+        raise ApiError(
+            413,
+            "too_large",
+            f"the JSON body is {len(body):,} bytes, over the {limit:,} limit for JSON (API_MAX_JSON_BYTES); send "
+            "the rows as text/csv (up to API_MAX_BYTES) or in several requests",
+        )
+
+    def parse() -> tuple[Any, list]:
+        data = parse_json(body)
+        return data, rows_for(data, served, server)
+
+    return parse() if len(body) <= 65_536 else await asyncio.to_thread(parse)
+
+
+def check_explain(server: Server, served: Served, rows: int) -> None:
+    """Refuse an explanation larger than API_EXPLAIN_MAX_CELLS (rows x inputs) before any work."""
+    cells, limit = rows * len(served.schema.features), server.settings.api_explain_max_cells
+    if cells > limit:
+        raise ApiError(
+            413,
+            "too_much_to_explain",
+            f"explaining {rows:,} rows x {len(served.schema.features)} inputs is over the {limit:,} limit "
+            "(API_EXPLAIN_MAX_CELLS); explain fewer rows per request, or leave explain off to predict them all",
+        )
+
+
+async def explaining(function, *args):
+    """Explanations run one at a time on their own thread: a burst of them queues there, and plain predictions
+    (the default thread pool, the micro-batcher) never wait behind it."""
+    return await asyncio.get_running_loop().run_in_executor(_EXPLAINER, function, *args)
+
+
 def parse_json(body: bytes) -> Any:
     try:
         return jsontext.loads(body, "the body", InputError, 'send JSON such as {"instances": [{...}]}')
@@ -336,16 +382,11 @@ def parse_json(body: bytes) -> Any:
 
 def rows_for(data: Any, served: Served, server: Server) -> list:
     try:
-        _, rows = rows_from_json(data, served.schema.names)
+        _, rows = rows_from_json(data, served.schema.names, server.settings.api_max_rows)
+    except TooManyRows as exc:
+        raise ApiError(413, "too_many_rows", exc.message) from exc
     except InputError as exc:
         raise ApiError(400, "bad_request", exc.message) from exc
-    if len(rows) > server.settings.api_max_rows:
-        raise ApiError(
-            413,
-            "too_many_rows",
-            f"{len(rows):,} rows, over the {server.settings.api_max_rows:,} limit (API_MAX_ROWS); "
-            "send them in several requests",
-        )
     return rows
 
 
@@ -369,7 +410,8 @@ async def predict_csv(
                 f"{table.rows:,} rows, over the {settings.api_max_rows:,} limit (API_MAX_ROWS); split the file",
             )
         if explain:
-            result = (await asyncio.to_thread(understand.explain_table, served, table)).result
+            check_explain(server, served, table.rows)
+            result = (await explaining(understand.explain_table, served, table)).result
         else:
             result = await asyncio.to_thread(service.predict_table, served, table)
         data = await asyncio.to_thread(results_csv, result.table, table)
@@ -404,6 +446,12 @@ def answer(served: Served, part: Part, fallback: str | None = None) -> dict[str,
     predictions = table["prediction"].to_numpy(dtype=object)
     errors = table["error"].to_numpy(dtype=object)
     probabilities = _outputs(table, output)
+    names = served.schema.names
+    attributions = (
+        table[[f"attribution_{n}" for n in names]].to_numpy(dtype=float).tolist()
+        if f"attribution_{names[0]}" in table.columns
+        else None
+    )
     rows = []
     for i, error in enumerate(errors):
         if error:
@@ -415,8 +463,8 @@ def answer(served: Served, part: Part, fallback: str | None = None) -> dict[str,
                 row["probabilities"] = dict(zip(output.labels, probabilities[i].tolist(), strict=True))
             elif output.type == "binary":
                 row["probability"] = float(probabilities[i][0])
-            if f"attribution_{served.schema.names[0]}" in table.columns:
-                row["attributions"] = {n: float(table[f"attribution_{n}"].iloc[i]) for n in served.schema.names}
+            if attributions is not None:
+                row["attributions"] = dict(zip(names, attributions[i], strict=True))
         rows.append(row)
     body: dict[str, Any] = {
         "model_version": served.label,

@@ -4,7 +4,8 @@ call (as TF Serving and BentoML do), each request then given back its own rows.
 A request that finds no batch of its version running goes at once (no added latency when traffic is light);
 while one runs, arrivals wait for it to finish (at most `wait` seconds, less once `max_rows` rows are waiting)
 and then go together. The work runs in a worker thread, so the event loop never blocks on the model. Rows are
-validated one by one as always, so a bad row in one request never fails its neighbours'.
+validated one by one as always, so a bad row in one request never fails its neighbours'; a batch that fails as a
+whole is tried again request by request, so only the request that caused it fails.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import service
+from dashboard.inputs import frame_of
 from dashboard.predict import BatchResult
 from dashboard.service import Served
 from dashboard.validate import RangeWarning
@@ -98,12 +100,15 @@ class MicroBatcher:
     async def _work(self, served: Served, jobs: list[_Job]) -> None:
         rows = [row for job in jobs for row in job.rows]
         try:
-            frame = pd.DataFrame.from_records(rows, columns=served.schema.names) if rows else None
+            frame = frame_of(rows, served.schema.names) if rows else None
             result = await asyncio.to_thread(service.predict_frame, served, frame, None, None)
-        except Exception as exc:  # a failure of the whole batch (the model itself): every request hears of it
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+        except Exception as exc:
+            if len(jobs) > 1:  # one request's rows may be what fails: each request alone, so only its sender hears
+                for job in jobs:
+                    await self._work(served, [job])
+                return
+            if not jobs[0].future.done():  # this request alone fails (or the model itself does, for everyone)
+                jobs[0].future.set_exception(exc)
             return
         start = 0
         for job in jobs:

@@ -14,13 +14,12 @@ from starlette.routing import Route
 
 from dashboard.api import (
     ApiError,
+    json_rows,
     media_type,
-    parse_json,
     predict_csv,
     raw_outputs,
     read_body,
     record,
-    rows_for,
     serving,
 )
 from dashboard.logs import report
@@ -84,11 +83,13 @@ async def _tf_predict(server: Server, request: Request) -> Response:
     started = time.perf_counter()
     _model_name(server, request)
     if media_type(request) != "application/json":  # a form or text/plain POST from any web page: refused
-        raise ApiError(415, "unsupported_media_type", "TF Serving's API takes JSON: send Content-Type: application/json")
+        raise ApiError(
+            415, "unsupported_media_type", "TF Serving's API takes JSON: send Content-Type: application/json"
+        )
     served, _ = await serving(server, _spec(request))
-    data = parse_json(await read_body(request, server))
+    data, rows = await json_rows(await read_body(request, server), served, server)
     columnar = isinstance(data, dict) and isinstance(data.get("inputs"), dict)
-    part = await server.batcher.predict(served, rows_for(data, served, server))
+    part = await server.batcher.predict(served, rows)
     _refuse_bad_rows(part)
     outputs = raw_outputs(served, part)
     return JSONResponse(
@@ -136,7 +137,8 @@ async def _invocations(server: Server, request: Request) -> Response:
     body = await read_body(request, server)
     if media_type(request) == "text/csv":
         return await predict_csv(server, served, body, request=request, started=started)
-    part = await server.batcher.predict(served, rows_for(parse_json(body), served, server))
+    _, rows = await json_rows(body, served, server)
+    part = await server.batcher.predict(served, rows)
     _refuse_bad_rows(part)
     return JSONResponse(
         {"predictions": raw_outputs(served, part)},

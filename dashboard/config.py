@@ -51,6 +51,9 @@ class Settings:
     csv_max_columns: int = 1_000
     api_max_bytes: int = 50 * 1024 * 1024  # one HTTP request body
     api_max_rows: int = 100_000  # rows in one HTTP request (JSON or CSV)
+    # a JSON body becomes ~40x its size in Python objects: 8 MiB (~100,000 short rows) parses to ~300 MB
+    api_max_json_bytes: int = 8 * 1024 * 1024
+    api_explain_max_cells: int = 100_000  # rows x inputs explained in one request (each costs 2**n or 8 (n+1) calls)
     api_batch_wait_ms: float = 2.0  # how long a request waits for others to share its model call
     api_batch_max_rows: int = 4096  # rows that make a batch run at once
     connect_timeout: float = 10.0
@@ -187,6 +190,8 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         csv_max_columns=_integer(get("CSV_MAX_COLUMNS"), "CSV_MAX_COLUMNS", d.csv_max_columns),
         api_max_bytes=_integer(get("API_MAX_BYTES"), "API_MAX_BYTES", d.api_max_bytes),
         api_max_rows=_integer(get("API_MAX_ROWS"), "API_MAX_ROWS", d.api_max_rows),
+        api_max_json_bytes=_integer(get("API_MAX_JSON_BYTES"), "API_MAX_JSON_BYTES", d.api_max_json_bytes),
+        api_explain_max_cells=_integer(get("API_EXPLAIN_MAX_CELLS"), "API_EXPLAIN_MAX_CELLS", d.api_explain_max_cells),
         api_batch_wait_ms=_number(get("API_BATCH_WAIT_MS"), "API_BATCH_WAIT_MS", d.api_batch_wait_ms),
         api_batch_max_rows=_integer(get("API_BATCH_MAX_ROWS"), "API_BATCH_MAX_ROWS", d.api_batch_max_rows),
         csv_max_rows=_integer(get("CSV_MAX_ROWS"), "CSV_MAX_ROWS", d.csv_max_rows),

@@ -5,9 +5,9 @@ starting at once do not race), and database errors worded without the password."
 from __future__ import annotations
 
 import re
-from urllib.parse import quote
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url

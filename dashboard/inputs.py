@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
+import pandas as pd
+
 from dashboard.errors import InputError
 
 Format = Literal["instances", "inputs", "dataframe_split", "dataframe_records"]
@@ -22,8 +25,12 @@ _HINT = (
 )
 
 
-def rows_from_json(body: Any, names: Sequence[str]) -> tuple[Format, list[Mapping[str, Any]]]:
-    """(which format, one mapping per row) from a parsed JSON body, for a model whose features are `names`."""
+def rows_from_json(
+    body: Any, names: Sequence[str], max_rows: int | None = None
+) -> tuple[Format, list[Mapping[str, Any]]]:
+    """(which format, one mapping per row) from a parsed JSON body, for a model whose features are `names`.
+
+    With max_rows, a body with more rows is refused (TooManyRows) before any row is built."""
     if not isinstance(body, Mapping):
         raise InputError(f"the body must be a JSON object; {_HINT}")
     given = [key for key in FORMATS if key in body]
@@ -32,6 +39,10 @@ def rows_from_json(body: Any, names: Sequence[str]) -> tuple[Format, list[Mappin
         raise InputError(f"the body must have exactly one of {', '.join(FORMATS)} (found {found}); {_HINT}")
     key = given[0]
     value = body[key]
+    if max_rows is not None:
+        count = _count(value)
+        if count > max_rows:
+            raise TooManyRows(count, max_rows)
     if key == "instances":
         rows = _rows(value, names, "instances")
     elif key == "dataframe_records":
@@ -43,6 +54,25 @@ def rows_from_json(body: Any, names: Sequence[str]) -> tuple[Format, list[Mappin
     if not rows:
         raise InputError(f'"{key}" holds no rows; send at least one')
     return key, rows
+
+
+class TooManyRows(InputError):
+    """A body with more rows than the request limit (counted before any row is built)."""
+
+    def __init__(self, rows: int, limit: int) -> None:
+        super().__init__(f"{rows:,} rows, over the {limit:,} limit (API_MAX_ROWS); send them in several requests")
+        self.rows = rows
+
+
+def _count(value: Any) -> int:
+    """Rows in a format's value without building them: a list's length, the longest column, or split's data."""
+    if isinstance(value, list):
+        return len(value)
+    if isinstance(value, Mapping):
+        if isinstance(value.get("data"), list):
+            return len(value["data"])
+        return max((len(v) for v in value.values() if isinstance(v, list)), default=0)
+    return 0
 
 
 def _rows(value: Any, names: Sequence[str], field: str, lists: bool = True) -> list[Mapping[str, Any]]:
@@ -97,3 +127,20 @@ def _split(value: Any, names: Sequence[str]) -> list[Mapping[str, Any]]:
             raise InputError(f'"dataframe_split"["data"][{i}] must be a list of {len(columns)} values, one per column')
         rows.append(dict(zip(columns, row, strict=True)))
     return rows
+
+
+def frame_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> pd.DataFrame:
+    """Rows as the table validation takes: a column of plain numbers as float64, any other column as Python
+    objects. Never pandas' string dtype, which cannot hold a lone surrogate (a JSON "\\ud800"): such a cell would
+    fail the whole table there, where validation makes it that row's error."""
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        if all(type(v) in (int, float) for v in values):
+            try:
+                columns[name] = np.array(values, dtype=np.float64)
+                continue
+            except OverflowError:  # an integer past float64: validation words it
+                pass
+        columns[name] = pd.Series(values, dtype=object)
+    return pd.DataFrame(columns, columns=list(names))

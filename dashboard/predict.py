@@ -97,14 +97,35 @@ def predict_validated(
 ) -> BatchResult:
     """Predict the good rows of a validated table and assemble the full output table."""
     values = scores(model, validated.inputs, validated.ready, progress)
-    table = assemble(frame, validated.good, validated.errors, values, output, version)
+    good, errors, values = finite_only(validated.good, validated.errors, values)
+    table = assemble(frame, good, errors, values, output, version)
     return BatchResult(
         table=table,
-        good=validated.good,
+        good=good,
         warnings=validated.warnings,
         warning_count=validated.warning_count,
         extra_columns=validated.extra_columns,
     )
+
+
+NOT_FINITE = (
+    "the model's answer for this row is not a finite number (an input too large for its float32 arithmetic?); "
+    "check the row's values"
+)
+
+
+def finite_only(good: np.ndarray, errors: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A row whose outputs are NaN or infinite is that row's error, never a label with empty probabilities."""
+    if not values.size:
+        return good, errors, values
+    finite = np.isfinite(values).all(axis=1)
+    if finite.all():
+        return good, errors, values
+    good, errors = good.copy(), errors.copy()
+    lost = np.flatnonzero(good)[~finite]
+    good[lost] = False
+    errors[lost] = NOT_FINITE
+    return good, errors, values[finite]
 
 
 def assemble(

@@ -47,9 +47,13 @@ def explain_table(served: Served, table: CsvTable, exact_limit: int = explain.EX
     result = predict_table(served, table)
     validated = _inputs(served, table)
     base = _inputs(served, CsvTable(reference_frame(served)), reference_row=True)
-    if validated.ready == 0:
+    if result.predicted == 0:
         return Explained(result, None)
-    found = _in_chunks(served, validated.inputs, base.inputs, exact_limit, validated.ready)
+    keep = result.good[validated.good]  # valid rows whose answer was finite: the ones predicted
+    inputs = validated.inputs
+    if not keep.all():
+        inputs = {k: v[keep] for k, v in inputs.items()} if isinstance(inputs, dict) else inputs[keep]
+    found = _in_chunks(served, inputs, base.inputs, exact_limit, result.predicted)
     for i, name in enumerate(served.schema.names):
         column = np.full(result.rows, np.nan)
         column[result.good] = found.values[:, i]

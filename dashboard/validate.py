@@ -17,6 +17,7 @@ from dashboard.schema import Schema
 
 MAX_SHOWN_WARNINGS = 20
 _GROUPED = r"[+-]?\d{1,3},\d{3}"  # 12,500: a decimal comma or a thousands separator?
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # models compute in float32: 1e39 would be inf there
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,9 @@ def validate(
             messages = np.full(rows, "", dtype=object)
             for index in np.flatnonzero(bad):
                 messages[index] = (
-                    f"{feature.name}: missing value"
+                    UNREADABLE_MESSAGE.format(name=feature.name)
+                    if text[index] == UNREADABLE
+                    else f"{feature.name}: missing value"
                     if text[index] == ""
                     else f"{feature.name}: {quote(text[index])} is not one of {', '.join(choices)}"
                 )
@@ -119,8 +122,10 @@ def validate(
             values[feature.name] = text if feature.name in string_inputs else codes.astype(np.float64)
         else:
             text = _texts(column)
-            bad = np.zeros(rows, dtype=bool) if empty_text_ok else text == ""
-            problems.append((bad, f"{feature.name}: missing value"))
+            unreadable = text == UNREADABLE
+            missing = np.zeros(rows, dtype=bool) if empty_text_ok else text == ""
+            problems.append((missing, f"{feature.name}: missing value"))
+            problems.append((unreadable, UNREADABLE_MESSAGE.format(name=feature.name)))
             values[feature.name] = text
     if row_errors:
         bad = np.zeros(rows, dtype=bool)
@@ -174,13 +179,16 @@ def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndar
         column = column.astype("string")
     if pd.api.types.is_numeric_dtype(column):
         numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~np.isfinite(numbers)
+        beyond = np.abs(numbers) > FLOAT32_MAX
+        bad = ~np.isfinite(numbers) | beyond
         messages = np.full(len(numbers), "", dtype=object)
         for index in np.flatnonzero(bad):
             value = numbers[index]
             messages[index] = (
                 f"{name}: missing value"
                 if np.isnan(value)
+                else f"{name}: {value:g} is beyond the largest number the model computes with (±3.4e38)"
+                if beyond[index]
                 else f"{name}: {'inf' if value > 0 else '-inf'} is not a finite number"
             )
         return numbers, bad, messages
@@ -195,11 +203,16 @@ def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndar
         fixed = pd.Series(text[retry], dtype=object).str.replace(",", ".", regex=False)
         parsed[retry] = pd.to_numeric(fixed, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         parsed[ambiguous] = np.nan
-    bad = ~np.isfinite(parsed)
+    beyond = np.abs(parsed) > FLOAT32_MAX  # finite here, but infinite in the model's float32 arithmetic
+    bad = ~np.isfinite(parsed) | beyond
     messages = np.full(len(text), "", dtype=object)
     for index in np.flatnonzero(bad):
         raw = text[index]
-        if raw == "" or raw.lower() in ("nan", "na", "n/a", "null", "none"):
+        if raw == UNREADABLE:
+            messages[index] = UNREADABLE_MESSAGE.format(name=name)
+        elif beyond[index]:
+            messages[index] = f"{name}: {quote(raw)} is beyond the largest number the model computes with (±3.4e38)"
+        elif raw == "" or raw.lower() in ("nan", "na", "n/a", "null", "none"):
             messages[index] = f"{name}: missing value"
         elif ambiguous[index]:
             point, grouped = (f"{float(raw.replace(',', sep)):g}" for sep in (".", ""))
@@ -224,6 +237,24 @@ def quote(raw: str, limit: int = 40) -> str:
 
 
 def _texts(column: pd.Series) -> np.ndarray:
-    """Cells as stripped strings ('' for missing), as an object array."""
-    series = column.astype("string").fillna("").str.strip()
+    """Cells as stripped strings ('' for missing), as an object array. A cell that is not valid Unicode (a lone
+    surrogate from a JSON escape such as \\ud800) becomes UNREADABLE, which every feature type refuses."""
+    if column.dtype == object:  # values from JSON (or a ragged CSV): checked cell by cell
+        return np.array([_cell_text(v) for v in column.to_numpy(dtype=object)], dtype=object)
+    series = column.astype("string").fillna("").str.strip()  # read from bytes: always valid text
     return series.to_numpy(dtype=object)
+
+
+UNREADABLE = "\x00unreadable"  # never a number, a choice or sent to a model: validation words it per row
+UNREADABLE_MESSAGE = "{name}: the value is not valid text (it holds a lone surrogate such as \\ud800); send UTF-8 text"
+
+
+def _cell_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    text = str(value).strip()
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return UNREADABLE
+    return text

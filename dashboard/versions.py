@@ -130,6 +130,7 @@ class Catalog:
 
 MAX_REQUEST = 200  # characters of a version asked for: longer is never a version (nor a sane specifier)
 
+
 def choose(
     versions: tuple[ModelVersion, ...],
     aliases: Mapping[str, str],

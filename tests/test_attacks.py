@@ -1,0 +1,174 @@
+"""Hostile and unlucky input, round three (issue 23), against the real server: one caller never hurts the others,
+big bodies neither freeze nor bloat the server, values beyond float32 are row errors, the small doors that were
+open are shut; and the allow-list and DATABASE_URL rules, without a server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from dashboard.access import Access
+from dashboard.historydb import database_url, explain, shown
+from tests import dashboard_server
+from tests.helpers import DEMO, api_json
+from tests.secretscan import SCANNED
+
+ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+POISON = b'{"instances": [{"sepal_length": "\\ud800", "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}'
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    running = dashboard_server.start(
+        tmp_path_factory.mktemp("attacks"), {"MODEL_MANIFEST_URL": str(DEMO / "manifest.json"), "HISTORY": "off"}
+    )
+    running.wait_ready()
+    yield running.base
+    SCANNED.append(("attacks server log", running.stop()))
+
+
+def test_a_poisoned_row_fails_only_itself_in_every_door(api):
+    """1: a lone surrogate sent alongside good calls: every good call answers, the poisoned row is its own error."""
+
+    def good(_):
+        answer = requests.post(api + "/api/v1/predict", json={"instances": [ROW]}, timeout=60)
+        return answer.status_code, (api_json(answer) or {}).get("predictions", [{}])[0].get("prediction")
+
+    def poisoned(_):
+        answer = requests.post(api + "/api/v1/predict", data=POISON, headers=JSON, timeout=60)
+        return answer.status_code, api_json(answer)["predictions"][0]["error"]
+
+    with ThreadPoolExecutor(16) as pool:
+        goods = [pool.submit(good, i) for i in range(60)]
+        bads = [pool.submit(poisoned, i) for i in range(20)]
+        assert [f.result() for f in goods] == [(200, "setosa")] * 60
+        for future in bads:
+            status, error = future.result()
+            assert status == 200 and error.startswith("sepal_length: the value is not valid text")
+    for door in ("/invocations", "/v1/models/iris-classifier:predict"):
+        answer = requests.post(api + door, data=POISON, headers=JSON, timeout=60)
+        assert answer.status_code == 400, (door, answer.text)  # these doors refuse a request with a bad row
+        assert "not valid text" in answer.text
+
+
+def test_big_json_bodies_are_refused_or_parsed_off_the_event_loop(api):
+    """2: over API_MAX_JSON_BYTES: 413 before parsing, saying to send CSV; an allowed big body does not stop others."""
+    huge = b'{"instances": [' + b",".join([b"[5.1, 3.5, 1.4, 0.2]"] * 450_000) + b"]}"  # ~9.5 MB
+    answer = requests.post(api + "/api/v1/predict", data=huge, headers=JSON, timeout=120)
+    assert answer.status_code == 413 and "API_MAX_JSON_BYTES" in api_json(answer)["error"]["message"]
+    too_many = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]] * 100_001}).encode()  # under the bytes, over the rows
+    answer = requests.post(api + "/api/v1/predict", data=too_many, headers=JSON, timeout=120)
+    assert answer.status_code == 413 and api_json(answer)["error"]["code"] == "too_many_rows"
+    big = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]] * 90_000}).encode()
+    done: dict[str, float] = {}
+
+    def send_big():
+        answer = requests.post(api + "/api/v1/predict", data=big, headers=JSON, timeout=300)
+        assert answer.status_code == 200
+        done["big"] = time.monotonic()
+
+    worker = threading.Thread(target=send_big)
+    worker.start()
+    time.sleep(0.3)
+    for _ in range(5):
+        assert requests.get(api + "/api/v1/health", timeout=60).status_code == 200
+    done["health"] = time.monotonic()
+    worker.join()
+    assert done["health"] < done["big"], "health waited for the big body"
+
+
+def test_explain_is_bounded_per_request(api):
+    """6: rows x inputs over API_EXPLAIN_MAX_CELLS is refused before any work; a small explain still answers."""
+    rows = {"instances": [[5.1, 3.5, 1.4, 0.2]] * 30_000}  # 120,000 cells
+    answer = requests.post(api + "/api/v1/predict?explain=true", json=rows, timeout=60)
+    assert answer.status_code == 413
+    assert "API_EXPLAIN_MAX_CELLS" in api_json(answer)["error"]["message"]
+    answer = requests.post(api + "/api/v1/predict?explain=true", json={"instances": [ROW] * 100}, timeout=120)
+    assert answer.status_code == 200 and len(api_json(answer)["predictions"]) == 100
+    assert set(api_json(answer)["predictions"][0]["attributions"]) == set(ROW)
+
+
+@pytest.mark.parametrize("value", [1e39, -1e300, "3.5e38", "1e400"])
+def test_values_beyond_float32_are_row_errors(api, value):
+    """7: never a 500, never a label with empty probabilities."""
+    rows = [{**ROW, "sepal_width": value}, ROW]
+    answer = requests.post(api + "/api/v1/predict", json={"instances": rows}, timeout=60)
+    assert answer.status_code == 200, answer.text
+    first, second = api_json(answer)["predictions"]
+    assert first["prediction"] is None
+    assert "sepal_width:" in first["error"]
+    assert "beyond the largest number" in first["error"] or "not a finite number" in first["error"]
+    assert second["prediction"] == "setosa"
+    csv = "sepal_length,sepal_width,petal_length,petal_width\n5.1,1e39,1.4,0.2\n"
+    answer = requests.post(api + "/api/v1/predict", data=csv, headers={"Content-Type": "text/csv"}, timeout=60)
+    assert answer.status_code == 200 and "beyond the largest number" in answer.text
+
+
+def test_an_endless_version_string_is_a_404_on_every_door(api):
+    """15: 4,301 digits (Python refuses to read such a number) is an unknown version, not a 500."""
+    spec = "1" * 4301
+    answer = requests.post(api + f"/api/v1/predict?version={spec}", json={"instances": [ROW]}, timeout=60)
+    assert answer.status_code == 404 and "4,301 characters" in api_json(answer)["error"]["message"]
+    answer = requests.get(api + f"/api/v1/models/{spec}", timeout=60)
+    assert answer.status_code == 404
+    answer = requests.post(
+        api + f"/v1/models/iris-classifier/versions/{spec}:predict", json={"instances": [ROW]}, timeout=60
+    )
+    assert answer.status_code == 404
+    answer = requests.post(api + f"/invocations?version={spec}", json={"instances": [ROW]}, timeout=60)
+    assert answer.status_code == 404
+
+
+def test_the_tf_serving_door_takes_json_only(api):
+    """15: a text/plain or form POST (what any web page may send cross-site) is refused."""
+    body = json.dumps({"instances": [list(ROW.values())]})
+    for kind in ("text/plain", "application/x-www-form-urlencoded"):
+        answer = requests.post(
+            api + "/v1/models/iris-classifier:predict", data=body, headers={"Content-Type": kind}, timeout=60
+        )
+        assert answer.status_code == 415, kind
+    answer = requests.post(api + "/v1/models/iris-classifier:predict", data=body, headers=JSON, timeout=60)
+    assert answer.status_code == 200
+
+
+def test_a_duplicated_dataframe_split_column_is_refused(api):
+    body = {"dataframe_split": {"columns": [*ROW, "sepal_length"], "data": [[5.1, 3.5, 1.4, 0.2, 9.9]]}}
+    answer = requests.post(api + "/invocations", json=body, timeout=60)
+    assert answer.status_code == 400 and "'sepal_length' more than once" in answer.text
+
+
+# ---- 12, 13: who is allowed, and the database URL, without a server
+
+
+@pytest.mark.parametrize(
+    "claims, why",
+    [
+        ({"email": "ann@company.com"}, "not verified"),
+        ({"email": "ann@company.com", "email_verified": "true"}, "not verified"),
+        ({"email": "ann@company.com", "email_verified": 0}, "not verified"),
+        ({"email": "ann@company.com", "email_verified": "false"}, "not verified"),
+        ({"email": "eve@evil.io@company.com", "email_verified": True}, "not one plain address"),
+        ({"email": "eve@evil.io\n@company.com", "email_verified": True}, "not one plain address"),
+        ({"email": "\u212aim@company.com", "email_verified": True}, "not one plain address"),
+        ({"email": ["ann@company.com"], "email_verified": True}, "no email address"),
+    ],
+)
+def test_the_allow_list_trusts_only_a_plain_verified_address(claims, why):
+    access = Access(allowed_domains=frozenset({"company.com"}))
+    allowed, reason = access.allows(claims)
+    assert not allowed and why in reason
+    assert "\n" not in reason and "\u212a" not in reason
+    assert access.allows({"email": "Ann@Company.com", "email_verified": True}) == (True, "")
+
+
+def test_a_password_with_an_at_sign_never_leaks_its_tail():
+    url = database_url("postgres://bob:p@ss@w0rd@db.example:5432/history", DEMO)
+    assert url.password == "p@ss@w0rd" and url.host == "db.example"
+    assert shown(url) == "PostgreSQL db.example:5432/history"
+    assert "w0rd" not in explain(RuntimeError("connection to p@ss@w0rd@db.example failed"), url)
