@@ -124,7 +124,10 @@ def _quiet_tensorflow() -> None:
     """A command line shows only its own words: TensorFlow's C++ log level set before it is imported, and the lines
     its native libraries print while loading (oneDNN, absl) kept off the terminal. --debug shows them all."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+    try:
+        if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+            return
+    except ImportError:  # an import hook refuses it: the lean stack
         return
     sys.stderr.flush()
     saved = os.dup(2)

@@ -4,6 +4,7 @@ the same filters and paging) and POST /feedback (report a wrong answer by the pr
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from datetime import datetime
 from typing import Any
 
@@ -63,7 +64,7 @@ def add_history_routes(api: FastAPI, server: Server) -> None:
         recorder = _recorder(server)
         scope = who(request) if server.settings.history_scope == "own" else None
         try:
-            stored = await asyncio.to_thread(
+            stored = await in_database(
                 recorder.add_feedback,
                 report.prediction_id,
                 who(request),
@@ -120,9 +121,29 @@ def _offset(offset: int) -> int:
     return offset
 
 
+# The history's database calls run on threads of their own: a stalled database holds these (and answers 503 after
+# READ_TIMEOUT), never the threads that predictions run on
+_DATABASE = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="history-api")
+READ_TIMEOUT = 10.0
+
+
+async def in_database(method, *args: Any) -> Any:
+    """method(*args) on the history's own threads, given up (503) after READ_TIMEOUT seconds."""
+    future = asyncio.get_running_loop().run_in_executor(_DATABASE, method, *args)
+    try:
+        return await asyncio.wait_for(future, READ_TIMEOUT)
+    except TimeoutError as exc:
+        raise ApiError(
+            503,
+            "history_unavailable",
+            f"the history database did not answer within {READ_TIMEOUT:g} s; predictions go on, try again later",
+            {"Retry-After": "30"},
+        ) from exc
+
+
 async def _read(method, *args: Any) -> Any:
     try:
-        return await asyncio.to_thread(method, *args)
+        return await in_database(method, *args)
     except HistoryError as exc:
         raise ApiError(503, "history_unavailable", exc.message, {"Retry-After": "30"}) from exc
     except InputError as exc:

@@ -40,6 +40,11 @@ def _server() -> Server:
     access = settings.access
     if access.open:
         log.warning("open to anyone who can reach this address: no sign-in (AUTH_*) and no API_TOKENS configured")
+    elif access.sign_in is None:
+        log.warning(
+            "the page is open to anyone who can reach this address: API_TOKENS protect the API only; set AUTH_* to "
+            "require sign-in (the page's History and Feedback tabs stay closed meanwhile)"
+        )
     else:
         log.info(
             "sign-in %s; API tokens: %d; the API needs a token", "on" if access.sign_in else "off", len(access.tokens)

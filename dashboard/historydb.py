@@ -84,7 +84,12 @@ def create(url: URL) -> Engine:
         pool_size=2,
         max_overflow=4,
         pool_timeout=5,
-        connect_args={"connect_timeout": 5, "application_name": "keras-dashboard"},
+        # a statement that runs longer than 10 s is cancelled by the server (a read must not hold a thread for long)
+        connect_args={
+            "connect_timeout": 5,
+            "application_name": "keras-dashboard",
+            "options": "-c statement_timeout=10000",
+        },
     )
 
 
@@ -113,6 +118,7 @@ def upgrade_to(engine: Engine, revision: str, lock: bool = False) -> None:
     # would see each other's context ("KeyError: 'config'", seen in CI), so one upgrade at a time per process
     with _ALEMBIC, engine.begin() as connection:
         if lock:
+            connection.execute(sa.text("SET LOCAL statement_timeout = 0"))  # waiting for another migrator is fine
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -19,6 +19,9 @@ OPEN_PATHS = ("/api/v1/health",)
 DOC_PATHS = ("/api/v1/docs", "/api/v1/openapi.json")
 DOC_PREFIXES = ("/api/v1/static/",)
 USER_COOKIE = "_streamlit_user"  # st.login's signed cookie of the signed-in person's claims
+# Streamlit's own routes that take or give a session's data: with sign-in on, only for a signed-in, allowed person
+# (before sign-in nothing but the sign-in page is served: a stranger's 45 MB uploads were accepted here)
+PAGE_PRIVATE = ("/_stcore/upload_file/", "/media/", "/component/", "/_stcore/bidi-components/", "/_stcore/metrics")
 HOW = "send Authorization: Bearer <token>; create one with: python -m dashboard token create NAME"
 
 
@@ -31,6 +34,10 @@ class BearerGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        private = scope["type"] == "http" and self.access.sign_in is not None and path.startswith(PAGE_PRIVATE)
+        if private and self._signed_in(scope) is None:
+            await _answer(send, 401, "sign_in_required", "sign in to the dashboard first")
+            return
         if scope["type"] != "http" or not path.startswith(API_PREFIXES) or path in OPEN_PATHS:
             await self.app(scope, receive, send)
             return

@@ -212,6 +212,13 @@ class ModelPool:
         self._lock = threading.Lock()
         self._served: OrderedDict[tuple[str, str], Served] = OrderedDict()
         self._loading: dict[tuple[str, str], threading.Lock] = {}
+        self._pinned: set[tuple[str, str, str]] = set()  # never released (the default version)
+
+    def pin(self, settings: Settings, version: ModelVersion) -> None:
+        """Keep this version loaded whatever else is asked for (the default version: its answers must never come
+        from another version because a burst of requests for other versions pushed it out)."""
+        with self._lock:
+            self._pinned = {(version.label, version.identity, settings.runtime)}
 
     def get(self, settings: Settings, version: ModelVersion, progress: Progress | None = None) -> Served:
         """The served version, loading it (with progress) if it is not in the pool."""
@@ -230,7 +237,10 @@ class ModelPool:
             with self._lock:
                 self._served[key] = served
                 while len(self._served) > self.size:
-                    dropped, _ = self._served.popitem(last=False)
+                    dropped = next((k for k in self._served if k not in self._pinned and k != key), None)
+                    if dropped is None:
+                        break
+                    del self._served[dropped]
                     log.info("released version %s to stay within %d loaded versions", dropped[0], self.size)
                 self._loading.pop(key, None)
         gc.collect()

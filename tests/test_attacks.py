@@ -172,3 +172,65 @@ def test_a_password_with_an_at_sign_never_leaks_its_tail():
     assert url.password == "p@ss@w0rd" and url.host == "db.example"
     assert shown(url) == "PostgreSQL db.example:5432/history"
     assert "w0rd" not in explain(RuntimeError("connection to p@ss@w0rd@db.example failed"), url)
+
+
+# ---- 10: a stalled history database never reaches predictions
+
+
+def _postgres_processes(database) -> list[int]:
+    """The cluster's postmaster and every backend it started."""
+    import subprocess
+
+    pid = int((database.folder / "data" / "postmaster.pid").read_text().split()[0])
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [pid, *map(int, children)]
+
+
+def test_a_frozen_database_never_slows_predictions(tmp_path):
+    import os
+    import signal
+
+    from dashboard.access import new_token
+    from tests.postgres import start_postgres
+    from tests.secretscan import watch
+    from tests.test_history import postgres_or_skip
+
+    postgres_or_skip()
+    database = start_postgres()
+    watch(database.password)
+    token, line = new_token("reader")
+    running = dashboard_server.start(tmp_path, {"DATABASE_URL": database.url, "API_TOKENS": line})
+    auth = {"Authorization": f"Bearer {token}"}
+    frozen: list[int] = []
+    try:
+        running.wait_ready(headers=auth)
+        assert requests.get(running.base + "/api/v1/history", headers=auth, timeout=60).status_code == 200
+        frozen = _postgres_processes(database)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        reads: list[tuple[int, float]] = []
+
+        def read(_):
+            answer = requests.get(running.base + "/api/v1/history", headers=auth, timeout=120)
+            reads.append((answer.status_code, time.monotonic()))
+
+        with ThreadPoolExecutor(8) as pool:
+            pending = [pool.submit(read, i) for i in range(8)]
+            time.sleep(0.5)
+            predicted = []
+            for _ in range(40):
+                answer = requests.post(
+                    running.base + "/api/v1/predict", json={"instances": [ROW]}, headers=auth, timeout=60
+                )
+                predicted.append(answer.status_code)
+            finished = time.monotonic()
+            for future in pending:
+                future.result()
+        assert predicted == [200] * 40
+        assert all(status == 503 for status, _ in reads), reads  # given up on, with a message, not hung
+        assert min(when for _, when in reads) > finished, "the predictions waited for the history reads"
+    finally:
+        for pid in frozen:
+            os.kill(pid, signal.SIGCONT)
+        SCANNED.append(("frozen database server log", running.stop()))
+        database.remove()

@@ -49,7 +49,7 @@ def test_classification_output_columns_and_order(models):
         "model_version",
         "error",
     ]
-    assert table["id"].tolist() == [1, 2, 3]
+    assert table["id"].tolist() == ["1", "2", "3"]  # echoed as written, never parsed (issue 22)
     assert table["error"].tolist() == ["", "a: 'oops' is not a number", ""]
     expected = np.asarray(models["classifier"](np.array([[0.1, 0.2, 0.3], [1, 2, 3]], dtype="float32")))
     probabilities = table.loc[[0, 2], ["probability_w", "probability_x", "probability_y", "probability_z"]]

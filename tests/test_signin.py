@@ -34,8 +34,8 @@ def test_half_configured_sign_in_is_one_error_naming_what_is_missing():
 def test_allow_lists_are_case_insensitive_and_unverified_addresses_are_refused():
     access = Access(allowed_emails=frozenset({"alice@example.com"}), allowed_domains=frozenset({"corp.example"}))
     assert access.allows({"email": "Alice@Example.com", "email_verified": True}) == (True, "")
-    assert access.allows({"email": "bob@CORP.example"})[0]
-    assert access.allows({"email": "eve@elsewhere.example"}) == (
+    assert access.allows({"email": "bob@CORP.example", "email_verified": True})[0]
+    assert access.allows({"email": "eve@elsewhere.example", "email_verified": True}) == (
         False,
         "eve@elsewhere.example is not on this dashboard's list of allowed people",
     )
@@ -85,8 +85,12 @@ def closed_api(tmp_path_factory):
         if answer.status_code == 200 and (api_json(answer) or {}).get("status") == "ready":
             break
         time.sleep(0.5)
+    CLOSED_LOGS.append(running.log_path)
     yield running.base, good, revoked
     SCANNED.append(("closed API server log", running.stop()))
+
+
+CLOSED_LOGS: list = []
 
 
 FAMILIES = [
@@ -158,6 +162,12 @@ def signed(provider, tmp_path_factory):
     SCANNED.append(("signed server log", running.stop()))
 
 
+def settled(page) -> None:
+    from tests.test_browser import settled as wait
+
+    wait(page)
+
+
 def browse(base: str, steps):
     from tests.test_browser import CHROMIUM, FLAGS, chromium_or_skip
 
@@ -212,6 +222,10 @@ def test_an_allowed_person_signs_in_predicts_and_signs_out(signed):
         page.get_by_role("spinbutton", name="petal_width (cm)").fill("0.2")
         page.get_by_role("button", name="Predict", exact=True).click()
         expect(page.get_by_test_id("stMetricValue").first).to_have_text("setosa", timeout=60_000)
+        page.get_by_role("tab", name="Batch", exact=True).click()  # a signed-in person's upload goes through
+        settled(page)
+        page.locator("input[type=file]").set_input_files(str(DEMO / "sample.csv"))
+        expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
         page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
         page.wait_for_url("**/end_session**", timeout=30_000)  # Streamlit ends the session at the provider too
         page.get_by_role("button", name="End session").click()
@@ -255,3 +269,37 @@ def test_a_callback_with_a_wrong_state_signs_nobody_in(signed):
     SCANNED.append(("forged callback", answer.text))
     assert answer.status_code in (302, 303, 307, 400, 401, 403)
     assert "_streamlit_user" not in answer.headers.get("set-cookie", "")
+
+
+# ---- issue 23: with tokens but no sign-in the page says it is open and shows nobody's history; before sign-in,
+# Streamlit's upload, media and component routes refuse
+
+
+def test_tokens_without_sign_in_say_the_page_is_open_and_hide_the_history(closed_api, env):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.helpers import REPO
+
+    log = CLOSED_LOGS[0].read_text()
+    assert "the page is open to anyone who can reach this address: API_TOKENS protect the API only" in log
+    _, good_line = new_token("someone")
+    env.setenv("API_TOKENS", good_line)
+    at = AppTest.from_file(str(REPO / "dashboard" / "ui" / "page.py"), default_timeout=120).run()
+    assert not at.exception
+    assert any("API tokens protect only the API" in w.value for w in at.sidebar.warning)
+    at.session_state["tab"] = "History"
+    at.run()
+    assert any("The history is not shown on this page" in i.value for i in at.info)
+
+
+def test_before_sign_in_uploads_media_and_components_refuse(signed):
+    for method, path in (
+        ("PUT", "/_stcore/upload_file/some-session/some-file"),
+        ("POST", "/_stcore/upload_file/some-session/some-file"),
+        ("GET", "/media/0123456789abcdef.png"),
+        ("GET", "/component/anything/index.html"),
+        ("GET", "/_stcore/metrics"),
+    ):
+        answer = requests.request(method, signed + path, data=b"x" * 1_000_000, timeout=30)
+        assert answer.status_code == 401, (method, path, answer.status_code)
+        assert api_json(answer)["error"]["code"] == "sign_in_required"

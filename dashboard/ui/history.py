@@ -130,10 +130,26 @@ def _listing_frame(items: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def _closed(settings: Settings) -> bool:
+    """With API tokens but no sign-in the page is open to anyone while the history holds what token holders sent:
+    nobody on the page can be told apart, so nobody reads it here (says so, and how to open it)."""
+    access = settings.access
+    if access.sign_in is not None or not access.tokens:
+        return False
+    st.info(
+        "The history is not shown on this page: it is open to anyone (no sign-in), and the history holds what "
+        "API token holders sent. Set the AUTH_* variables so people sign in, or read it with a token at "
+        "/api/v1/history."
+    )
+    return True
+
+
 def history_tab(settings: Settings, recorder: Recorder | None, who: str) -> None:
     """The latest predictions, newest first, filtered and paged; one opens; Download exports the filtered list."""
     if recorder is None:
         st.info("History is off on this server (HISTORY=off): predictions are not recorded.")
+        return
+    if _closed(settings):
         return
     try:
         filters = _filters(settings, recorder, who, "history")
@@ -214,6 +230,8 @@ def feedback_tab(settings: Settings, recorder: Recorder | None, who: str) -> Non
     """Agreement per version, the reports (newest first, paged), and the reports as training data."""
     if recorder is None:
         st.info("History is off on this server (HISTORY=off): there is nothing to report on.")
+        return
+    if _closed(settings):
         return
     try:
         filters = _filters(settings, recorder, who, "feedback")

@@ -39,3 +39,8 @@ def show_who(access: Access, who: str) -> None:
         st.sidebar.button("Sign out", key="sign-out", on_click=st.logout)
     elif access.open:
         st.sidebar.caption("Open to anyone who can reach this address (no sign-in configured).")
+    else:
+        st.sidebar.warning(
+            "This page is open to anyone who can reach this address: API tokens protect only the API. "
+            "Set the AUTH_* variables to require sign-in."
+        )
