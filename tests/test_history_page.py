@@ -28,7 +28,8 @@ def open_tab(at, name: str):
 def test_predict_report_a_wrong_answer_and_export_it_as_training_data(env, downloads):  # noqa: F811
     at = start()
     assert any(
-        "local SQLite file on this server: it is lost when the server's disk is wiped" in c.value for c in at.sidebar.caption
+        "local SQLite file on this server: it is lost when the server's disk is wiped" in c.value
+        for c in at.sidebar.caption
     )
     at.number_input(key="single-petal_length").set_value(4.3)
     at.button(key="single-submit").click().run()
