@@ -89,6 +89,10 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
     if SERVER.recorder is not None:
         SERVER.recorder.start()  # the history's schema brought up to date in the background
     yield
+    if SERVER.recorder is not None:  # stopping (SIGTERM on a restart): write what waits, spool the rest to disk
+        import asyncio
+
+        await asyncio.to_thread(SERVER.recorder.close, 5.0)
 
 
 _sign_in = SERVER.settings.access.sign_in

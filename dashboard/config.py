@@ -78,6 +78,9 @@ class Settings:
     history_rows: int = 100  # an API call with up to this many rows keeps its inputs and outputs
     history_file_rows: int = 0  # a batch file or CLI run with up to this many rows keeps them (0: summary only)
     history_queue: int = 10_000  # records that may wait while the database is down
+    history_queue_mb: int = 64  # ... and the memory they may take; past either, records go to the spool on disk
+    history_spool_mb: int = 256  # records kept on local disk until the database answers (then dropped, counted)
+    history_retention_days: int = 365  # predictions and reports older than this are deleted (0: kept forever)
 
     @property
     def model_limits(self) -> ModelLimits:
@@ -214,6 +217,11 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         history_rows=_integer(get("HISTORY_ROWS"), "HISTORY_ROWS", d.history_rows, minimum=0),
         history_file_rows=_integer(get("HISTORY_FILE_ROWS"), "HISTORY_FILE_ROWS", d.history_file_rows, minimum=0),
         history_queue=_integer(get("HISTORY_QUEUE"), "HISTORY_QUEUE", d.history_queue),
+        history_queue_mb=_integer(get("HISTORY_QUEUE_MB"), "HISTORY_QUEUE_MB", d.history_queue_mb),
+        history_spool_mb=_integer(get("HISTORY_SPOOL_MB"), "HISTORY_SPOOL_MB", d.history_spool_mb, minimum=0),
+        history_retention_days=_integer(
+            get("HISTORY_RETENTION_DAYS"), "HISTORY_RETENTION_DAYS", d.history_retention_days, minimum=0
+        ),
         access=Access(
             sign_in=sign_in_from({name: get(name) for name in SIGN_IN_SETTINGS}, _section(sec.get("auth"))),
             allowed_emails=parse_list(get("AUTH_ALLOWED_EMAILS")),

@@ -9,6 +9,7 @@ written when it returns. Reads (the History and Feedback tabs, the API's lists) 
 
 from __future__ import annotations
 
+import atexit
 import getpass
 import json
 import math
@@ -19,7 +20,8 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
@@ -32,6 +34,7 @@ from dashboard.errors import ConfigError, InputError
 from dashboard.historydb import HistoryError
 from dashboard.logs import log
 from dashboard.predict import output_columns
+from dashboard.spool import Spool
 from dashboard.tables import feedback, predictions
 
 if TYPE_CHECKING:
@@ -42,6 +45,8 @@ SOURCES: tuple[Source, ...] = ("form", "batch", "api", "cli")
 WRITE_BATCH = 500  # records inserted per transaction
 LINGER = 0.25  # seconds the writer lets records gather: fewer, larger transactions (and GIL hand-offs)
 PAGE_ROWS = 50
+MAX_KEPT_BYTES = 256 * 1024  # rows kept with one prediction, as JSON; past it the summary alone
+MAX_REPORTS = 100  # wrong-answer reports on one prediction
 _COLUMNS = tuple(c.name for c in predictions.c)
 _QUOTED = tuple(f'"{name}"' for name in _COLUMNS)
 _UNREACHABLE = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
@@ -96,6 +101,13 @@ class _Pending:
     ready: bool = False  # fields already complete (record_summary)
 
     @property
+    def size(self) -> int:
+        """Bytes this record holds while it waits, roughly (64 per cell): what HISTORY_QUEUE_MB bounds."""
+        if self.table is not None:
+            return 64 * self.table.size
+        return 64 * (len(self.rows or ()) + len(self.answers or ())) * max(1, len(self.features)) + 1024
+
+    @property
     def features(self) -> list[str]:
         return self.fields["features"]
 
@@ -107,11 +119,18 @@ class Recorder:
     url: URL
     bound: int = 10_000
     local: bool = False
+    bound_bytes: int = 64 << 20
+    spool: Spool | None = None  # where records go when the queue is full or the process stops
+    retention_days: int = 0  # predictions older than this are deleted by the writer (0: never)
     written: int = 0
     dropped: int = 0
+    spooled: int = 0
     _problem: str | None = None
     _pending: deque[_Pending] = field(default_factory=deque)
     _busy: int = 0
+    _waiting_bytes: int = 0
+    _inflight: list[_Pending] = field(default_factory=list)
+    _pruned_at: float = 0.0
     _wake: threading.Condition = field(default_factory=threading.Condition)
     _ready: threading.Event = field(default_factory=threading.Event)
     _closing: bool = False
@@ -128,6 +147,7 @@ class Recorder:
             if self._thread is None and not self._closing:
                 self._thread = threading.Thread(target=self._run, name="history writer", daemon=True)
                 self._thread.start()
+                atexit.register(self._at_exit)
 
     # recording
     def record(
@@ -146,6 +166,8 @@ class Recorder:
         there are at most keep_rows of them, else only the summary."""
         fields = self._fields(served, source, who, len(table), seconds, file_name, file_sha256)
         keep = len(table) <= keep_rows
+        if not keep:  # only the summary is stored: the queue holds two columns, not the whole table
+            table = table[["prediction", "error"]]
         return self._queue(_Pending(fields, served.schema.output, keep, table=table))
 
     def record_answer(
@@ -201,21 +223,42 @@ class Recorder:
         if self._thread is None:
             self.start()
         with self._wake:
-            if len(self._pending) >= self.bound:
-                self.dropped += 1
-                if self.dropped == 1 or self.dropped % 1000 == 0:
-                    log.warning(
-                        "history queue full (%d records waiting for %s): %d record(s) dropped so far; "
-                        "raise HISTORY_QUEUE or bring the database back",
-                        len(self._pending),
-                        historydb.shown(self.url),
-                        self.dropped,
-                    )
+            full = len(self._pending) >= self.bound or self._waiting_bytes + pending.size > self.bound_bytes
+            if not full:
+                self._pending.append(pending)
+                self._waiting_bytes += pending.size
+                if len(self._pending) == 1:
+                    self._wake.notify_all()
                 return pending.fields["id"]
-            self._pending.append(pending)
-            if len(self._pending) == 1:
-                self._wake.notify_all()
+        self._to_spool([pending], "the queue is full")  # past the memory bounds: to disk, never lost silently
         return pending.fields["id"]
+
+    def _to_spool(self, waiting: list[_Pending], why: str) -> None:
+        """Records that cannot wait in memory, onto the spool; what does not fit there is dropped and counted."""
+        rows = []
+        for pending in waiting:
+            try:
+                rows.append(_row(pending))
+            except Exception as exc:  # a record that cannot become a row is lost: say so
+                self.dropped += 1
+                log.warning("history: a prediction could not be recorded: %s", historydb.explain(exc, self.url))
+        kept = self.spool.add(rows) if self.spool is not None and rows else 0
+        lost = len(rows) - kept
+        first_spooled = kept and not self.spooled
+        self.spooled += kept
+        before, self.dropped = self.dropped, self.dropped + lost
+        thousands = before // 1000 != self.dropped // 1000
+        if first_spooled or (lost and (before == 0 or thousands)) or why.startswith("stopping"):  # once per cause
+            log.warning(
+                "history: %s (%s): %d record(s) kept on disk in %s, %d dropped (%d dropped so far); raise "
+                "HISTORY_QUEUE, HISTORY_QUEUE_MB or HISTORY_SPOOL_MB, or bring the database back",
+                why,
+                historydb.shown(self.url),
+                kept,
+                self.spool if self.spool is not None else "no spool",
+                lost,
+                self.dropped,
+            )
 
     def status(self) -> Status:
         with self._wake:
@@ -241,17 +284,58 @@ class Recorder:
         return True
 
     def close(self, timeout: float = 10.0) -> bool:
-        """Write what waits (for up to timeout) and stop the writer; False when records were left unwritten."""
+        """Write what waits (for up to timeout) and stop the writer; what is still waiting then goes to the spool
+        (written at the next start). False when records were left unwritten."""
         flushed = self.flush(timeout)
         with self._wake:
             self._closing = True
+            left = [*self._inflight, *self._pending]
+            self._pending.clear()
+            self._waiting_bytes = 0
             self._wake.notify_all()
+        if left:
+            self._to_spool(left, "stopping with records unwritten")
         self.engine.dispose()
         with _RECORDERS_LOCK:  # the next recorder() for this database starts a new one
             for key, found in list(_RECORDERS.items()):
                 if found is self:
                     del _RECORDERS[key]
         return flushed
+
+    def _at_exit(self) -> None:
+        """The interpreter is stopping (SIGTERM on a restart): spool what still waits."""
+        if not self._closing:
+            with self._wake:
+                self._closing = True
+                left = [*self._inflight, *self._pending]
+                self._pending.clear()
+            if left:
+                self._to_spool(left, "stopping with records unwritten")
+
+    def _replay(self) -> None:
+        """Write the spooled records (oldest file first); a file is deleted once written. Raises when unreachable."""
+        if self.spool is None:
+            return
+        for path in self.spool.files():
+            rows = self.spool.read(path)
+            written = self._write_rows(rows) if rows else 0
+            path.unlink(missing_ok=True)
+            self.written += written
+            log.info("history: %d spooled record(s) written from %s", written, path.name)
+
+    def _prune(self) -> None:
+        """Delete predictions (and their reports) older than the retention, at most once an hour."""
+        if not self.retention_days or (self._pruned_at and time.monotonic() - self._pruned_at < 3600):
+            return
+        self._pruned_at = time.monotonic()
+        cutoff = datetime.now(UTC) - timedelta(days=self.retention_days)
+        old = sa.select(predictions.c.id).where(predictions.c.created_at < cutoff)
+        with self.engine.begin() as connection:
+            connection.execute(feedback.delete().where(feedback.c.prediction_id.in_(old)))
+            gone = connection.execute(predictions.delete().where(predictions.c.created_at < cutoff)).rowcount
+        if gone:
+            days = self.retention_days
+            log.info("history: %d prediction(s) older than %d days deleted (HISTORY_RETENTION_DAYS)", gone, days)
 
     def _run(self) -> None:
         delay = 0.5
@@ -264,6 +348,14 @@ class Recorder:
                     continue
                 log.info("history: %s at schema revision %s", historydb.shown(self.url), revision)
                 self._ready.set()
+            try:
+                self._replay()
+                self._prune()
+            except _UNREACHABLE as exc:
+                delay = self._pause(exc, "writing the spooled history failed; it is retried", delay)
+                continue
+            except Exception as exc:  # pruning or a spool file that cannot be read: say so, go on writing
+                log.warning("history: %s", historydb.explain(exc, self.url))
             with self._wake:
                 while not self._pending and not self._closing:
                     self._wake.wait()
@@ -273,12 +365,17 @@ class Recorder:
                     self._wake.wait(LINGER)  # let a burst gather: one transaction for many records
                 batch = [self._pending.popleft() for _ in range(min(WRITE_BATCH, len(self._pending)))]
                 self._busy = len(batch)
+                self._inflight = batch
+                self._waiting_bytes -= sum(p.size for p in batch)
             try:
                 done = self._write(batch)
             except _UNREACHABLE as exc:
                 with self._wake:
-                    self._pending.extendleft(reversed(batch))
+                    if not self._closing:  # closing: close() has spooled them
+                        self._pending.extendleft(reversed(batch))
+                        self._waiting_bytes += sum(p.size for p in batch)
                     self._busy = 0
+                    self._inflight = []
                 delay = self._pause(exc, "writing the history failed; the records wait and are retried", delay)
                 continue
             except Exception as exc:  # a bug or a refused batch must not stop the writer
@@ -293,6 +390,7 @@ class Recorder:
             with self._wake:
                 self.written += done
                 self._busy = 0
+                self._inflight = []
                 self._wake.notify_all()
 
     def _pause(self, exc: BaseException, context: str, delay: float) -> float:
@@ -315,6 +413,11 @@ class Recorder:
             except Exception as exc:
                 self.dropped += 1
                 log.warning("history: a prediction could not be recorded: %s", historydb.explain(exc, self.url))
+        return self._write_rows(rows)
+
+    def _write_rows(self, rows: list[dict[str, Any]]) -> int:
+        """Insert rows in one transaction, one by one when the database refuses one (a record already written, from
+        the spool, is skipped; any other refused record is dropped and logged, never taking the others along)."""
         if not rows:
             return 0
         try:
@@ -332,6 +435,8 @@ class Recorder:
                     written += 1
                 except _UNREACHABLE:
                     raise
+                except sa.exc.IntegrityError:  # its id is there already (spooled at a stop, then written)
+                    continue
                 except (sa.exc.DBAPIError, sa.exc.StatementError) as exc:
                     self.dropped += 1
                     log.warning("history: the database refused a record: %s", historydb.explain(exc, self.url))
@@ -343,9 +448,8 @@ class Recorder:
         driver call per batch instead of one per row spares it the GIL hand-offs, and one C-encoded document is
         far cheaper than SQLAlchemy's per-row bind processing. Times are written as each dialect stores them."""
         sqlite = connection.dialect.name == "sqlite"
-        for row in rows:
-            when = row["created_at"].astimezone(UTC)
-            row["created_at"] = when.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else when.isoformat()
+        rows = [{**row, "created_at": _stored_time(row["created_at"], sqlite)} for row in rows]  # copies: a retry
+        # one by one must find the rows as they were
         try:
             document = json.dumps(rows, ensure_ascii=False, allow_nan=False)
         except ValueError:  # NaN or infinity somewhere in an output: JSON has no such numbers
@@ -428,6 +532,12 @@ class Recorder:
             )
         if not 0 <= row < found["rows"]:
             raise InputError(f"row {row} is not in prediction {prediction_id} (it has {found['rows']} row(s))")
+        count = sa.select(sa.func.count()).select_from(feedback).where(feedback.c.prediction_id == prediction_id)
+        if self._read(count)[0]["count_1"] >= MAX_REPORTS:
+            raise InputError(
+                f"prediction {prediction_id} already has {MAX_REPORTS} reports, the most one prediction keeps; "
+                "report a wrong answer on another prediction"
+            )
         labels = found["labels"] or []
         if found["output_type"] == "regression":
             if value is None or label is not None:
@@ -573,6 +683,11 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+def _stored_time(when: datetime, sqlite: bool) -> str:
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f") if sqlite else when.isoformat()
+
+
 def _row(pending: _Pending) -> dict[str, Any]:
     """The database row for a queued prediction: inputs and outputs (when kept) and the summary."""
     fields = dict(pending.fields)
@@ -590,7 +705,20 @@ def _row(pending: _Pending) -> dict[str, Any]:
         fields["inputs"] = _records(full[names])
         shown = [c for c in output_columns(pending.output) if c != "model_version" and c in full.columns]
         fields["outputs"] = _records(full[shown])
-    return fields
+    return _bounded(fields)
+
+
+def _bounded(fields: dict[str, Any]) -> dict[str, Any]:
+    """A record whose kept rows are over MAX_KEPT_BYTES keeps its summary only (a 20 MB call of long cells must
+    not become a 20 MB history row), and says so in the summary."""
+    if fields.get("inputs") is None:
+        return fields
+    size = len(json.dumps([fields["inputs"], fields["outputs"]], default=str))
+    if size <= MAX_KEPT_BYTES:
+        return fields
+    summary = dict(fields.get("summary") or {})
+    summary["rows_not_kept"] = f"{size:,} bytes of rows, over the {MAX_KEPT_BYTES:,} kept per prediction"
+    return {**fields, "inputs": None, "outputs": None, "summary": summary}
 
 
 def _from_answers(pending: _Pending) -> dict[str, Any]:
@@ -608,12 +736,16 @@ def _from_answers(pending: _Pending) -> dict[str, Any]:
             counts[str(label)] = counts.get(str(label), 0) + 1
         summary = {"predicted": len(good), "counts": dict(sorted(counts.items(), key=lambda kv: -kv[1]))}
     kept = pending.keep
-    return {
-        "errors": len(answers) - len(good),
-        "summary": summary,
-        "inputs": [{name: row.get(name) for name in pending.features} for row in pending.rows or []] if kept else None,
-        "outputs": answers if kept else None,
-    }
+    return _bounded(
+        {
+            "errors": len(answers) - len(good),
+            "summary": summary,
+            "inputs": [{name: row.get(name) for name in pending.features} for row in pending.rows or []]
+            if kept
+            else None,
+            "outputs": answers if kept else None,
+        }
+    )
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -672,6 +804,13 @@ def check(settings: Settings) -> None:
         historydb.database_url(settings.database_url, settings.cache_dir)
 
 
+def _spool_folder(settings: Settings, key: str) -> Path:
+    """The spool of one database, in the cache folder (a name from the URL's hash: no password on disk)."""
+    import hashlib
+
+    return Path(settings.cache_dir) / "history-spool" / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 def recorder(settings: Settings) -> Recorder | None:
     """The process's recorder for settings' database (None when HISTORY=off); one per database URL."""
     if not settings.history:
@@ -682,7 +821,14 @@ def recorder(settings: Settings) -> Recorder | None:
         found = _RECORDERS.get(key)
         if found is None:
             try:
-                found = Recorder(url, bound=settings.history_queue, local=not settings.database_url)
+                found = Recorder(
+                    url,
+                    bound=settings.history_queue,
+                    local=not settings.database_url,
+                    bound_bytes=settings.history_queue_mb << 20,
+                    spool=Spool(_spool_folder(settings, key), settings.history_spool_mb << 20),
+                    retention_days=settings.history_retention_days,
+                )
             except ImportError as exc:  # the driver of DATABASE_URL's database is not installed
                 raise ConfigError(
                     f"DATABASE_URL needs the {exc.name} package, which is not installed: "

@@ -234,3 +234,53 @@ def test_a_frozen_database_never_slows_predictions(tmp_path):
             os.kill(pid, signal.SIGCONT)
         SCANNED.append(("frozen database server log", running.stop()))
         database.remove()
+
+
+# ---- 8: SIGTERM while the database is down loses nothing
+
+
+def test_a_restart_while_the_database_is_down_keeps_every_record(tmp_path):
+    from dashboard.access import new_token
+    from dashboard.spool import Spool
+    from tests.postgres import start_postgres
+    from tests.secretscan import watch
+    from tests.test_history import postgres_or_skip
+
+    postgres_or_skip()
+    database = start_postgres()
+    watch(database.password)
+    token, line = new_token("writer")
+    auth = {"Authorization": f"Bearer {token}"}
+    env = {"DATABASE_URL": database.url, "API_TOKENS": line}
+    running = dashboard_server.start(tmp_path, env)
+    try:
+        running.wait_ready(headers=auth)
+        assert requests.get(running.base + "/api/v1/history", headers=auth, timeout=60).status_code == 200
+        database.stop()
+        for _ in range(200):
+            answer = requests.post(
+                running.base + "/api/v1/predict", json={"instances": [ROW]}, headers=auth, timeout=60
+            )
+            assert answer.status_code == 200
+    finally:
+        log = running.stop()  # SIGTERM, as a platform's restart sends
+        SCANNED.append(("restart server log", log))
+    spooled = sum(
+        len(Spool(folder, 1 << 30).read(p))
+        for folder in (tmp_path / "cache" / "history-spool").iterdir()
+        for p in Spool(folder, 1 << 30).files()
+    )
+    assert spooled == 200, log[-2000:]
+    assert "stopping with records unwritten" in log and database.password not in log
+    database.start()
+    again = dashboard_server.start(tmp_path, env)
+    try:
+        again.wait_ready(headers=auth)
+        deadline, total = time.monotonic() + 60, 0
+        while time.monotonic() < deadline and total < 200:
+            total = requests.get(again.base + "/api/v1/history", headers=auth, timeout=60).json()["total"]
+            time.sleep(0.5)
+        assert total == 200
+    finally:
+        SCANNED.append(("restarted server log", again.stop()))
+        database.remove()

@@ -19,6 +19,7 @@ from dashboard import __main__ as cli
 from dashboard import history, historydb, service
 from dashboard.errors import ConfigError, InputError
 from dashboard.history import Filters, UnknownPredictionError
+from dashboard.spool import Spool
 from dashboard.tables import predictions
 from tests.helpers import DEMO, REPO
 from tests.postgres import AVAILABLE, WHY_NOT, start_postgres
@@ -261,7 +262,11 @@ def test_the_database_stops_mid_run_and_nothing_within_the_queue_bound_is_lost(s
         SCANNED.append(("PostgreSQL outage log", (server.folder / "server.log").read_text(errors="replace")))
         server.remove()
     lines = [r.getMessage() for r in caplog.records]
-    assert any("history queue full (30 records waiting for PostgreSQL" in line for line in lines)
+    assert any(
+        "history: the queue is full (PostgreSQL" in line and "0 record(s) kept on disk in no spool, 1 dropped" in line
+        for line in lines
+    )
+    assert len([line for line in lines if "the queue is full" in line]) == 1  # one line per cause, not per record
     assert any("writing the history failed; the records wait and are retried" in line for line in lines)
     assert any("reachable again" in line for line in lines)
     assert all(server.password not in line for line in lines)
@@ -359,5 +364,102 @@ def test_a_regression_is_corrected_with_a_value(models, tmp_path):
         assert item["summary"]["predicted"] == 1 and item["summary"]["min"] == item["summary"]["max"]
         training = recorder.training_rows(Filters())
         assert training.to_dict(orient="records") == [{"x0": 1.0, "x1": 2.0, "label": 12.5}]
+    finally:
+        recorder.close()
+
+
+def test_records_past_the_bounds_and_at_a_stop_wait_on_disk_and_are_written_later(served, tmp_path, caplog):
+    """Issue 23: the database down, the queue over its bound in records and in bytes: the rest goes to the spool;
+    stopping the recorder spools what still waits; a new recorder (the restarted process) writes it all."""
+    postgres_or_skip()
+    server = start_postgres()
+    watch(server.password)
+    url = historydb.database_url(server.url, None)
+    spool = Spool(tmp_path / "spool", 10 << 20)
+    caplog.set_level(logging.INFO, logger="dashboard")
+    try:
+        first = history.Recorder(url, bound=20, bound_bytes=1 << 20, spool=spool)
+        table = predicted(served, [ROW])
+        assert first.flush(20)
+        server.stop()
+        ids = [first.record(served, "api", "ann", table, 0.001, keep_rows=1) for _ in range(50)]
+        big = predicted(served, [ROW] * 20_000)  # 20,000 rows x 9 columns: over the 1 MiB queue bound
+        ids.append(first.record(served, "batch", "ann", big, 0.1, keep_rows=0))
+        assert first.status().waiting <= 20
+        assert not first.close(timeout=1)  # the database is down: nothing written, all of it spooled
+        assert first.dropped == 0 and first.spooled == 51
+        assert sum(len(spool.read(p)) for p in spool.files()) == 51
+        server.start()
+        second = history.Recorder(url, spool=spool)
+        second.start()
+        deadline = time.monotonic() + 60
+        while spool.files() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        kept = {i["id"] for i in second.predictions(Filters(), limit=500).items}
+        assert set(ids) <= kept and not spool.files()
+        second.close()
+    finally:
+        SCANNED.append(("PostgreSQL spool log", (server.folder / "server.log").read_text(errors="replace")))
+        server.remove()
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("the queue is full" in line and "kept on disk" in line for line in lines)
+    assert any("stopping with records unwritten" in line for line in lines)
+    assert any("spooled record(s) written" in line for line in lines)
+
+
+def test_one_refused_record_never_takes_the_others_along(served, postgres, tmp_path):
+    """Issue 23: PostgreSQL refuses a NUL in text; the batch falls back to one by one (it crashed on the second try
+    before) and writes every other record."""
+    url = historydb.database_url(postgres.url, None)
+    recorder = history.Recorder(url)
+    try:
+        table = predicted(served, [ROW])
+        good = [recorder.record(served, "api", "ann", table, 0.001, keep_rows=1) for _ in range(5)]
+        bad = recorder.record(served, "batch", "ann", table, 0.001, keep_rows=1, file_name="bad\x00name.csv")
+        good += [recorder.record(served, "api", "ann", table, 0.001, keep_rows=1) for _ in range(5)]
+        assert recorder.flush(30)
+        kept = {i["id"] for i in recorder.predictions(Filters(), limit=500).items}
+        assert set(good) <= kept and bad not in kept
+        assert recorder.dropped == 1
+    finally:
+        recorder.close()
+
+
+def test_stored_rows_and_reports_are_bounded(served, tmp_path):
+    recorder = make_recorder(f"sqlite:///{tmp_path / 'h.sqlite3'}")
+    try:
+        wide = predicted(served, [{**ROW, "sepal_length": "x" * 5_000}] * 90)  # 90 rows of 5 KB error cells
+        big = recorder.record(served, "api", "ann", wide, 0.01, keep_rows=100)
+        small = recorder.record(served, "form", "ann", predicted(served, [ROW]), 0.01, keep_rows=1)
+        stored = recorder.prediction(big)
+        assert stored["inputs"] is None and "over the 262,144 kept per prediction" in stored["summary"]["rows_not_kept"]
+        for _ in range(history.MAX_REPORTS):
+            recorder.add_feedback(small, "ann", label="versicolor")
+        with pytest.raises(InputError, match="already has 100 reports"):
+            recorder.add_feedback(small, "ann", label="virginica")
+    finally:
+        recorder.close()
+
+
+def test_retention_deletes_old_predictions_and_their_reports(served, tmp_path):
+    url = historydb.database_url(f"sqlite:///{tmp_path / 'h.sqlite3'}", None)
+    recorder = history.Recorder(url, retention_days=30)
+    try:
+        table = predicted(served, [ROW])
+        old = recorder.record(served, "form", "ann", table, 0.01, keep_rows=1)
+        recent = recorder.record(served, "form", "ann", table, 0.01, keep_rows=1)
+        assert recorder.flush(20)
+        recorder.add_feedback(old, "ann", label="versicolor")
+        with recorder.engine.begin() as connection:
+            connection.execute(
+                predictions.update()
+                .where(predictions.c.id == old)
+                .values(created_at=datetime.now(UTC) - timedelta(days=40))
+            )
+        recorder._pruned_at = 0.0
+        recorder._prune()
+        kept = {i["id"] for i in recorder.predictions(Filters(), limit=50).items}
+        assert kept == {recent}
+        assert recorder.feedback(Filters()).total == 0
     finally:
         recorder.close()
