@@ -61,6 +61,7 @@ class Access:
     allowed_emails: frozenset[str] = frozenset()
     allowed_domains: frozenset[str] = frozenset()
     tokens: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (name, sha256 hex of the token)
+    session_hours: float = 12.0  # a sign-in lasts at most this long (Streamlit's cookie would last 30 days)
 
     @property
     def open(self) -> bool:

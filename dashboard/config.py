@@ -226,6 +226,7 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
             sign_in=sign_in_from({name: get(name) for name in SIGN_IN_SETTINGS}, _section(sec.get("auth"))),
             allowed_emails=parse_list(get("AUTH_ALLOWED_EMAILS")),
             allowed_domains=parse_list(get("AUTH_ALLOWED_DOMAINS")),
+            session_hours=_number(get("AUTH_SESSION_HOURS"), "AUTH_SESSION_HOURS", 12.0),
             tokens=parse_tokens(get("API_TOKENS")),
         ),
     )

@@ -9,6 +9,7 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from dashboard import sessions
 from dashboard.access import Access
 from dashboard.logs import log
 
@@ -18,7 +19,6 @@ OPEN_PATHS = ("/api/v1/health",)
 # cookie), so they can read the API and try calls with a token from the docs page's Authorize button
 DOC_PATHS = ("/api/v1/docs", "/api/v1/openapi.json")
 DOC_PREFIXES = ("/api/v1/static/",)
-USER_COOKIE = "_streamlit_user"  # st.login's signed cookie of the signed-in person's claims
 # Streamlit's own routes that take or give a session's data: with sign-in on, only for a signed-in, allowed person
 # (before sign-in nothing but the sign-in page is served: a stranger's 45 MB uploads were accepted here)
 PAGE_PRIVATE = ("/_stcore/upload_file/", "/media/", "/component/", "/_stcore/bidi-components/", "/_stcore/metrics")
@@ -34,6 +34,10 @@ class BearerGate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
+        if scope["type"] == "http" and self.access.sign_in is not None and path.rstrip("/").endswith("/auth/logout"):
+            claims = page_user(scope, self.access)  # Sign out: this person's sessions until now end here
+            if claims is not None:
+                sessions.sign_out(claims)
         private = scope["type"] == "http" and self.access.sign_in is not None and path.startswith(PAGE_PRIVATE)
         if private and self._signed_in(scope) is None:
             await _answer(send, 401, "sign_in_required", "sign in to the dashboard first")
@@ -85,7 +89,7 @@ class BearerGate:
         sign_in = self.access.sign_in
         if sign_in is None:
             return "anonymous"
-        claims = page_user(scope, sign_in.cookie_secret)
+        claims = page_user(scope, self.access)
         if claims is None or not self.access.allows(claims)[0]:
             return None
         return str(claims.get("email") or claims.get("sub") or "someone")
@@ -113,12 +117,10 @@ async def _answer(send: Send, status: int, code: str, message: str, headers: lis
     await send({"type": "http.response.body", "body": body})
 
 
-def page_user(scope: Scope, secret: str) -> dict | None:
-    """The claims in st.login's signed cookie (its chunks joined), or None when absent, forged or expired."""
+def page_user(scope: Scope, access: Access) -> dict | None:
+    """The claims of a live page session (st.login's signed cookie: not forged, not older than AUTH_SESSION_HOURS,
+    not signed out since), or None."""
     from http.cookies import SimpleCookie
-
-    from streamlit.auth_util import get_cookie_with_chunks
-    from streamlit.web.server.starlette.starlette_app_utils import decode_signed_value
 
     headers = dict(scope.get("headers") or [])
     jar: SimpleCookie = SimpleCookie()
@@ -126,16 +128,7 @@ def page_user(scope: Scope, secret: str) -> dict | None:
         jar.load(headers.get(b"cookie", b"").decode("latin-1"))
     except Exception:  # a malformed Cookie header is no sign-in
         return None
-
-    def one(name: str) -> bytes | None:
-        morsel = jar.get(name)
-        return None if morsel is None else decode_signed_value(secret, name, morsel.value)
-
-    try:
-        raw = get_cookie_with_chunks(one, USER_COOKIE)
-        claims = json.loads(raw) if raw else None
-    except Exception:  # undecodable: no sign-in
-        return None
-    if not isinstance(claims, dict) or not claims.get("is_logged_in", True):
-        return None
+    claims, _ = sessions.signed_in(
+        lambda name: jar[name].value if name in jar else None, access.sign_in.cookie_secret, access.session_hours
+    )
     return claims

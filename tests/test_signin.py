@@ -303,3 +303,51 @@ def test_before_sign_in_uploads_media_and_components_refuse(signed):
         answer = requests.request(method, signed + path, data=b"x" * 1_000_000, timeout=30)
         assert answer.status_code == 401, (method, path, answer.status_code)
         assert api_json(answer)["error"]["code"] == "sign_in_required"
+
+
+def test_a_cookie_copied_before_sign_out_no_longer_signs_in(signed):
+    """Issue 23: Sign out ends the session on the server, not only in the browser that pressed it."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_browser import CHROMIUM, FLAGS, chromium_or_skip
+
+    chromium_or_skip()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            first = browser.new_context(viewport={"width": 1400, "height": 1000})
+            page = first.new_page()
+            sign_in(page, signed, "alice")
+            expect(page.get_by_text("Signed in as alice@example.com")).to_be_visible()
+            copied = [c for c in first.cookies() if c["name"].startswith("_streamlit_user")]
+            assert copied
+            page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
+            page.wait_for_url("**/end_session**", timeout=30_000)
+            second = browser.new_context(viewport={"width": 1400, "height": 1000})
+            second.add_cookies(copied)
+            stolen = second.new_page()
+            stolen.goto(signed)
+            expect(stolen.get_by_text("Your session has ended (you signed out)", exact=False)).to_be_visible(
+                timeout=60_000
+            )
+            assert "Signed in as" not in stolen.inner_text("body")
+            docs = stolen.request.get(signed + "/api/v1/docs")
+            assert docs.status == 401
+        finally:
+            browser.close()
+
+
+def test_a_session_ends_after_its_maximum_age():
+    from streamlit.web.server.starlette.starlette_app_utils import create_signed_value
+
+    from dashboard import sessions
+
+    claims = {"email": "alice@example.com", "sub": "alice", "iss": "http://idp", "is_logged_in": True}
+    cookie = create_signed_value(COOKIE_SECRET, sessions.USER_COOKIE, json.dumps(claims)).decode()
+    jar = {sessions.USER_COOKIE: cookie}
+    assert sessions.signed_in(jar.get, COOKIE_SECRET, 1.0)[0] == claims
+    assert sessions.signed_in(jar.get, "another-secret", 1.0) == (None, "no session")
+    time.sleep(1.1)
+    assert sessions.signed_in(jar.get, COOKIE_SECRET, 0.0002) == (None, "your session is older than 0.0002 hours")
+    sessions.sign_out(claims)
+    assert sessions.signed_in(jar.get, COOKIE_SECRET, 1.0) == (None, "you signed out")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import sessions
 from dashboard.access import Access
 from dashboard.ui.words import md
 
@@ -19,6 +20,12 @@ def gate(access: Access) -> str:
     if not st.user.is_logged_in:
         st.title(TITLE)
         st.write("Sign in to use this dashboard.")
+        st.button("Sign in", key="sign-in", type="primary", on_click=st.login)
+        st.stop()
+    live, why = sessions.signed_in(st.context.cookies.get, access.sign_in.cookie_secret, access.session_hours)
+    if live is None:  # a signed-out or too old session (a cookie copied before Sign out, say): never trusted
+        st.title(TITLE)
+        st.write(f"Your session has ended ({why}). Sign in again to use this dashboard.")
         st.button("Sign in", key="sign-in", type="primary", on_click=st.login)
         st.stop()
     claims = st.user.to_dict()
