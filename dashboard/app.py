@@ -20,7 +20,7 @@ from starlette.routing import Mount
 if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashboard` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard import history, service
+from dashboard import connections, history, service
 from dashboard.api import create_api
 from dashboard.batching import MicroBatcher
 from dashboard.compat import compat_routes
@@ -78,6 +78,7 @@ def _no_nagle() -> None:
 configure_logging()
 _no_nagle()
 SERVER = _server()
+connections.install(SERVER.settings.server_idle_seconds, SERVER.settings.server_connections_per_client)
 
 
 @contextlib.asynccontextmanager

@@ -55,6 +55,8 @@ class Settings:
     api_max_json_bytes: int = 8 * 1024 * 1024
     api_explain_max_cells: int = 100_000  # rows x inputs explained in one request (each costs 2**n or 8 (n+1) calls)
     api_batch_wait_ms: float = 2.0  # how long a request waits for others to share its model call
+    server_idle_seconds: float = 15.0  # a request that sends nothing this long mid-way is closed (connections.py)
+    server_connections_per_client: int = 256  # open connections one address may hold
     api_batch_max_rows: int = 4096  # rows that make a batch run at once
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
@@ -196,6 +198,10 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         api_max_json_bytes=_integer(get("API_MAX_JSON_BYTES"), "API_MAX_JSON_BYTES", d.api_max_json_bytes),
         api_explain_max_cells=_integer(get("API_EXPLAIN_MAX_CELLS"), "API_EXPLAIN_MAX_CELLS", d.api_explain_max_cells),
         api_batch_wait_ms=_number(get("API_BATCH_WAIT_MS"), "API_BATCH_WAIT_MS", d.api_batch_wait_ms),
+        server_idle_seconds=_number(get("SERVER_IDLE_SECONDS"), "SERVER_IDLE_SECONDS", d.server_idle_seconds),
+        server_connections_per_client=_integer(
+            get("SERVER_CONNECTIONS_PER_CLIENT"), "SERVER_CONNECTIONS_PER_CLIENT", d.server_connections_per_client
+        ),
         api_batch_max_rows=_integer(get("API_BATCH_MAX_ROWS"), "API_BATCH_MAX_ROWS", d.api_batch_max_rows),
         csv_max_rows=_integer(get("CSV_MAX_ROWS"), "CSV_MAX_ROWS", d.csv_max_rows),
         connect_timeout=_number(get("MODEL_CONNECT_TIMEOUT"), "MODEL_CONNECT_TIMEOUT", d.connect_timeout),

@@ -284,3 +284,53 @@ def test_a_restart_while_the_database_is_down_keeps_every_record(tmp_path):
     finally:
         SCANNED.append(("restarted server log", again.stop()))
         database.remove()
+
+
+# ---- 5: half-sent requests are timed out, one address holds a bounded number of connections
+
+
+def test_half_sent_requests_are_closed_and_the_server_stays_reachable(tmp_path):
+    import socket
+
+    running = dashboard_server.start(
+        tmp_path,
+        {
+            "MODEL_MANIFEST_URL": str(DEMO / "manifest.json"),
+            "HISTORY": "off",
+            "SERVER_IDLE_SECONDS": "2",
+            "SERVER_CONNECTIONS_PER_CLIENT": "100",
+        },
+    )
+    port = int(running.base.rsplit(":", 1)[1])
+    held = []
+    try:
+        for i in range(300):  # half a request each, never finished
+            connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+            connection.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\n" if i % 2 else b"GET / HTTP/1.1\r\nHo")
+            held.append(connection)
+        refused = 0
+        for connection in held:  # past 100 from this address: closed at once
+            connection.settimeout(10)
+            try:
+                if connection.recv(1) == b"":
+                    refused += 1
+            except (ConnectionResetError, TimeoutError):
+                refused += 1
+        assert refused >= 200
+        deadline = time.monotonic() + 30
+        answer = None
+        while time.monotonic() < deadline:  # the half-sent ones are closed after 2 s of silence
+            try:
+                answer = requests.get(running.base + "/api/v1/health", timeout=5)
+                break
+            except requests.RequestException:
+                time.sleep(0.5)
+        assert answer is not None and answer.status_code == 200
+    finally:
+        for connection in held:
+            connection.close()
+        log = running.stop()
+        SCANNED.append(("half-open server log", log))
+    assert 1 <= log.count("refused a connection: one address holds more than 100") <= 2  # once per cause (a minute)
+    assert 1 <= log.count("closed a connection that sent nothing") <= 2
+    assert len(log) < 100_000
