@@ -108,3 +108,21 @@ def test_an_unreachable_database_pauses_history_and_predictions_go_on(env):
     at.run()
     paused = [w.value for w in at.sidebar.warning if "History is paused" in w.value]
     assert paused and "Connection refused" in paused[0] and "hunter2" not in paused[0]
+
+
+def test_a_stored_call_with_odd_values_opens_without_a_traceback(env):
+    """Issue 23: an API call holding an object, a list and a 400-digit number is shown as text, not a crash."""
+    from dashboard import history, service
+
+    settings = service.settings()
+    served = service.load_version(settings, service.catalog(settings).default)
+    rows = [{"sepal_length": {"a": 1}, "sepal_width": [1, 2], "petal_length": 10**400, "petal_width": 0.2}]
+    answers = [{"prediction": None, "error": "sepal_length: not a number"}]
+    recorder = history.recorder(settings)
+    prediction_id = recorder.record_answer(served, "token x", rows, answers, 0.01, keep_rows=100)
+    assert recorder.flush(20)
+    at = open_tab(start(), "History")
+    at.selectbox(key="history-open").select(prediction_id).run()
+    assert not at.exception
+    table = frame(at, "sepal_length", last=True)
+    assert table["sepal_length"].iloc[0] == '{"a": 1}' and table["petal_length"].iloc[0].startswith("1000")

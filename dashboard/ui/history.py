@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, time
 
@@ -215,7 +216,28 @@ def _details(recorder: Recorder, prediction_id: str) -> None:
         st.caption(f"{item['rows']:,} rows; only the summary is kept for files ({_answer(item)}).")
         return
     inputs, outputs = pd.DataFrame(item["inputs"]), pd.DataFrame(item["outputs"] or [])
-    st.dataframe(pd.concat([inputs, outputs], axis=1), hide_index=True, key="history-rows")
+    st.dataframe(shown_cells(pd.concat([inputs, outputs], axis=1)), hide_index=True, key="history-rows")
+
+
+def shown_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """A stored call's rows as a table can show them: what an API caller sent may be an object, a list or a
+    400-digit number, which the browser's table cannot hold; those are shown as their JSON text."""
+    shown = frame.copy()
+    for column in shown.columns:
+        if shown[column].dtype == object:
+            shown[column] = shown[column].map(_cell)
+    return shown
+
+
+def _cell(value: object) -> object:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)) and abs(value) < 1e15:
+        return value
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def _export(recorder: Recorder, filters: Filters) -> bytes:
