@@ -17,10 +17,13 @@ Credentials for private stores reach executors through their environment (AWS_*,
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import glob
 import os
 import re
+import shutil
+import sys
 import tempfile
 import threading
 import warnings
@@ -69,6 +72,7 @@ class Job:
     columns: tuple[str, ...]
     input_columns: tuple[str, ...]
     safe_text: bool = False
+    raw_text: tuple[str, ...] = ()  # text columns sent as bytes: checked as UTF-8 per cell by the worker
 
     @property
     def key(self) -> str:
@@ -112,6 +116,12 @@ def _prepare(
     df: DataFrame, version: str | None, settings: Settings | None, safe_text: bool = False
 ) -> tuple[Job, Served]:
     settings = settings or service.settings()
+    width = len([c for c in df.columns if c != CORRUPT])
+    if width > settings.csv_max_columns:  # as the local CLI refuses it: 5,000 columns took Spark 221 s
+        raise InputError(
+            f"the input has {width:,} columns, over the {settings.csv_max_columns:,} limit; keep the model's "
+            "columns, or raise CSV_MAX_COLUMNS"
+        )
     catalog = service.catalog(settings)
     chosen, warning = (
         catalog.choose(version, "the version argument") if version is not None else (catalog.default, None)
@@ -171,13 +181,18 @@ def _without_secrets(settings: Settings) -> Settings:
     )
 
 
-def _apply(df: DataFrame, job: Job) -> DataFrame:
+def _apply(df: DataFrame, job: Job, raw_text: bool = True) -> DataFrame:
+    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     spark = df.sparkSession
     ship_package(spark)
     counters = counters_for(spark)
-    fields = {f.name: f for f in df.schema.fields}
+    text = tuple(f.name for f in df.schema.fields if isinstance(f.dataType, T.StringType) and f.name != CORRUPT)
+    if text and raw_text:  # text not UTF-8 cannot reach a worker through Arrow (one byte failed the job): as bytes
+        job = dataclasses.replace(job, raw_text=text)
+        df = df.select(*[F.col(c).cast("binary").alias(c) if c in text else F.col(c) for c in df.columns])
+    fields = {f.name: (T.StructField(f.name, T.StringType(), True) if f.name in text else f) for f in df.schema.fields}
     output = job.schema.output
     prediction = T.DoubleType() if output.type == "regression" else T.StringType()
     added = {"prediction": prediction, "model_version": T.StringType(), "error": T.StringType()}
@@ -200,6 +215,7 @@ def ship_package(spark: SparkSession) -> None:
         return
     package = Path(__file__).resolve().parent
     folder = Path(tempfile.mkdtemp(prefix="dashboard-code-"))
+    atexit.register(shutil.rmtree, folder, True)  # the executors fetch it during the run; gone when we are
     archive = folder / "dashboard.zip"
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
         for path in sorted(package.rglob("*")):
@@ -269,6 +285,10 @@ def predict_batch(served: Served, job: Job, batch: pd.DataFrame, counters: Count
         flagged = batch[CORRUPT].notna().to_numpy()
         row_errors = {int(i): RAGGED for i in flagged.nonzero()[0]}
         batch = batch.drop(columns=[CORRUPT])
+    if job.raw_text:
+        batch = batch.copy()
+        for name in job.raw_text:
+            batch[name] = _decoded(batch[name], name, row_errors)
     result = service.predict_table(served, CsvTable(_as_read(batch, job.schema), row_errors), max_warnings=0)
     table = result.table
     table = pd.concat([batch[list(job.input_columns)], table[list(job.columns[len(job.input_columns) :])]], axis=1)
@@ -278,6 +298,30 @@ def predict_batch(served: Served, job: Job, batch: pd.DataFrame, counters: Count
         counters.rows.add(result.rows)
         counters.errors.add(result.failed)
     return table
+
+
+def _decoded(column: pd.Series, name: str, row_errors: dict[int, str]) -> pd.Series:
+    """A text column that came as bytes, as text: a cell that is not UTF-8 is shown with U+FFFD and its row is an
+    error, the other rows go on (the whole column at once when it is all valid, the usual case)."""
+    import pyarrow as pa
+
+    values = pa.array(column, type=pa.binary(), from_pandas=True)
+    try:
+        return pd.Series(values.cast(pa.string()).to_pandas(), index=column.index, dtype=object)
+    except pa.ArrowInvalid:
+        pass
+    cells = []
+    for i, raw in enumerate(column.tolist()):
+        if raw is None:
+            cells.append(None)
+            continue
+        try:
+            cells.append(bytes(raw).decode("utf-8"))
+        except UnicodeDecodeError:
+            cells.append(bytes(raw).decode("utf-8", errors="replace"))
+            why = f"{name}: the text is not valid UTF-8; save the data as UTF-8"
+            row_errors[i] = f"{row_errors[i]}; {why}" if i in row_errors else why
+    return pd.Series(cells, index=column.index, dtype=object)
 
 
 def _as_read(batch: pd.DataFrame, schema: Schema) -> pd.DataFrame:
@@ -309,6 +353,8 @@ def session(master: str | None = None) -> SparkSession:
     from pyspark.sql import SparkSession
 
     quiet_tensorflow()  # inherited by the local workers; a cluster's executors get it from executorEnv
+    if (master or "local").startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
+        os.environ["PYSPARK_PYTHON"] = sys.executable  # local workers: this interpreter, not python3 from PATH
     log_config = Path(__file__).resolve().parent / "spark-log4j2.properties"
     builder = (
         SparkSession.builder.appName("keras-dashboard predict")
@@ -387,7 +433,7 @@ def run(
     job, served = _prepare(df, version, settings, safe_text=fmt == "csv")
     counters = counters_for(spark)
     rows_before, errors_before = counters.rows.value, counters.errors.value
-    result = _apply(df, job)
+    result = _apply(df, job, raw_text=input_format(input_path) == "parquet")  # Spark's CSV reader makes valid text
     try:
         writer = result.write.mode("errorifexists")
         if fmt == "csv":
@@ -407,5 +453,11 @@ def _spark_message(exc: BaseException) -> str:
     found = re.search(re.escape(MARKER) + r"(.+)", text)
     if found:
         return scrub(found.group(1).strip())
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    # a Python worker's failure: its traceback's last line says what went wrong (the first only that it did)
+    raised = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Warning)\b.*:", line)]
+    raised = [line for line in raised if not line.startswith(("org.", "java.", "py4j.", "scala."))]
+    if raised and raised[-1] not in first:
+        first = f"{first} {raised[-1]}"
     return scrub(first)[:500]

@@ -18,7 +18,7 @@ import pytest
 from dashboard import __main__ as cli
 from dashboard import csvio, history, service
 from dashboard.errors import MissingColumnsError
-from tests.helpers import DEMO
+from tests.helpers import DEMO, REPO
 
 pyspark = pytest.importorskip("pyspark") if not os.environ.get("REQUIRE_BROWSER") else __import__("pyspark")
 
@@ -276,3 +276,65 @@ def test_spark_echoes_every_input_column_as_written(spark, env, tmp_path):
     assert on_spark["zip"].tolist() == ["02134", "00501"]
     assert on_spark["sepal_length"].tolist() == ["5.10", "6.70"]
     assert on_spark["prediction"].tolist() == ["setosa", "virginica"]
+
+
+def test_hostile_spark_inputs_are_refused_or_flagged_per_row(spark, env, tmp_path):
+    """Issue 23: a column cap as the CLI's; a byte that is not UTF-8 in a Parquet text column is that row's error
+    (it failed the whole job); local workers run this interpreter; no code folder left behind."""
+    import glob
+    import subprocess
+    import sys
+    import tempfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from dashboard import spark as engine
+    from dashboard.errors import InputError
+
+    wide = spark.createDataFrame([tuple(range(1200))], [f"c{i}" for i in range(1200)])
+    with pytest.raises(InputError, match="the input has 1,200 columns, over the 1,000 limit"):
+        engine.predict(wide)
+    table = pa.table(
+        {
+            "sepal_length": pa.array([5.1, 6.7]),
+            "sepal_width": pa.array([3.5, 3.0]),
+            "petal_length": pa.array([1.4, 5.2]),
+            "petal_width": pa.array([0.2, 2.3]),
+            "note": pa.array([b"caf\xe9 latin-1", b"fine"], type=pa.binary()).cast(pa.string(), safe=False),
+        }
+    )
+    path = tmp_path / "bytes.parquet"
+    pq.write_table(table, path)
+    out = tmp_path / "out"
+    assert cli.main(["predict", "--engine", "spark", "--input", str(path), "--output", str(out)]) == 0
+    on_spark = spark_csv(out)
+    assert on_spark["error"][0] == "note: the text is not valid UTF-8; save the data as UTF-8"
+    assert on_spark["prediction"].tolist() == ["", "virginica"] and on_spark["note"][1] == "fine"
+    assert os.environ["PYSPARK_PYTHON"] == sys.executable
+    before = set(glob.glob(str(Path(tempfile.gettempdir()) / "dashboard-code-*")))
+    source = tmp_path / "ok.csv"
+    source.write_text(MESSY)
+    script = (
+        "import sys; from dashboard.__main__ import main; "
+        f"sys.exit(main(['predict', '--engine', 'spark', '--master', 'local[1]', '--input', {str(source)!r}, "
+        f"'--output', {str(tmp_path / 'again')!r}]))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert set(glob.glob(str(Path(tempfile.gettempdir()) / "dashboard-code-*"))) <= before
+
+
+def test_a_python_worker_failure_says_what_failed():
+    from dashboard.spark import _spark_message
+
+    text = (
+        "An exception was thrown from the Python worker. Please see the stack trace below.\n"
+        'Traceback (most recent call last):\n  File "x.py", line 1, in f\n'
+        "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9 in position 3: invalid continuation byte\n"
+        "\tat org.apache.spark.api.python.BasePythonRunner.handlePythonException(PythonRunner.scala:1)\n"
+    )
+    assert _spark_message(RuntimeError(text)) == (
+        "An exception was thrown from the Python worker. Please see the stack trace below. UnicodeDecodeError: "
+        "'utf-8' codec can't decode byte 0xe9 in position 3: invalid continuation byte"
+    )
