@@ -1,4 +1,7 @@
-"""Hostile-input figures (issue 12): time and peak memory of each case, each in a child process of its own.
+"""Hostile-input figures (issues 12 and 23): time and peak memory of each case, each in a child process of its own.
+
+Round three (issue 23) runs against a real dashboard server started per case; its outcome names the server's own
+figures (RSS, answers held, seconds to refusal).
 
 `python bench/hostile.py` prints one line per case: what happened, seconds, the child's peak RSS. The "before"
 column repeats what the adversarial test measured on the code before the limits (same machine); the trickle and
@@ -31,7 +34,192 @@ BEFORE = {  # measured by the adversarial review on the code before issue 12 (2 
     "trickle": "74 s",
     "upload": "1M rows / 200 MB accepted; peak 1.84 GB",
     "versions": "15.9 s per click",
+    # round three (issue 23), measured by the adversarial review on the code before it
+    "poison": "47% of another client's good calls failed",
+    "bigjson": "49 MiB body: every call and page blocked 11 s, server 672 -> 2,738 MB",
+    "explain": "100,000-row explain blocked the loop 9.5 s; a single-row call waited 11 s",
+    "halfopen": "~2,250 half-open connections: unreachable for everyone, log +67 MB in 15 s",
+    "float32": "1e39: JSON 500; CSV 'setosa' with empty probabilities",
 }
+
+
+def _server(folder: Path, **env: str):
+    from tests import dashboard_server
+
+    running = dashboard_server.start(
+        folder, {"MODEL_MANIFEST_URL": str(REPO / "dashboard" / "demo" / "manifest.json"), "HISTORY": "off", **env}
+    )
+    running.wait_ready()
+    return running
+
+
+def _server_rss(running) -> str:
+    status = Path(f"/proc/{running.process.pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return f"RSS {int(fields['VmRSS'].split()[0]) // 1024} MB (peak {int(fields['VmHWM'].split()[0]) // 1024} MB)"
+
+
+ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+POISON = b'{"instances": [{"sepal_length": "\\ud800", "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}'
+
+
+def case_poison(folder: Path) -> str:
+    """A lone surrogate sent 20 times alongside 200 good calls, 16 at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    running = _server(folder)
+    try:
+
+        def good(_):
+            answer = requests.post(running.base + "/api/v1/predict", json={"instances": [ROW]}, timeout=60)
+            return answer.status_code == 200 and answer.json()["predictions"][0]["prediction"] == "setosa"
+
+        def bad(_):
+            return requests.post(
+                running.base + "/api/v1/predict", data=POISON, headers={"Content-Type": "application/json"}, timeout=60
+            ).status_code
+
+        with ThreadPoolExecutor(16) as pool:
+            goods = [pool.submit(good, i) for i in range(200)]
+            bads = [pool.submit(bad, i) for i in range(20)]
+            held = sum(f.result() for f in goods)
+            statuses = sorted({f.result() for f in bads})
+        return f"{held}/200 good calls answered right; poisoned calls answered {statuses} (row error)"
+    finally:
+        running.stop()
+
+
+def case_bigjson(folder: Path) -> str:
+    """A 49 MiB JSON body (refused), then a 7 MiB one (allowed) with health pings during it."""
+    import requests
+
+    running = _server(folder)
+    try:
+        before = _server_rss(running)
+        huge = b'{"instances": [' + b",".join([b"[5.1, 3.5, 1.4, 0.2]"] * 2_350_000) + b"]}"
+        started = time.perf_counter()
+        answer = requests.post(
+            running.base + "/api/v1/predict", data=huge, headers={"Content-Type": "application/json"}, timeout=300
+        )
+        refused = time.perf_counter() - started
+        allowed = json.dumps({"instances": [[5.1, 3.5, 1.4, 0.2]] * 95_000}).encode()
+        waits = []
+
+        def send():
+            requests.post(
+                running.base + "/api/v1/predict",
+                data=allowed,
+                headers={"Content-Type": "application/json"},
+                timeout=300,
+            )
+
+        worker = threading.Thread(target=send)
+        worker.start()
+        time.sleep(0.2)
+        while worker.is_alive():
+            t = time.perf_counter()
+            requests.get(running.base + "/api/v1/health", timeout=60)
+            waits.append(time.perf_counter() - t)
+            time.sleep(0.05)
+        worker.join()
+        longest = max(waits) if waits else 0.0
+        return (
+            f"49 MiB: {answer.status_code} in {refused:.2f} s; 7 MiB allowed: health answered {len(waits)}x meanwhile, "
+            f"slowest {longest * 1000:.0f} ms; server {before} -> {_server_rss(running)}"
+        )
+    finally:
+        running.stop()
+
+
+def case_explain(folder: Path) -> str:
+    """explain=true on 100,000 rows (refused), then 8 explain calls of 20,000 cells with single-row calls beside."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    running = _server(folder)
+    try:
+        started = time.perf_counter()
+        answer = requests.post(
+            running.base + "/api/v1/predict?explain=true", json={"instances": [ROW] * 100_000}, timeout=300
+        )
+        refused = time.perf_counter() - started
+
+        def explain(_):
+            requests.post(running.base + "/api/v1/predict?explain=true", json={"instances": [ROW] * 5_000}, timeout=300)
+
+        waits = []
+        with ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(explain, i) for i in range(8)]
+            time.sleep(0.2)
+            while not all(f.done() for f in futures):
+                t = time.perf_counter()
+                requests.post(running.base + "/api/v1/predict", json={"instances": [ROW]}, timeout=300)
+                waits.append(time.perf_counter() - t)
+        waits.sort()
+        return (
+            f"100,000 rows: {answer.status_code} in {refused:.2f} s; single-row calls during 8 explains: "
+            f"p50 {waits[len(waits) // 2] * 1000:.0f} ms, max {waits[-1] * 1000:.0f} ms ({len(waits)} calls)"
+        )
+    finally:
+        running.stop()
+
+
+def case_halfopen(folder: Path) -> str:
+    """2,250 connections each holding half a request, from one address."""
+    import socket
+
+    import requests
+
+    running = _server(folder)
+    held = []
+    try:
+        port = int(running.base.rsplit(":", 1)[1])
+        for _ in range(2250):
+            try:
+                connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+                connection.sendall(b"POST /api/v1/predict HTTP/1.1\r\nHost: x\r\n")
+                held.append(connection)
+            except OSError:
+                break
+        started = time.perf_counter()
+        while True:
+            try:
+                requests.get(running.base + "/api/v1/health", timeout=5)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        reachable = time.perf_counter() - started
+    finally:
+        for connection in held:
+            connection.close()
+        log = running.stop()
+    return f"reachable again after {reachable:.1f} s with {len(held):,} held open; server log {len(log) / 1024:.0f} KiB"
+
+
+def case_float32(folder: Path) -> str:
+    """1e39, 3.5e38 and 1e300 in the JSON API and 1e39 in a CSV."""
+    import requests
+
+    running = _server(folder)
+    try:
+        found = []
+        for value in (1e39, 3.5e38, 1e300):
+            answer = requests.post(
+                running.base + "/api/v1/predict", json={"instances": [{**ROW, "sepal_width": value}]}, timeout=60
+            )
+            row = answer.json()["predictions"][0]
+            found.append(f"{value:g}: {answer.status_code} {'row error' if row['error'] else row['prediction']}")
+        csv = "sepal_length,sepal_width,petal_length,petal_width\n5.1,1e39,1.4,0.2\n"
+        answer = requests.post(
+            running.base + "/api/v1/predict", data=csv, headers={"Content-Type": "text/csv"}, timeout=60
+        )
+        found.append(f"CSV 1e39: {answer.status_code} {'row error' if 'beyond' in answer.text else 'predicted'}")
+        return "; ".join(found)
+    finally:
+        running.stop()
 
 
 def case_wide(folder: Path) -> str:
@@ -189,6 +377,11 @@ CASES = {
     "trickle": case_trickle,
     "upload": case_upload,
     "versions": case_versions,
+    "poison": case_poison,
+    "bigjson": case_bigjson,
+    "explain": case_explain,
+    "halfopen": case_halfopen,
+    "float32": case_float32,
 }
 
 
@@ -210,6 +403,7 @@ def main() -> None:
         child(args.child)
         return
     print(f"{'case':<9} {'seconds':>8} {'peak RSS':>9}  outcome  [before: adversarial review]")
+    print("(the version-cycling memory figure is bench/versions.py's; history kept through SIGTERM is a test)")
     for name in args.only or CASES:
         done = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True, timeout=900)
         if done.returncode != 0:

@@ -89,3 +89,17 @@ def test_spark_benchmark_quick_mode_prints_every_figure():
         assert figure in stdout, stdout
     outputs = next(line for line in stdout.splitlines() if line.startswith("outputs row for row"))
     assert outputs.split()[4] == "identical", outputs
+
+
+def test_drift_and_version_cycling_benchmarks_quick_mode_print_every_figure():
+    """bench/drift.py (issue 22) and bench/versions.py (issue 23) still run and print their figures."""
+    drift = quick("drift.py")
+    for figure in (
+        "false alarms (training distribution), n=   30",
+        "detection of a 1 sd shift, n=  200",
+        "demo sample.csv",
+    ):
+        assert figure in drift
+    cycling = quick("versions.py")
+    assert "gc.freeze once (now)" in cycling and "gc.freeze after every load (before)" in cycling
+    assert cycling.count("default still loaded: True") == 2
