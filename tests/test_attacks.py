@@ -334,3 +334,46 @@ def test_half_sent_requests_are_closed_and_the_server_stays_reachable(tmp_path):
     assert 1 <= log.count("refused a connection: one address holds more than 100") <= 2  # once per cause (a minute)
     assert 1 <= log.count("closed a connection that sent nothing") <= 2
     assert len(log) < 100_000
+
+
+# ---- 7 and 15 in the page; 14: the default version stays loaded
+
+
+def test_the_page_survives_an_endless_version_link_and_a_value_beyond_float32(env):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.helpers import REPO
+
+    at = AppTest.from_file(str(REPO / "dashboard" / "ui" / "page.py"), default_timeout=120)
+    at.query_params["version"] = "1" * 4301
+    at.run()
+    assert not at.exception
+    assert any("4,301 characters" in w.value for w in at.warning)
+    at.number_input(key="single-sepal_width").set_value(1e39)  # the field holds at most 2**53: never nan%
+    at.button(key="single-submit").click().run()
+    assert not at.exception
+    assert not [c for c in at.caption if "nan" in c.value.lower()]
+
+
+def test_the_default_version_stays_loaded_while_others_are_cycled(tmp_path):
+    from dashboard import service
+    from dashboard.batching import MicroBatcher
+    from dashboard.publish import publish
+    from dashboard.server import Server
+
+    for label, model in (("1.0.0", "iris-1.0.0"), ("1.1.0", "iris-1.1.0"), ("1.2.0", "iris-1.0.0")):
+        publish(DEMO / f"{model}.keras", label, str(tmp_path / "store"))
+    settings = service.settings(
+        {
+            "MODEL_MANIFEST_URL": str(tmp_path / "store" / "manifest.json"),
+            "MODEL_CACHE_DIR": str(tmp_path / "cache"),
+            "MODEL_CACHE_VERSIONS": "1",
+        }
+    )
+    server = Server(settings=settings, batcher=MicroBatcher())
+    catalog = server.catalog()
+    server._load(catalog.default)
+    for version in [v for v in catalog.versions if v is not catalog.default] * 3:
+        server._load(version)
+        assert server.pool.peek(settings, catalog.default) is not None
+    assert server._frozen
