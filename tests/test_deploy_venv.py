@@ -18,7 +18,7 @@ from dashboard.access import new_token
 from tests import dashboard_server, venvs
 from tests.helpers import REPO, api_json, free_port
 from tests.secretscan import SCANNED
-from tests.test_signin import CLIENT_SECRET, COOKIE_SECRET, browse, sign_in
+from tests.test_signin import browse, sign_in, sign_in_env
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
@@ -37,15 +37,7 @@ def deployed(folder, venv, provider) -> tuple[dashboard_server.Running, str]:
     """The dashboard as a dyno runs it from `venv`: sign-in, an allow-list and one API token."""
     port = free_port()
     token, line = new_token("deploy-check")
-    env = {
-        "AUTH_SERVER_METADATA_URL": f"{provider}/.well-known/openid-configuration",
-        "AUTH_CLIENT_ID": "dashboard",
-        "AUTH_CLIENT_SECRET": CLIENT_SECRET,
-        "AUTH_REDIRECT_URI": f"http://127.0.0.1:{port}/oauth2callback",
-        "AUTH_COOKIE_SECRET": COOKIE_SECRET,
-        "AUTH_ALLOWED_EMAILS": "alice@example.com",
-        "API_TOKENS": line,
-    }
+    env = {**sign_in_env(provider, port, "alice@example.com"), "API_TOKENS": line}
     return dashboard_server.start(folder, env, port=port, venv=venv), token
 
 

@@ -143,20 +143,24 @@ def test_the_openapi_document_declares_the_bearer_scheme(closed_api):
 
 
 # ---- people, in Chromium, against a real OIDC provider
-@pytest.fixture(scope="module")
-def signed(provider, tmp_path_factory):
-    from tests.helpers import free_port
-
-    port = free_port()
-    env = {
+def sign_in_env(provider: str, port: int, allowed: str) -> dict[str, str]:
+    """The five AUTH_* variables for the provider, a server on port, and an allow-list of addresses."""
+    return {
         "AUTH_SERVER_METADATA_URL": f"{provider}/.well-known/openid-configuration",
         "AUTH_CLIENT_ID": "dashboard",
         "AUTH_CLIENT_SECRET": CLIENT_SECRET,
         "AUTH_REDIRECT_URI": f"http://127.0.0.1:{port}/oauth2callback",
         "AUTH_COOKIE_SECRET": COOKIE_SECRET,
-        "AUTH_ALLOWED_EMAILS": "Alice@Example.com",
-        "MODEL_MANIFEST_URL": str(DEMO / "manifest.json"),
+        "AUTH_ALLOWED_EMAILS": allowed,
     }
+
+
+@pytest.fixture(scope="module")
+def signed(provider, tmp_path_factory):
+    from tests.helpers import free_port
+
+    port = free_port()
+    env = {**sign_in_env(provider, port, "Alice@Example.com"), "MODEL_MANIFEST_URL": str(DEMO / "manifest.json")}
     running = dashboard_server.start(tmp_path_factory.mktemp("signed"), env, port=port)
     yield running.base
     SCANNED.append(("signed server log", running.stop()))
