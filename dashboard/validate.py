@@ -179,7 +179,7 @@ def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndar
         column = column.astype("string")
     if pd.api.types.is_numeric_dtype(column):
         numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        beyond = np.abs(numbers) > FLOAT32_MAX
+        beyond = np.isfinite(numbers) & (np.abs(numbers) > FLOAT32_MAX)
         bad = ~np.isfinite(numbers) | beyond
         messages = np.full(len(numbers), "", dtype=object)
         for index in np.flatnonzero(bad):
@@ -203,7 +203,7 @@ def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndar
         fixed = pd.Series(text[retry], dtype=object).str.replace(",", ".", regex=False)
         parsed[retry] = pd.to_numeric(fixed, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         parsed[ambiguous] = np.nan
-    beyond = np.abs(parsed) > FLOAT32_MAX  # finite here, but infinite in the model's float32 arithmetic
+    beyond = np.isfinite(parsed) & (np.abs(parsed) > FLOAT32_MAX)  # finite here, infinite in the model's float32
     bad = ~np.isfinite(parsed) | beyond
     messages = np.full(len(text), "", dtype=object)
     for index in np.flatnonzero(bad):
