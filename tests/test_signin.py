@@ -142,6 +142,17 @@ def test_the_openapi_document_declares_the_bearer_scheme(closed_api):
     assert any(s["type"] == "http" and s["scheme"] == "bearer" for s in schemes.values())
 
 
+def test_with_tokens_and_no_sign_in_the_docs_page_opens_in_a_browser(closed_api):
+    """Issue 22: a browser sends no bearer token, so the docs page, its assets and the OpenAPI document open without
+    one (the page itself is open then too); trying a call still needs a token."""
+    base, _, _ = closed_api
+    page = requests.get(base + "/api/v1/docs", timeout=30)
+    assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
+    assert requests.get(base + "/api/v1/openapi.json", timeout=30).json()["info"]["title"]
+    assert requests.get(base + "/api/v1/static/swagger-ui.css", timeout=30).status_code == 200
+    assert requests.get(base + "/api/v1/versions", timeout=30).status_code == 401
+
+
 # ---- people, in Chromium, against a real OIDC provider
 def sign_in_env(provider: str, port: int, allowed: str) -> dict[str, str]:
     """The five AUTH_* variables for the provider, a server on port, and an allow-list of addresses."""
