@@ -32,7 +32,10 @@ class Spool:
             return 0
         lines = [json.dumps(row, default=_encode, ensure_ascii=False) + "\n" for row in rows]
         with self._lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                return 0
             room = self.max_bytes - self.size()
             kept = []
             for line in lines:
@@ -44,11 +47,15 @@ class Spool:
                 return 0
             name = f"{time.time_ns():020d}-{os.getpid()}.jsonl"
             partial = self.folder / f".{name}.part"
-            with open(partial, "w", encoding="utf-8") as handle:
-                handle.writelines(kept)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(partial, self.folder / name)  # a reader never sees half a file
+            try:
+                with open(partial, "w", encoding="utf-8") as handle:
+                    handle.writelines(kept)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(partial, self.folder / name)  # a reader never sees half a file
+            except OSError:  # a full or read-only disk: nothing kept (the caller counts and logs the loss)
+                partial.unlink(missing_ok=True)
+                return 0
         return len(kept)
 
     def size(self) -> int:

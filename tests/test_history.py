@@ -463,3 +463,13 @@ def test_retention_deletes_old_predictions_and_their_reports(served, tmp_path):
         assert recorder.feedback(Filters()).total == 0
     finally:
         recorder.close()
+
+
+def test_a_spool_on_a_full_disk_keeps_nothing_and_never_raises(tmp_path):
+    """A spool that cannot be written (here: its folder is a file) says it kept nothing; the recorder counts the
+    loss (at exit too, where an exception would only be printed)."""
+    blocker = tmp_path / "spool"
+    blocker.write_text("not a folder")
+    spool = Spool(blocker / "inner", 1 << 20)
+    assert spool.add([{"id": "x", "created_at": datetime.now(UTC)}]) == 0
+    assert spool.files() == []
