@@ -36,8 +36,7 @@ def main() -> None:
         st.button("Try again", key="catalog-retry")
         st.stop()
     if sidebar.link_names_unknown_version(catalog):  # published after the last catalog read: read it again, once
-        state.refresh()
-        catalog, catalog_error = state.catalog(settings)
+        catalog, catalog_error = state.reread_for_link(settings)
         if catalog is None:
             st.error(f"No model versions could be read: {md(catalog_error)}")
             st.stop()

@@ -50,6 +50,18 @@ def refresh() -> None:
     _catalog.clear()
 
 
+_LINK_REREAD = [0.0]  # when a shared link last made the catalog be read again (process-wide)
+
+
+def reread_for_link(settings: Settings) -> tuple[Catalog | None, str | None]:
+    """The catalog read again because a link names a version it lacks: at most once every 10 s in this process, so
+    links to versions that do not exist cannot make every new visitor re-read the store."""
+    if time.monotonic() - _LINK_REREAD[0] >= 10:
+        _LINK_REREAD[0] = time.monotonic()
+        refresh()
+    return catalog(settings)
+
+
 def retry() -> None:
     """Forget the remembered failure so the next run tries the chosen version again."""
     session.forget_failure()
