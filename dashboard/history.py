@@ -3,8 +3,9 @@
 
 Recording never blocks or breaks a prediction: `Recorder.record` only appends to a bounded queue (microseconds);
 one writer thread per process turns what waits into rows and inserts them in batches. While the database is slow
-or down the records wait (up to HISTORY_QUEUE of them; past that new ones are dropped, counted and logged) and are
-written when it returns. Reads (the History and Feedback tabs, the API's lists) go to the database directly.
+or down the records wait (HISTORY_QUEUE of them and HISTORY_QUEUE_MB in memory, then on disk in a spool.Spool, also
+at a stop; past that they are dropped, counted and logged) and are written when it returns. Reads (the History and
+Feedback tabs, the API's lists) go to the database directly.
 """
 
 from __future__ import annotations
