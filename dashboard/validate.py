@@ -192,6 +192,9 @@ def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndar
                 else f"{name}: {'inf' if value > 0 else '-inf'} is not a finite number"
             )
         return numbers, bad, messages
+    plain = _plain_numbers(column)
+    if plain is not None:  # every cell a plain number (the usual CSV column): parsed in one Arrow cast
+        return plain, np.zeros(len(plain), dtype=bool), np.full(len(plain), "", dtype=object)
     text = _texts(column)
     parsed = np.array(pd.to_numeric(pd.Series(text, dtype=object), errors="coerce"), dtype=np.float64)
     series = pd.Series(text, dtype=object)
@@ -227,6 +230,25 @@ def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndar
         else:
             messages[index] = f"{name}: {quote(raw)} is not a number"
     return parsed, bad, messages
+
+
+def _plain_numbers(column: pd.Series) -> np.ndarray | None:
+    """float64 values of a text column read from a file when every cell is a plain, finite number within float32
+    (Arrow's cast: ~6x faster than parsing cell by cell); None when any cell needs the careful path (an empty cell,
+    a decimal comma, text, nan, inf), which words each bad cell."""
+    if column.dtype == object or not pd.api.types.is_string_dtype(column):
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        values = pc.cast(pc.utf8_trim_whitespace(pa.array(column.array)), pa.float64())
+        numbers = values.to_numpy(zero_copy_only=False)
+    except Exception:  # a cell Arrow does not read as a number (or no Arrow): the careful path decides
+        return None
+    if len(numbers) != len(column) or not np.isfinite(numbers).all() or (np.abs(numbers) > FLOAT32_MAX).any():
+        return None
+    return numbers
 
 
 def quote(raw: str, limit: int = 40) -> str:
