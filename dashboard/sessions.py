@@ -63,4 +63,6 @@ def signed_in(cookies: Callable[[str], str | None], secret: str, hours: float) -
 def sign_out(claims: Mapping[str, Any]) -> None:
     """End every session of this person signed in until now."""
     with _LOCK:
-        _SIGNED_OUT[subject(claims)] = float(int(time.time()))  # cookie times are whole seconds
+        # cookie times are whole seconds, rounded down: a cookie signed in the same second as this sign-out counts
+        # as before it (a copied cookie must never survive; signing in again within that second means once more)
+        _SIGNED_OUT[subject(claims)] = time.time()
