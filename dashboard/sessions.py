@@ -8,6 +8,7 @@ maximum age anyway). Both the page's gate and the HTTP gate ask `check`.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,8 +27,7 @@ def subject(claims: Mapping[str, Any]) -> str:
 
 def signed_in(cookies: Callable[[str], str | None], secret: str, hours: float) -> tuple[dict | None, str]:
     """(the claims of a live session, "") or (None, why not) from the request's cookies (a getter by name)."""
-    from itsdangerous import BadSignature, URLSafeTimedSerializer
-    from streamlit.auth_util import get_cookie_with_chunks
+    from itsdangerous import BadSignature, URLSafeTimedSerializer  # what st.login signs its cookies with
 
     signed_at: list[float] = []
 
@@ -44,7 +44,7 @@ def signed_in(cookies: Callable[[str], str | None], secret: str, hours: float) -
         return payload.encode() if isinstance(payload, str) else payload
 
     try:
-        raw = get_cookie_with_chunks(one, USER_COOKIE)
+        raw = _joined(one)
         claims = json.loads(raw) if raw else None
     except Exception:  # undecodable: no session
         return None, "no session"
@@ -58,6 +58,17 @@ def signed_in(cookies: Callable[[str], str | None], secret: str, hours: float) -
     if ended is not None and started < ended:
         return None, "you signed out"
     return claims, ""
+
+
+def _joined(one: Callable[[str], bytes | None]) -> bytes | None:
+    """The user cookie's value, joined from its chunks when st.login split a large one: the main cookie then holds
+    b"chunks-N" and the value is in USER_COOKIE_1 .. USER_COOKIE_N (Streamlit's own format)."""
+    value = one(USER_COOKIE)
+    found = re.match(rb"chunks-(\d+)", value) if value is not None else None
+    if found is None:
+        return value
+    parts = [one(f"{USER_COOKIE}_{i + 1}") for i in range(int(found.group(1)))]
+    return None if any(part is None for part in parts) else b"".join(parts)
 
 
 def sign_out(claims: Mapping[str, Any]) -> None:
