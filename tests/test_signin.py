@@ -149,7 +149,8 @@ def test_with_tokens_and_no_sign_in_the_docs_page_opens_in_a_browser(closed_api)
     page = requests.get(base + "/api/v1/docs", timeout=30)
     assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text
     assert requests.get(base + "/api/v1/openapi.json", timeout=30).json()["info"]["title"]
-    assert requests.get(base + "/api/v1/static/swagger-ui.css", timeout=30).status_code == 200
+    style = requests.get(base + "/api/v1/static/swagger-ui.css", timeout=30)
+    assert style.status_code == 200 and style.headers["content-type"].startswith("text/css")
     assert requests.get(base + "/api/v1/versions", timeout=30).status_code == 401
 
 
