@@ -132,6 +132,7 @@ class Recorder:
     _waiting_bytes: int = 0
     _inflight: list[_Pending] = field(default_factory=list)
     _pruned_at: float = 0.0
+    _spool_due: bool = True  # spooled records may wait on disk (at start, and after each spooling)
     _wake: threading.Condition = field(default_factory=threading.Condition)
     _ready: threading.Event = field(default_factory=threading.Event)
     _closing: bool = False
@@ -244,6 +245,7 @@ class Recorder:
                 self.dropped += 1
                 log.warning("history: a prediction could not be recorded: %s", historydb.explain(exc, self.url))
         kept = self.spool.add(rows) if self.spool is not None and rows else 0
+        self._spool_due = self._spool_due or kept > 0
         lost = len(rows) - kept
         first_spooled = kept and not self.spooled
         self.spooled += kept
@@ -315,14 +317,19 @@ class Recorder:
 
     def _replay(self) -> None:
         """Write the spooled records (oldest file first); a file is deleted once written. Raises when unreachable."""
-        if self.spool is None:
+        if self.spool is None or not self._spool_due:  # no folder listing per batch: only when something waits
             return
-        for path in self.spool.files():
-            rows = self.spool.read(path)
-            written = self._write_rows(rows) if rows else 0
-            path.unlink(missing_ok=True)
-            self.written += written
-            log.info("history: %d spooled record(s) written from %s", written, path.name)
+        self._spool_due = False  # before listing: a record spooled meanwhile sets it again
+        try:
+            for path in self.spool.files():
+                rows = self.spool.read(path)
+                written = self._write_rows(rows) if rows else 0
+                path.unlink(missing_ok=True)
+                self.written += written
+                log.info("history: %d spooled record(s) written from %s", written, path.name)
+        except BaseException:
+            self._spool_due = True  # the database stopped answering: the rest is tried again
+            raise
 
     def _prune(self) -> None:
         """Delete predictions (and their reports) older than the retention, at most once an hour."""
