@@ -35,7 +35,8 @@ def once_a_minute(cause: str, message: str, *args: object) -> None:
         if seen[0] and now - seen[0] < 60:
             return
         count, seen[0], seen[1] = seen[1], now, 0
-    log.warning(message + (" (%d times in the last minute)" if count > 1 else ""), *args, *(count,) * (count > 1))
+    suffix = f" ({count} times in the last minute)" if count > 1 else ""
+    log.warning(message + suffix, *args)
 
 
 def install(idle_seconds: float, per_client: int) -> None:
