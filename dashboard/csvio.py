@@ -91,7 +91,10 @@ def read_csv(data: bytes, max_bytes: int, max_rows: int, max_columns: int = 1000
     except pd.errors.EmptyDataError as exc:
         raise InputError("the file has no header row; the first line must name the columns", template=True) from exc
     except pd.errors.ParserError:  # a line with more fields than the header: keep every row, flag those lines
-        frame, row_errors = _read_ragged(data, encoding, sep, max_rows)
+        try:
+            frame, row_errors = _read_ragged(data, encoding, sep, max_rows)
+        except csv.Error as exc:
+            raise InputError(f"the file cannot be read as CSV ({exc}); save it as CSV again", template=True) from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"the file cannot be read as CSV ({type(exc).__name__}); save it as UTF-8 CSV") from exc
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
@@ -119,15 +122,18 @@ def _writes_decimal_commas(frame: pd.DataFrame, sample: int = 1000) -> bool:
 def _first_row_longer(data: bytes, encoding: str, sep: str) -> bool:
     """True when the first data line has more fields than the header (read with the CSV module, quotes honoured)."""
     head = data[:65536].decode(encoding, errors="replace")
-    reader = csv.reader(io.StringIO(head), delimiter=sep, skipinitialspace=True)
-    lines = [line for line in (next(reader, None), next(reader, None)) if line is not None]
+    reader = csv.reader(io.StringIO(head, newline=""), delimiter=sep, skipinitialspace=True)
+    try:
+        lines = [line for line in (next(reader, None), next(reader, None)) if line is not None]
+    except csv.Error:  # a stray carriage return and the like: pandas reads (or refuses) the file itself
+        return False
     return len(lines) == 2 and len(lines[1]) > len(lines[0])
 
 
 def _read_ragged(data: bytes, encoding: str, sep: str, max_rows: int) -> tuple[pd.DataFrame, dict[int, str]]:
     """The slow path for irregular files: every row kept (extra fields dropped), its row flagged."""
     text = data.decode(encoding)
-    reader = csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True)
     header = None
     rows: list[list[str]] = []
     ragged: dict[int, str] = {}
