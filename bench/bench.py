@@ -95,7 +95,7 @@ def build_model(folder: Path, hidden: int = 64, name: str = "bench") -> Path:
 
 def store_for(folder: Path, paths: list[Path]) -> Path:
     """A manifest listing the given model files as versions 1.0.0, 2.0.0, ..."""
-    from dashboard.fetch import sha256_of
+    from dashboard.store.fetch import sha256_of
 
     schema = {
         "features": [{"name": f, "min": -4, "max": 4} for f in FEATURES],
@@ -152,7 +152,7 @@ def bench_batch(folder: Path, quick: bool) -> None:
     import pandas as pd
 
     from dashboard import service
-    from dashboard.csvio import safe_csv
+    from dashboard.prediction.reading.csv_files import safe_csv
 
     rows = 10_000 if quick else 100_000
     manifest = store_for(folder, [build_model(folder, name="batch")])
@@ -282,7 +282,7 @@ def child_download(folder: Path, quick: bool) -> dict:
     """RSS increase while fetching a large file from a loopback server in another process."""
     import socket
 
-    from dashboard import fetch
+    from dashboard.store import fetch
     from dashboard.config import load_settings
 
     size = (20 if quick else 200) * 1024 * 1024
@@ -333,7 +333,7 @@ def child_batch_memory(folder: Path, quick: bool) -> dict:
     import pandas as pd
 
     from dashboard import service
-    from dashboard.csvio import safe_csv
+    from dashboard.prediction.reading.csv_files import safe_csv
 
     rows = 10_000 if quick else 100_000
     settings = settings_for(folder, store_for(folder, [build_model(folder, name="mem")]))
@@ -393,7 +393,7 @@ def child_runtime(folder: Path, quick: bool, runtime: str = "keras") -> dict:
 
     from dashboard import service
     from dashboard.config import load_settings
-    from dashboard.csvio import safe_csv
+    from dashboard.prediction.reading.csv_files import safe_csv
 
     settings = load_settings(
         {"MODEL_CACHE_DIR": str(folder / f"cache-{runtime}"), "MODEL_RUNTIME": runtime}, secrets={}

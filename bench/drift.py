@@ -24,7 +24,7 @@ TRAINING_ROWS = 2_000
 
 def rates(reference, schema, draws: int, rows: int, shift: float, rng) -> tuple[dict, dict]:
     """Share of verdicts per kind over `draws` files of `rows` rows shifted by `shift` standard deviations."""
-    from dashboard import reference as ref
+    from dashboard.prediction import drift as ref
 
     calibrated = {"stable": 0, "moderate": 0, "major": 0}
     fixed = dict(calibrated)
@@ -41,9 +41,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10 draws per cell instead of 100")
     args = parser.parse_args()
-    from dashboard import reference as ref
-    from dashboard import service, understand
-    from dashboard.schema import Feature, Output, Schema
+    from dashboard.prediction import drift as ref
+    from dashboard import service
+    from dashboard.service import understand
+    from dashboard.prediction.schema import Feature, Output, Schema
 
     draws = 10 if args.quick else 100
     rng = np.random.default_rng(7)

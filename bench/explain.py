@@ -37,7 +37,9 @@ def main() -> None:
         return
     import numpy as np
 
-    from dashboard import service, understand
+    from dashboard import service
+
+    from dashboard.service import understand
 
     if not args.demo:
         import bench

@@ -34,14 +34,16 @@ def line(figure: str, value: str, baseline: str = "", target: str = "") -> None:
 
 
 def form_figures(databases: dict[str, str], rows: int) -> None:
-    from dashboard import history, historydb, service, understand
+    from dashboard import history, service
+    from dashboard.history import database
+    from dashboard.service import understand
 
     settings = service.settings({"HOME": tempfile.mkdtemp()})
     served = service.load_version(settings, service.catalog(settings).default)
     for _ in range(20):
         understand.explain_row(served, ROW)
     for name, url in databases.items():
-        recorder = history.Recorder(historydb.database_url(url, None))
+        recorder = history.Recorder(database.database_url(url, None))
         recorder.flush(30)
         plain, recording, record_only = [], [], []
         for i in range(rows):

@@ -236,7 +236,7 @@ def case_wide(folder: Path) -> str:
 
 def case_bomb(folder: Path) -> str:
     """A .keras whose weights member inflates about 90:1 (zeros with a little noise) to 512 MB."""
-    from dashboard import loader
+    from dashboard.loading import keras_model
 
     target = folder / "bomb.keras"
     with (
@@ -251,7 +251,7 @@ def case_bomb(folder: Path) -> str:
             for _ in range(512):
                 member.write(block[:-11_000] + os.urandom(11_000))  # about 90:1
     try:
-        loader.load("file", {"model": target})
+        keras_model.load("file", {"model": target})
     except Exception as exc:
         return f"refused: {str(exc)[:70]}…"
     return "accepted"
@@ -259,7 +259,7 @@ def case_bomb(folder: Path) -> str:
 
 def case_huge(folder: Path) -> str:
     """A 13 KB .keras declaring a Dense layer of 100,000 × 100,000."""
-    from dashboard import loader
+    from dashboard.loading import keras_model
 
     source, target = REPO / "dashboard" / "demo" / "iris-1.0.0.keras", folder / "huge.keras"
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -276,7 +276,7 @@ def case_huge(folder: Path) -> str:
                 continue
             dst.writestr(item.filename, data)
     try:
-        loader.load("file", {"model": target})
+        keras_model.load("file", {"model": target})
     except Exception as exc:
         return f"refused: {str(exc)[:70]}…"
     return "accepted"
@@ -349,8 +349,8 @@ def case_versions(folder: Path) -> str:
     """Tags for 5,000 versions and 500 aliases: the old loop (baseline) and Catalog.tags."""
     from packaging.version import Version
 
-    from dashboard.manifest import parse_manifest
-    from dashboard.versions import Catalog
+    from dashboard.store.manifest import parse_manifest
+    from dashboard.store.versions import Catalog
 
     versions = [{"version": f"1.{i}", "url": f"m{i}.keras"} for i in range(5000)]
     aliases = {f"a{i}": f"1.{i}" for i in range(500)}

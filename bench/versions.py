@@ -32,9 +32,9 @@ def rss_mb() -> float:
 def run(policy: str, loads: int) -> None:
     """One policy in this process: prints 'rss LOADS MB' lines."""
     from dashboard import service
-    from dashboard.batching import MicroBatcher
-    from dashboard.publish import publish
-    from dashboard.server import Server
+    from dashboard.service.batching import MicroBatcher
+    from dashboard.service.publish import publish
+    from dashboard.service.serving import Server
 
     folder = Path(tempfile.mkdtemp(prefix="versions-bench-"))
     demo = REPO / "dashboard" / "demo"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dashboard.__main__ import main
+from dashboard.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["predict", "--engine", "spark", *sys.argv[1:]]))

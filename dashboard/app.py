@@ -20,14 +20,16 @@ from starlette.routing import Mount
 if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashboard` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard import connections, history, service
-from dashboard.api import create_api
-from dashboard.batching import MicroBatcher
-from dashboard.compat import compat_routes
+from dashboard import history, service
+
+from dashboard.api import connections
+from dashboard.api.routes import create_api
+from dashboard.service.batching import MicroBatcher
+from dashboard.api.compat import compat_routes
 from dashboard.errors import DashboardError
-from dashboard.httpauth import BearerGate
-from dashboard.logs import configure_logging, log
-from dashboard.server import Server
+from dashboard.api.gate import BearerGate
+from dashboard.common.logs import configure_logging, log
+from dashboard.service.serving import Server
 
 
 def _server() -> Server:

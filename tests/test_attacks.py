@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from dashboard.access import Access
-from dashboard.historydb import database_url, explain, shown
+from dashboard.history.database import database_url, explain, shown
 from tests import dashboard_server
 from tests.helpers import DEMO, api_json
 from tests.secretscan import SCANNED
@@ -241,7 +241,7 @@ def test_a_frozen_database_never_slows_predictions(tmp_path):
 
 def test_a_restart_while_the_database_is_down_keeps_every_record(tmp_path):
     from dashboard.access import new_token
-    from dashboard.spool import Spool
+    from dashboard.history.spool import Spool
     from tests.postgres import start_postgres
     from tests.secretscan import watch
     from tests.test_history import postgres_or_skip
@@ -357,9 +357,9 @@ def test_the_page_survives_an_endless_version_link_and_a_value_beyond_float32(en
 
 def test_the_default_version_stays_loaded_while_others_are_cycled(tmp_path):
     from dashboard import service
-    from dashboard.batching import MicroBatcher
-    from dashboard.publish import publish
-    from dashboard.server import Server
+    from dashboard.service.batching import MicroBatcher
+    from dashboard.service.publish import publish
+    from dashboard.service.serving import Server
 
     for label, model in (("1.0.0", "iris-1.0.0"), ("1.1.0", "iris-1.1.0"), ("1.2.0", "iris-1.0.0")):
         publish(DEMO / f"{model}.keras", label, str(tmp_path / "store"))

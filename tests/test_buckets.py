@@ -13,8 +13,8 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
-from dashboard import fetch
-from dashboard.__main__ import main
+from dashboard.store import fetch
+from dashboard.cli.main import main
 from dashboard.errors import IntegrityError, ModelSourceError
 from tests.helpers import DEMO, REPO, free_port, settings_for, sha256
 

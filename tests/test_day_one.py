@@ -15,11 +15,15 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
-from dashboard import reference, service, understand
-from dashboard.__main__ import main
-from dashboard.csvio import read_csv
-from dashboard.publish import PublishOptions, publish
-from dashboard.schema import Feature, Output, Schema
+from dashboard import service
+
+from dashboard.prediction import drift
+
+from dashboard.service import understand
+from dashboard.cli.main import main
+from dashboard.prediction.reading.csv_files import read_csv
+from dashboard.service.publish import PublishOptions, publish
+from dashboard.prediction.schema import Feature, Output, Schema
 from dashboard.ui import charts
 from tests import dashboard_server
 from tests.helpers import DEMO, REPO, api_json, free_port, settings_for, shown
@@ -208,18 +212,18 @@ def test_the_api_explains_a_text_model(kinds, tmp_path):
 def test_files_drawn_from_the_training_data_read_stable_at_any_size_and_shifts_read_major():
     rng = np.random.default_rng(11)
     schema = Schema((Feature("x"),), Output("regression"))
-    stats = reference.compute({"x": rng.normal(0, 1, 2000)}, schema)
+    stats = drift.compute({"x": rng.normal(0, 1, 2000)}, schema)
     for rows in (30, 100, 1000):
         verdicts = [
-            reference.drift({"x": rng.normal(0, 1, rows)}, np.ones(rows, dtype=bool), stats)[0].verdict
+            drift.drift({"x": rng.normal(0, 1, rows)}, np.ones(rows, dtype=bool), stats)[0].verdict
             for _ in range(20)
         ]
         assert "major" not in verdicts, rows
         assert verdicts.count("stable") >= 18, (rows, verdicts)
     for _ in range(20):
-        found = reference.drift({"x": rng.normal(1, 1, 200)}, np.ones(200, dtype=bool), stats)[0]
+        found = drift.drift({"x": rng.normal(1, 1, 200)}, np.ones(200, dtype=bool), stats)[0]
         assert found.verdict == "major", found
-        assert found.major_at >= reference.MAJOR and found.rows == 200
+        assert found.major_at >= drift.MAJOR and found.rows == 200
 
 
 def test_the_demo_sample_reads_stable_and_the_page_shows_the_thresholds(env):
@@ -275,9 +279,9 @@ def test_a_link_to_a_version_published_after_the_catalog_was_read(env, copy_demo
     env.setenv("MODEL_REFRESH_SECONDS", "3600")
     assert page().sidebar.selectbox(key="version").value == "1.1.0"  # the catalog is now cached
     publish(DEMO / "iris-1.1.0.keras", "2.0.0", str(copy_demo))
-    from dashboard.ui import state
+    from dashboard.ui import cached
 
-    state._LINK_REREAD[0] = 0.0  # the guard is process-wide: another test's link may have re-read just before
+    cached._LINK_REREAD[0] = 0.0  # the guard is process-wide: another test's link may have re-read just before
     at = page({"version": "2.0.0"})
     assert not at.exception
     assert at.sidebar.selectbox(key="version").value == "2.0.0"

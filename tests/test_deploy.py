@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 import requests
 
-from dashboard.__main__ import main
+from dashboard.cli.main import main
 from dashboard.errors import PublishError, SchemaError, UnsafeModelError
-from dashboard.publish import PublishOptions, publish
+from dashboard.service.publish import PublishOptions, publish
 from tests.helpers import DEMO, REPO, free_port, sha256
 
 IRIS_SCHEMA = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]
@@ -132,7 +132,7 @@ def test_publish_architecture_and_weights(tmp_path, models):
     entry = json.loads((folder / "manifest.json").read_text())["versions"][0]
     assert entry["architecture_url"] == done.files[0] and entry["weights_url"].endswith(".weights.h5")
     assert set(entry["sha256"]) == {"architecture_url", "weights_url"}
-    from dashboard.registry import load_catalog
+    from dashboard.store.sources import load_catalog
     from dashboard.service import load_version
     from tests.helpers import settings_for
 

@@ -6,7 +6,9 @@ import time
 
 import pytest
 
-from dashboard import fetch, urls
+from dashboard.store import fetch
+
+from dashboard.common import urls
 from dashboard.errors import IntegrityError, ModelSourceError
 from tests.helpers import free_port, settings_for, sha256
 

@@ -13,9 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dashboard import fetch, loader, service
+from dashboard import service
+
+from dashboard.store import fetch
+
+from dashboard.loading import keras_model
 from dashboard.contract import ModelLimits
-from dashboard.csvio import read_csv
+from dashboard.prediction.reading.csv_files import read_csv
 from dashboard.errors import (
     IntegrityError,
     ManifestError,
@@ -26,10 +30,10 @@ from dashboard.errors import (
     UnsafeModelError,
     scrub,
 )
-from dashboard.manifest import parse_manifest
-from dashboard.registry import load_catalog
-from dashboard.schema import parse_schema
-from dashboard.validate import validate
+from dashboard.store.manifest import parse_manifest
+from dashboard.store.sources import load_catalog
+from dashboard.prediction.schema import parse_schema
+from dashboard.prediction.validate import validate
 from tests.helpers import DEMO, REPO, demo_store, rewrite_config, settings_for, sha256
 
 IRIS = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]
@@ -68,7 +72,7 @@ def test_many_small_zero_members_are_a_bomb(tmp_path, models):
         for i in range(40):
             dst.writestr(f"assets/pad{i}.bin", b"\0" * (1 << 20))
     with pytest.raises(UnsafeModelError, match="compression bomb"):
-        loader.load("file", {"model": target})
+        keras_model.load("file", {"model": target})
 
 
 def test_the_unpacked_size_is_capped_by_a_setting(tmp_path, models):
@@ -78,7 +82,7 @@ def test_the_unpacked_size_is_capped_by_a_setting(tmp_path, models):
             dst.writestr(item.filename, src.read(item.filename))
         dst.writestr("assets/noise.bin", os.urandom(3 << 20))
     with pytest.raises(UnsafeModelError) as caught:
-        loader.load("file", {"model": target}, limits=ModelLimits(max_unpacked_bytes=2 << 20))
+        keras_model.load("file", {"model": target}, limits=ModelLimits(max_unpacked_bytes=2 << 20))
     assert "unpacks to 3" in str(caught.value) and "MODEL_MAX_UNPACKED_BYTES" in str(caught.value)
     settings = settings_for(tmp_path, MODEL_MAX_BYTES=str(8 << 20))
     assert settings.model_limits.max_unpacked_bytes == 8 << 20  # tied to MODEL_MAX_BYTES unless set
@@ -95,7 +99,7 @@ def test_a_tiny_file_declaring_a_huge_dense_layer_is_refused_from_its_config(tmp
     target = rewrite_config(models["folder"] / "classifier.keras", tmp_path / "huge.keras", huge)
     assert target.stat().st_size < 100_000
     with pytest.raises(ModelLoadError) as caught:
-        loader.load("file", {"model": target})
+        keras_model.load("file", {"model": target})
     assert str(caught.value).startswith("huge.keras declares about 10,000,500,000 parameters, over the limit of")
     assert "MODEL_MAX_PARAMETERS" in str(caught.value)
 
@@ -106,7 +110,7 @@ def test_a_model_with_too_many_outputs_is_refused_from_its_config(tmp_path, mode
 
     target = rewrite_config(models["folder"] / "classifier.keras", tmp_path / "wide.keras", wide)
     with pytest.raises(ModelLoadError) as caught:
-        loader.load("file", {"model": target})
+        keras_model.load("file", {"model": target})
     assert str(caught.value).startswith("wide.keras gives 100,000 values per row, over the limit of 10,000")
 
 
@@ -132,7 +136,7 @@ def test_upload_defaults_fit_a_1gb_dyno(tmp_path):
 
 # 6. quadratic tags
 def test_version_tags_take_linear_work(tmp_path, monkeypatch):
-    from dashboard import versions
+    from dashboard.store import versions
 
     entries = [{"version": f"1.{i}", "url": f"m{i}.keras"} for i in range(2000)]
     aliases = {f"a{i}": f"1.{i}" for i in range(500)}
@@ -260,9 +264,9 @@ def test_deeply_nested_json_is_malformed_not_a_crash(tmp_path, models):
     arch = tmp_path / "arch.json"
     arch.write_text(deep)
     with pytest.raises(ModelLoadError, match="nested too deeply"):
-        loader.load("architecture", {"architecture": arch, "weights": models["folder"] / "classifier.weights.h5"})
+        keras_model.load("architecture", {"architecture": arch, "weights": models["folder"] / "classifier.weights.h5"})
     with pytest.raises(SchemaError, match="nested too deeply"):
-        from dashboard.schema import parse_schema_json
+        from dashboard.prediction.schema import parse_schema_json
 
         parse_schema_json(deep.encode(), "schema.json")
 
@@ -276,7 +280,7 @@ def test_a_deep_model_config_is_refused_as_malformed(tmp_path, models):
 
     target = rewrite_config(models["folder"] / "classifier.keras", tmp_path / "deep.keras", nest)
     with pytest.raises(ModelLoadError, match="nested too deeply"):
-        loader.load("file", {"model": target})
+        keras_model.load("file", {"model": target})
 
 
 # 15. ordinary models refused as unsafe
@@ -293,7 +297,7 @@ def test_a_plain_python_loss_in_the_compile_config_is_not_a_reason_to_refuse(tmp
         }
 
     target = rewrite_config(models["folder"] / "classifier.keras", tmp_path / "compiled.keras", compiled)
-    loaded = loader.load("file", {"model": target})
+    loaded = keras_model.load("file", {"model": target})
     assert loaded.output_units == 4
 
 
@@ -321,13 +325,13 @@ def test_loading_a_file_without_a_model_suffix_leaves_no_temporary_copy(tmp_path
     target.write_bytes((models["folder"] / "classifier.keras").read_bytes())
     before = set(Path(tempfile.gettempdir()).glob("keras-dashboard-*"))
     for _ in range(3):
-        loader.load("file", {"model": target})
+        keras_model.load("file", {"model": target})
     assert set(Path(tempfile.gettempdir()).glob("keras-dashboard-*")) == before
 
 
 # 18. published names work over HTTP
 def test_published_file_names_are_url_safe(tmp_path, store):
-    from dashboard.publish import publish
+    from dashboard.service.publish import publish
 
     source = tmp_path / "my model#1?%.keras"
     source.write_bytes((DEMO / "iris-1.0.0.keras").read_bytes())
@@ -342,7 +346,7 @@ def test_published_file_names_are_url_safe(tmp_path, store):
 
 # 19. --lean without the LiteRT runtime
 def test_publish_lean_without_litert_publishes_nothing(tmp_path, monkeypatch):
-    from dashboard.publish import PublishOptions, publish
+    from dashboard.service.publish import PublishOptions, publish
 
     monkeypatch.setitem(sys.modules, "ai_edge_litert", None)
     monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)

@@ -12,10 +12,14 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import lite, loader, service
-from dashboard.__main__ import main
+from dashboard import service
+
+from dashboard.loading import litert_model
+
+from dashboard.loading import keras_model
+from dashboard.cli.main import main
 from dashboard.errors import ModelLoadError
-from dashboard.publish import publish
+from dashboard.service.publish import publish
 from tests.helpers import BLOCKED, DEMO, NO_TENSORFLOW, REPO, settings_for
 
 LEAN_CHILD = (
@@ -42,10 +46,10 @@ def test_demo_versions_have_litert_artifacts_that_match_keras():
     manifest = json.loads((DEMO / "manifest.json").read_text())
     x = pd.read_csv(DEMO / "sample.csv").iloc[:, :4].to_numpy(np.float32)
     for entry in manifest["versions"]:
-        keras_model = loader.load("file", {"model": DEMO / entry["url"]})
-        lean = lite.load(DEMO / entry["tflite_url"])
-        assert lean.inputs == (loader.InputInfo("features", (4,), "float32"),)
-        assert np.abs(keras_model.call(x) - lean.call(x)).max() <= lite.TOLERANCE
+        keras_model = keras_model.load("file", {"model": DEMO / entry["url"]})
+        lean = litert_model.load(DEMO / entry["tflite_url"])
+        assert lean.inputs == (keras_model.InputInfo("features", (4,), "float32"),)
+        assert np.abs(keras_model.call(x) - lean.call(x)).max() <= litert_model.TOLERANCE
 
 
 def test_the_cli_predicts_the_demo_store_without_tensorflow(tmp_path):
@@ -68,7 +72,7 @@ def test_the_cli_predicts_the_demo_store_without_tensorflow(tmp_path):
     full = pd.read_csv(keras_out)
     probabilities = [c for c in full.columns if c.startswith("probability_")]
     assert probabilities == ["probability_setosa", "probability_versicolor", "probability_virginica"]
-    assert np.abs(lean[probabilities].to_numpy() - full[probabilities].to_numpy()).max() <= lite.TOLERANCE
+    assert np.abs(lean[probabilities].to_numpy() - full[probabilities].to_numpy()).max() <= litert_model.TOLERANCE
     assert (lean["prediction"] == full["prediction"]).all()
 
 

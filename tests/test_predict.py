@@ -7,18 +7,22 @@ import pandas as pd
 import pytest
 from packaging.version import Version
 
-from dashboard import loader, predict, service
-from dashboard.csvio import read_csv, safe_csv
-from dashboard.schema import infer_schema, parse_schema
+from dashboard import service
+
+from dashboard.loading import keras_model
+
+from dashboard.prediction import scoring
+from dashboard.prediction.reading.csv_files import read_csv, safe_csv
+from dashboard.prediction.schema import infer_schema, parse_schema
 from dashboard.service import Served
-from dashboard.versions import ModelVersion
+from dashboard.store.versions import ModelVersion
 from tests.helpers import at_once
 
 LIMITS = dict(max_bytes=10_000_000, max_rows=200_000)
 
 
 def served(models, name: str, schema: dict | None = None, label: str = "1.0.0") -> Served:
-    model = loader.load("file", {"model": models["folder"] / name})
+    model = keras_model.load("file", {"model": models["folder"] / name})
     return Served(
         version=ModelVersion(version=Version(label), kind="file", origin="test"),
         model=model,
@@ -99,7 +103,7 @@ def test_chunks_give_the_same_answer_as_one_call_and_report_progress(models):
     model = served(models, "classifier.keras")
     x = np.random.default_rng(1).normal(size=(1000, 3)).astype("float32")
     seen = []
-    chunked = predict.scores(model.model, x, 1000, lambda done, total: seen.append((done, total)), chunk_rows=300)
+    chunked = scoring.scores(model.model, x, 1000, lambda done, total: seen.append((done, total)), chunk_rows=300)
     np.testing.assert_allclose(chunked, model.model.call(x), rtol=1e-6)
     assert seen == [(300, 1000), (600, 1000), (900, 1000), (1000, 1000)]
 

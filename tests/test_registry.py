@@ -6,10 +6,10 @@ import pytest
 from packaging.version import Version
 
 from dashboard.errors import ManifestError, ModelSourceError
-from dashboard.manifest import parse_manifest
-from dashboard.registry import load_catalog
-from dashboard.urls import resolve
-from dashboard.versions import ModelVersion, choose
+from dashboard.store.manifest import parse_manifest
+from dashboard.store.sources import load_catalog
+from dashboard.common.urls import resolve
+from dashboard.store.versions import ModelVersion, choose
 from tests.helpers import settings_for, write_manifest
 
 HEX = "a" * 64

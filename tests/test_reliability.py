@@ -376,7 +376,7 @@ def test_messy_and_hostile_uploads(env, case):
 
 
 def test_injection_cells_are_neutralised_in_the_download():
-    from dashboard.csvio import read_csv, safe_csv
+    from dashboard.prediction.reading.csv_files import read_csv, safe_csv
 
     frame = read_csv(INPUTS["formula injection"], 10**6, 100).frame
     text = safe_csv(frame).decode()
@@ -454,7 +454,7 @@ def sync(folder: Path, store, prefix: str = "hot") -> None:
 
 
 def test_hot_swap_good_broken_good(store, env, tmp_path):
-    from dashboard.publish import PublishOptions, publish
+    from dashboard.service.publish import PublishOptions, publish
 
     folder = tmp_path / "store"
     schema = tmp_path / "schema.json"

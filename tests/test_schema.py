@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import loader
-from dashboard.csvio import read_csv
+from dashboard.loading import keras_model
+from dashboard.prediction.reading.csv_files import read_csv
 from dashboard.errors import InputError, SchemaError
-from dashboard.schema import Feature, check_against_model, infer_schema, parse_schema
-from dashboard.validate import RangeWarning, validate
+from dashboard.prediction.schema import Feature, check_against_model, infer_schema, parse_schema
+from dashboard.prediction.validate import RangeWarning, validate
 
 IRIS = {
     "features": [
@@ -80,19 +80,19 @@ def test_bad_schemas_say_what_is_wrong(data, message):
 
 def test_infer_from_each_kind_of_model(models):
     folder = models["folder"]
-    classifier = infer_schema(loader.load("file", {"model": folder / "classifier.keras"}))
+    classifier = infer_schema(keras_model.load("file", {"model": folder / "classifier.keras"}))
     assert classifier.names == ["x0", "x1", "x2"]
     assert (classifier.output.type, classifier.output.labels) == ("classification", ("0", "1", "2", "3"))
-    binary = infer_schema(loader.load("file", {"model": folder / "binary.keras"}))
+    binary = infer_schema(keras_model.load("file", {"model": folder / "binary.keras"}))
     assert (binary.names, binary.output.type) == (["x0", "x1"], "binary")
-    regression = infer_schema(loader.load("file", {"model": folder / "regression.keras"}))
+    regression = infer_schema(keras_model.load("file", {"model": folder / "regression.keras"}))
     assert regression.output.type == "regression"
-    named = infer_schema(loader.load("file", {"model": folder / "named.keras"}))
+    named = infer_schema(keras_model.load("file", {"model": folder / "named.keras"}))
     assert {f.name: f.type for f in named.features} == {"colour": "text", "size": "number"}
 
 
 def test_schema_that_disagrees_with_the_model(models):
-    model = loader.load("file", {"model": models["folder"] / "classifier.keras"})
+    model = keras_model.load("file", {"model": models["folder"] / "classifier.keras"})
     with pytest.raises(SchemaError) as caught:
         check_against_model(parse_schema(IRIS), model)
     assert str(caught.value) == (
@@ -101,7 +101,7 @@ def test_schema_that_disagrees_with_the_model(models):
     two = {"features": [{"name": "a"}, {"name": "b"}], "output": {"type": "regression"}}
     with pytest.raises(SchemaError, match="the schema lists 2 features but the model takes 3 per row"):
         check_against_model(parse_schema(two), model)
-    named = loader.load("file", {"model": models["folder"] / "named.keras"})
+    named = keras_model.load("file", {"model": models["folder"] / "named.keras"})
     wrong = {"features": [{"name": "size"}, {"name": "color", "type": "text"}], "output": {"type": "binary"}}
     with pytest.raises(SchemaError) as caught:
         check_against_model(parse_schema(wrong), named)

@@ -60,7 +60,7 @@ def test_the_cli_creates_a_token_once_and_lists_names(tmp_path):
     import contextlib
     import io
 
-    from dashboard.__main__ import main
+    from dashboard.cli.main import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
@@ -356,7 +356,7 @@ def test_a_cookie_copied_before_sign_out_no_longer_signs_in(signed):
 def test_a_session_ends_after_its_maximum_age():
     from streamlit.web.server.starlette.starlette_app_utils import create_signed_value
 
-    from dashboard import sessions
+    from dashboard.common import sessions
 
     claims = {"email": "alice@example.com", "sub": "alice", "iss": "http://idp", "is_logged_in": True}
     cookie = create_signed_value(COOKIE_SECRET, sessions.USER_COOKIE, json.dumps(claims)).decode()

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard import __main__ as cli
-from dashboard import csvio, history, service
+from dashboard.cli import main as cli
+from dashboard import history, service
+from dashboard.prediction.reading import csv_files
 from dashboard.errors import MissingColumnsError
 from tests.helpers import DEMO, REPO
 
@@ -116,7 +117,7 @@ def test_the_python_api_on_parquet_matches_the_local_cli(spark, env, tmp_path):
     frame = result.toPandas()
     assert frame["error"][3] == "petal_width: missing value" and pd.isna(frame["prediction"][3])
     # the DataFrame keeps full precision; the local CLI's CSV (a download) rounds probabilities to a millionth
-    same(local, cells(csvio.rounded_probabilities(frame).to_csv(index=False)))
+    same(local, cells(csv_files.rounded_probabilities(frame).to_csv(index=False)))
     out = tmp_path / "parquet-out"
     assert (
         cli.main(["predict", "--engine", "spark", "--input", str(path), "--output", str(out), "--format", "parquet"])

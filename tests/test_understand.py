@@ -10,11 +10,17 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import loader, reference, service, understand
-from dashboard.csvio import CsvTable, read_csv
+from dashboard import service
+
+from dashboard.loading import keras_model
+
+from dashboard.prediction import drift
+
+from dashboard.service import understand
+from dashboard.prediction.reading.csv_files import CsvTable, read_csv
 from dashboard.errors import SchemaError
-from dashboard.schema import parse_schema
-from dashboard.versions import FileRef, ModelVersion
+from dashboard.prediction.schema import parse_schema
+from dashboard.store.versions import FileRef, ModelVersion
 from tests.helpers import DEMO, REPO, settings_for, shown
 
 ROW = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
@@ -24,11 +30,11 @@ def served_from(model_path, schema: dict, reference_stats=None, runtime="keras")
     from packaging.version import Version
 
     if runtime == "litert":
-        from dashboard import lite
+        from dashboard.loading import litert_model
 
-        model = lite.load(model_path)
+        model = litert_model.load(model_path)
     else:
-        model = loader.load("file", {"model": model_path})
+        model = keras_model.load("file", {"model": model_path})
     version = ModelVersion(
         version=Version("1"),
         kind="file",
@@ -118,8 +124,8 @@ def test_what_if_matches_direct_predictions(tmp_path):
 def test_psi_against_a_hand_computed_example():
     expected, actual = np.array([0.25, 0.25, 0.5]), np.array([0.5, 0.25, 0.25])
     hand = (0.5 - 0.25) * np.log(0.5 / 0.25) + 0 + (0.25 - 0.5) * np.log(0.25 / 0.5)
-    assert reference.psi(expected, actual) == pytest.approx(hand) == pytest.approx(0.3466, abs=1e-4)
-    assert [reference.verdict(v) for v in (0.05, 0.1, 0.24, 0.25)] == ["stable", "moderate", "moderate", "major"]
+    assert drift.psi(expected, actual) == pytest.approx(hand) == pytest.approx(0.3466, abs=1e-4)
+    assert [drift.verdict(v) for v in (0.05, 0.1, 0.24, 0.25)] == ["stable", "moderate", "moderate", "major"]
 
 
 def test_drift_needs_a_reference_and_enough_rows(tmp_path):
@@ -139,7 +145,7 @@ def test_drift_needs_a_reference_and_enough_rows(tmp_path):
 
 
 def test_a_reference_whose_features_differ_is_refused_at_publish(tmp_path):
-    from dashboard.publish import PublishOptions, publish
+    from dashboard.service.publish import PublishOptions, publish
 
     wrong = tmp_path / "train.csv"
     wrong.write_text("sepal_length,sepal_width,petal_length\n5.1,3.5,1.4\n")

@@ -82,7 +82,7 @@ def add_references(iris, folder: Path = HERE) -> None:
     import pandas as pd
 
     from dashboard.config import load_settings
-    from dashboard.publish import add_reference
+    from dashboard.service.publish import add_reference
 
     columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     with tempfile.TemporaryDirectory() as work:
@@ -96,7 +96,7 @@ def add_references(iris, folder: Path = HERE) -> None:
 def add_lean_artifacts(folder: Path = HERE) -> None:
     """Convert every version of the store in folder to LiteRT (the same path as `python -m dashboard convert`)."""
     from dashboard.config import load_settings
-    from dashboard.publish import add_lean
+    from dashboard.service.publish import add_lean
 
     settings = load_settings({"MODEL_CACHE_DIR": str(folder / ".build-cache")}, secrets={})
     for old in folder.glob("*.tflite"):

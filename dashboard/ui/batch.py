@@ -7,14 +7,16 @@ import time
 
 import streamlit as st
 
-from dashboard import service, understand
+from dashboard import service
+
+from dashboard.service import understand
 from dashboard.config import Settings
-from dashboard.csvio import results_csv
+from dashboard.prediction.reading.csv_files import results_csv
 from dashboard.errors import DashboardError
 from dashboard.history import Recorder
-from dashboard.logs import log, report
-from dashboard.memory import release_memory
-from dashboard.predict import BatchResult
+from dashboard.common.logs import log, report
+from dashboard.common.memory import release_memory
+from dashboard.prediction.scoring import BatchResult
 from dashboard.service import Served
 from dashboard.ui import charts, insight, session, words
 from dashboard.ui.session import Upload

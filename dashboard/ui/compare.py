@@ -8,12 +8,13 @@ import streamlit as st
 from dashboard import service
 from dashboard.config import Settings
 from dashboard.errors import DashboardError
-from dashboard.logs import report
-from dashboard.predict import Comparison, compare
+from dashboard.common.logs import report
+from dashboard.prediction.scoring import Comparison, compare
 from dashboard.service import Served
-from dashboard.ui import charts, session, state
+from dashboard.ui import charts, session
+from dashboard.ui import cached
 from dashboard.ui.words import md
-from dashboard.versions import Catalog
+from dashboard.store.versions import Catalog
 
 
 def show(settings: Settings, catalog: Catalog, served: Served) -> Comparison | None:
@@ -30,7 +31,7 @@ def show(settings: Settings, catalog: Catalog, served: Served) -> Comparison | N
     key = (served.label, other, uploaded.file_id)
     if st.button("Compare", key="compare-run", type="primary"):
         try:
-            second = state.load(settings, catalog.get(other))
+            second = cached.load(settings, catalog.get(other))
             first_result = session.batch_result(uploaded.file_id, served) or service.predict_table(
                 served, uploaded.table
             )

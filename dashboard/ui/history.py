@@ -12,10 +12,10 @@ import streamlit as st
 
 from dashboard import history
 from dashboard.config import Settings
-from dashboard.csvio import safe_csv
+from dashboard.prediction.reading.csv_files import safe_csv
 from dashboard.errors import DashboardError
 from dashboard.history import Filters, Recorder
-from dashboard.logs import report
+from dashboard.common.logs import report
 from dashboard.service import Served
 from dashboard.ui.words import md
 

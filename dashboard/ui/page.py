@@ -12,8 +12,10 @@ if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashb
 
 from dashboard import history
 from dashboard.errors import DashboardError, describe
-from dashboard.logs import configure_logging, log
-from dashboard.ui import batch, compare, serving, sidebar, signin, single, state
+from dashboard.common.logs import configure_logging, log
+from dashboard.ui import batch, compare, sidebar, signin, single
+from dashboard.ui import fallback
+from dashboard.ui import cached
 from dashboard.ui import history as history_ui
 from dashboard.ui.words import md
 
@@ -24,19 +26,19 @@ configure_logging()
 def main() -> None:
     """Draw the page for this run."""
     try:
-        settings = state.settings()
+        settings = cached.settings()
         recorder = history.recorder(settings)
     except DashboardError as exc:
         st.error(f"The configuration cannot be used: {md(exc.message)}")
         st.stop()
     who = signin.gate(settings.access)  # strangers and the refused stop here, before anything about the model
-    catalog, catalog_error = state.catalog(settings)
+    catalog, catalog_error = cached.catalog(settings)
     if catalog is None:
         st.error(f"No model versions could be read: {md(catalog_error)}")
         st.button("Try again", key="catalog-retry")
         st.stop()
     if sidebar.link_names_unknown_version(catalog):  # published after the last catalog read: read it again, once
-        catalog, catalog_error = state.reread_for_link(settings)
+        catalog, catalog_error = cached.reread_for_link(settings)
         if catalog is None:
             st.error(f"No model versions could be read: {md(catalog_error)}")
             st.stop()
@@ -44,11 +46,11 @@ def main() -> None:
     signin.show_who(settings.access, who)
     history_ui.sidebar_status(recorder)
     if refresh:
-        state.refresh()
+        cached.refresh()
         st.rerun()
     st.title("Predictions")
     progress = st.empty()  # always here, so the page keeps its layout whether or not a model is loading
-    served, failure = serving.serve(settings, catalog, label, progress)
+    served, failure = fallback.serve(settings, catalog, label, progress)
     sidebar.show_card(settings, served, failure)
     if served is None:
         st.error(f"Version {failure.label} could not be loaded: {md(failure.message)}")

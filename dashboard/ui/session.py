@@ -11,10 +11,10 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.csvio import CsvTable
-from dashboard.predict import BatchResult, Comparison
+from dashboard.prediction.reading.csv_files import CsvTable
+from dashboard.prediction.scoring import BatchResult, Comparison
 from dashboard.service import Served
-from dashboard.versions import Catalog
+from dashboard.store.versions import Catalog
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,11 @@ import streamlit as st
 
 from dashboard.config import Settings
 from dashboard.service import Served
-from dashboard.ui import session, state, words
+from dashboard.ui import session, words
+from dashboard.ui import cached
 from dashboard.ui.session import Failure
 from dashboard.ui.words import md
-from dashboard.versions import Catalog
+from dashboard.store.versions import Catalog
 
 
 def show(settings: Settings, catalog: Catalog, catalog_error: str | None) -> tuple[str, bool]:
@@ -55,7 +56,7 @@ def _watch(settings: Settings, labels: tuple[str, ...], default: str) -> None:
 
     @st.fragment(run_every=settings.refresh_seconds)
     def watch() -> None:
-        found, _ = state.catalog(settings)
+        found, _ = cached.catalog(settings)
         if found is not None and (tuple(found.labels) != labels or found.default.label != default):
             st.rerun(scope="app")
 
@@ -92,7 +93,7 @@ def show_card(settings: Settings, served: Served | None, failure: Failure | None
         still = f" Still serving version {served.label}." if served is not None else ""
         st.sidebar.error(f"Version {failure.label} could not be loaded: {md(failure.message)}{still}")
         if failure.retryable:  # a download that failed may work later; a model that cannot be served will not
-            st.sidebar.button("Retry", key="retry", on_click=state.retry, help="Try this version again now.")
+            st.sidebar.button("Retry", key="retry", on_click=cached.retry, help="Try this version again now.")
     if not settings.safe_mode:
         st.sidebar.warning(
             "Safe mode is OFF (MODEL_SAFE_MODE=false): model files may run code when loaded. "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import sessions
+from dashboard.common import sessions
 from dashboard.access import Access
 from dashboard.ui.words import md
 

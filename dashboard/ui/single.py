@@ -8,11 +8,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard import understand
+from dashboard.service import understand
 from dashboard.history import Recorder
-from dashboard.logs import log
-from dashboard.predict import BatchResult
-from dashboard.schema import Feature
+from dashboard.common.logs import log
+from dashboard.prediction.scoring import BatchResult
+from dashboard.prediction.schema import Feature
 from dashboard.service import Served
 from dashboard.ui import charts, history, insight, session, words
 from dashboard.ui.words import md

@@ -7,10 +7,10 @@ import re
 
 import numpy as np
 
-from dashboard.csvio import TEMPLATE_HINT
+from dashboard.prediction.reading.csv_files import TEMPLATE_HINT
 from dashboard.errors import DashboardError, InputError
-from dashboard.predict import row_reference
-from dashboard.validate import RangeWarning
+from dashboard.prediction.scoring import row_reference
+from dashboard.prediction.validate import RangeWarning
 
 
 def range_warning(warning: RangeWarning, with_row: bool = True) -> str:

@@ -1,0 +1,154 @@
+"""The history routes of the HTTP API: GET /history and GET /feedback (the History and Feedback tabs' lists, with
+the same filters and paging) and POST /feedback (report a wrong answer by the prediction_id of an answer)."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from datetime import datetime
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from dashboard.api.routes import ApiError, who
+from dashboard.api.documents import ERRORS, FeedbackPage, FeedbackRequest, HistoryPage
+from dashboard.errors import InputError
+from dashboard.history import SOURCES, Filters, Recorder, UnknownPredictionError
+from dashboard.history.database import HistoryError
+from dashboard.service.serving import Server
+
+MAX_LIMIT = 500
+MAX_OFFSET = 1_000_000_000
+
+
+def add_history_routes(api: FastAPI, server: Server) -> None:
+    """GET /history, GET /feedback, POST /feedback on api."""
+
+    def asked(
+        request: Request,
+        version: str | None = None,
+        user: str | None = None,
+        source: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[Filters, int, int]:
+        """The filters and paging of a list request (HISTORY_SCOPE=own fixes the user to the caller)."""
+        return _filters(server, request, version, user, source, since), _limit(limit), _offset(offset)
+
+    @api.get("/history", summary="Recorded predictions, newest first", response_model=HistoryPage, responses=ERRORS)
+    async def history(query: tuple[Filters, int, int] = Depends(asked)) -> JSONResponse:
+        listing = await _read(_recorder(server).predictions, *query, True)
+        return JSONResponse(_page(listing))
+
+    @api.get(
+        "/feedback",
+        summary="Wrong-answer reports, newest first, and how often each version was flagged",
+        response_model=FeedbackPage,
+        responses=ERRORS,
+    )
+    async def feedback_list(query: tuple[Filters, int, int] = Depends(asked)) -> JSONResponse:
+        recorder = _recorder(server)
+        listing = await _read(recorder.feedback, *query)
+        agreement = await _read(recorder.agreement, query[0])
+        return JSONResponse({**_page(listing), "versions": agreement.to_dict(orient="records")})
+
+    @api.post(
+        "/feedback",
+        summary="Report a wrong answer: the right label (or value) for a prediction_id",
+        status_code=201,
+        responses=ERRORS,
+    )
+    async def feedback(request: Request, report: FeedbackRequest) -> JSONResponse:
+        recorder = _recorder(server)
+        scope = who(request) if server.settings.history_scope == "own" else None
+        try:
+            stored = await in_database(
+                recorder.add_feedback,
+                report.prediction_id,
+                who(request),
+                report.label,
+                report.value,
+                report.comment,
+                report.row,
+                scope,
+            )
+        except UnknownPredictionError as exc:
+            raise ApiError(404, "unknown_prediction", exc.message) from exc
+        except InputError as exc:
+            raise ApiError(422, "bad_feedback", exc.message) from exc
+        except HistoryError as exc:
+            raise ApiError(503, "history_unavailable", exc.message, {"Retry-After": "30"}) from exc
+        return JSONResponse(stored, status_code=201)
+
+
+def _recorder(server: Server) -> Recorder:
+    if server.recorder is None:
+        raise ApiError(404, "history_off", "prediction history is off on this server (HISTORY=off)")
+    return server.recorder
+
+
+def _filters(
+    server: Server, request: Request, version: str | None, user: str | None, source: str | None, since: str | None
+) -> Filters:
+    if source is not None and source not in SOURCES:
+        raise ApiError(400, "bad_request", f"source={source!r} is not one of {', '.join(SOURCES)}")
+    when = None
+    if since:
+        try:
+            when = datetime.fromisoformat(since)
+        except ValueError as exc:
+            raise ApiError(
+                400,
+                "bad_request",
+                f"since={since!r} is not a date; use ISO 8601 such as 2026-11-30 or 2026-11-30T08:00:00Z",
+            ) from exc
+    if server.settings.history_scope == "own":
+        user = who(request)
+    return Filters(version=version or None, user=user or None, source=source, since=when)
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ApiError(400, "bad_request", f"limit={limit} must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def _offset(offset: int) -> int:
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ApiError(400, "bad_request", f"offset={offset} must be between 0 and {MAX_OFFSET:,}")
+    return offset
+
+
+# The history's database calls run on threads of their own: a stalled database holds these (and answers 503 after
+# READ_TIMEOUT), never the threads that predictions run on
+_DATABASE = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="history-api")
+READ_TIMEOUT = 10.0
+
+
+async def in_database(method, *args: Any) -> Any:
+    """method(*args) on the history's own threads, given up (503) after READ_TIMEOUT seconds."""
+    future = asyncio.get_running_loop().run_in_executor(_DATABASE, method, *args)
+    try:
+        return await asyncio.wait_for(future, READ_TIMEOUT)
+    except TimeoutError as exc:
+        raise ApiError(
+            503,
+            "history_unavailable",
+            f"the history database did not answer within {READ_TIMEOUT:g} s; predictions go on, try again later",
+            {"Retry-After": "30"},
+        ) from exc
+
+
+async def _read(method, *args: Any) -> Any:
+    try:
+        return await in_database(method, *args)
+    except HistoryError as exc:
+        raise ApiError(503, "history_unavailable", exc.message, {"Retry-After": "30"}) from exc
+    except InputError as exc:
+        raise ApiError(400, "bad_request", exc.message) from exc
+
+
+def _page(listing) -> dict[str, Any]:
+    return {"items": listing.items, "total": listing.total, "limit": listing.limit, "offset": listing.offset}

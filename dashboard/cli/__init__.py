@@ -1,0 +1,1 @@
+"""The command line door: `python -m dashboard` / `keras-dashboard` (argparse)."""

@@ -1,0 +1,53 @@
+"""The seam where every door meets: a table (from a CSV, a form, a JSON body, a Spark batch) -> validation ->
+predictions, against a served version."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from dashboard.config import Settings
+from dashboard.prediction import scoring
+from dashboard.prediction.reading import csv_files
+from dashboard.prediction.reading.csv_files import CsvTable
+from dashboard.prediction.scoring import BatchResult
+from dashboard.prediction.validate import validate
+from dashboard.service.load import Served
+
+
+def predict_table(
+    served: Served, table: CsvTable, progress: scoring.ProgressFn | None = None, max_warnings: int | None = 20
+) -> BatchResult:
+    """Validate a table read from a CSV file against the served schema and predict its good rows."""
+    strings = frozenset(i.name for i in served.model.inputs if i.is_string)
+    validated = validate(table, served.schema, served.model.named_inputs, strings, max_warnings)
+    return scoring.predict_validated(served.model, table.frame, validated, served.schema.output, served.label, progress)
+
+
+def predict_frame(
+    served: Served, frame: pd.DataFrame, progress: scoring.ProgressFn | None = None, max_warnings: int | None = 20
+) -> BatchResult:
+    """Predict a table built in code (the form, the API): no reading problems, no decimal commas.
+
+    max_warnings: how many range warnings to keep (None: all, as the API reports them per row)."""
+    return predict_table(served, CsvTable(frame), progress, max_warnings)
+
+
+def read_csv(settings: Settings, data: bytes) -> CsvTable:
+    """Read uploaded CSV bytes with the settings' limits."""
+    return csv_files.read_csv(data, settings.csv_max_bytes, settings.csv_max_rows, settings.csv_max_columns)
+
+
+def predict_csv(
+    settings: Settings, served: Served, data: bytes, progress: scoring.ProgressFn | None = None
+) -> BatchResult:
+    """Read uploaded CSV bytes (with the settings' limits) and predict them."""
+    return predict_table(served, read_csv(settings, data), progress)
+
+
+def predict_row(served: Served, values: Mapping[str, Any]) -> BatchResult:
+    """Predict one row given as {feature: value} (the form's path)."""
+    frame = pd.DataFrame([{name: values.get(name) for name in served.schema.names}])
+    return predict_frame(served, frame)

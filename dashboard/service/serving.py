@@ -1,0 +1,104 @@
+"""What the HTTP API keeps for the life of the process: the settings, the version list (re-read every
+MODEL_REFRESH_SECONDS, the last good list kept on failure), the shared pool of loaded models, the micro-batcher,
+and which versions are loading or failed (so a request can answer 503 with Retry-After instead of waiting)."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from dashboard import service
+from dashboard.common.logs import log, report
+from dashboard.config import Settings
+from dashboard.errors import DashboardError
+from dashboard.history import Recorder
+from dashboard.service import ModelPool, Served
+from dashboard.service.batching import MicroBatcher
+from dashboard.store.versions import Catalog, ModelVersion
+
+State = Literal["ready", "loading", "failed"]
+RETRY_FAILED_AFTER = 30.0  # seconds a failed version is answered 503 before a request tries it again
+
+
+@dataclass
+class Server:
+    """The API's view of the process (one per process; the page shares its model pool)."""
+
+    settings: Settings
+    batcher: MicroBatcher
+    recorder: Recorder | None = None  # the prediction history (None when HISTORY=off)
+    _catalog: Catalog | None = None
+    _read_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _loading: set[str] = field(default_factory=set)
+    _failed: dict[str, tuple[str, float]] = field(default_factory=dict)  # identity -> (why, when)
+    _frozen: bool = False  # gc.freeze() done once, after the first load
+
+    @property
+    def pool(self) -> ModelPool:
+        return service.process_pool(self.settings.cached_versions)
+
+    def catalog(self) -> Catalog:
+        """The versions, re-read at most every MODEL_REFRESH_SECONDS; the last good list when a re-read fails."""
+        if self._catalog is not None and time.monotonic() - self._read_at < self.settings.refresh_seconds:
+            return self._catalog
+        try:
+            found = service.catalog(self.settings)
+        except DashboardError as exc:
+            if self._catalog is None:
+                raise
+            report(exc, "re-reading the versions failed; the API keeps the last list")
+            self._read_at = time.monotonic()
+            return self._catalog
+        self._catalog, self._read_at = found, time.monotonic()
+        self.pool.pin(self.settings, found.default)  # the default version stays loaded
+        return found
+
+    def state(self, version: ModelVersion) -> tuple[State, Served | None, str | None]:
+        """(ready, served, None), (loading, None, None) or (failed, None, why), starting a load when needed."""
+        served = self.pool.peek(self.settings, version)
+        if served is not None:
+            return "ready", served, None
+        key = version.identity
+        with self._lock:
+            if key in self._failed:
+                why, when = self._failed[key]
+                if time.monotonic() - when < RETRY_FAILED_AFTER:
+                    return "failed", None, why
+                del self._failed[key]
+            if key not in self._loading:
+                self._loading.add(key)
+                threading.Thread(target=self._load, args=(version,), name=f"load {version.label}", daemon=True).start()
+        return "loading", None, None
+
+    def preload(self) -> None:
+        """Load the default version in the background (called once the port is bound)."""
+        try:
+            self.state(self.catalog().default)
+        except DashboardError as exc:
+            report(exc, "preloading the default version failed")
+
+    def _load(self, version: ModelVersion) -> None:
+        started = time.monotonic()
+        try:
+            self.pool.get(self.settings, version)
+        except DashboardError as exc:
+            report(exc, f"version {version.label} could not be loaded for the API")
+            with self._lock:
+                self._failed[version.identity] = (exc.message, time.monotonic())
+        else:
+            log.info("version %s ready for the API after %.2f s", version.label, time.monotonic() - started)
+            # TensorFlow brings millions of long-lived objects: move them out of the collector's sight, or every
+            # full collection stalls all requests for ~0.2 s (seen as the p99 under load). Once only: frozen
+            # objects are never freed, so freezing after every load kept each released model forever (RSS grew
+            # ~0.3 MB per load while versions were cycled)
+            if not self._frozen:
+                self._frozen = True
+                gc.collect()
+                gc.freeze()
+        finally:
+            with self._lock:
+                self._loading.discard(version.identity)
