@@ -23,8 +23,8 @@ from itertools import combinations
 import numpy as np
 
 from dashboard.contract import Batch, ServableModel
-from dashboard.prediction.scoring import scores
 from dashboard.prediction.schema import Schema
+from dashboard.prediction.scoring import scores
 
 EXACT_LIMIT_ROW = 4096  # one row (the form): exact up to 12 features
 EXACT_LIMIT_BATCH = 64  # every row of a file: exact up to 6 features, sampled beyond

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from dashboard.contract import Batch, Bound
-from dashboard.prediction.reading.csv_files import CsvTable
 from dashboard.errors import MissingColumnsError
+from dashboard.prediction.reading.csv_files import CsvTable
 from dashboard.prediction.schema import Schema
 
 MAX_SHOWN_WARNINGS = 20

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from dashboard.errors import InputError
 from dashboard.common.files import CHUNK, format_bytes
+from dashboard.errors import InputError
 
 TEMPLATE_HINT = "download the template from the Batch tab"  # the page's words for InputError(template=True)
 _BINARY_STARTS = (b"PK\x03\x04", b"\x89HDF", b"\x89PNG", b"%PDF", b"\x1f\x8b")
