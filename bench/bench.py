@@ -282,8 +282,8 @@ def child_download(folder: Path, quick: bool) -> dict:
     """RSS increase while fetching a large file from a loopback server in another process."""
     import socket
 
-    from dashboard.store import fetch
     from dashboard.config import load_settings
+    from dashboard.store import fetch
 
     size = (20 if quick else 200) * 1024 * 1024
     served_dir = folder / "served"

@@ -41,10 +41,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10 draws per cell instead of 100")
     args = parser.parse_args()
-    from dashboard.prediction import drift as ref
     from dashboard import service
-    from dashboard.service import understand
+    from dashboard.prediction import drift as ref
     from dashboard.prediction.schema import Feature, Output, Schema
+    from dashboard.service import understand
 
     draws = 10 if args.quick else 100
     rng = np.random.default_rng(7)

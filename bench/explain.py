@@ -38,7 +38,6 @@ def main() -> None:
     import numpy as np
 
     from dashboard import service
-
     from dashboard.service import understand
 
     if not args.demo:

@@ -21,14 +21,13 @@ if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashb
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard import history, service
-
 from dashboard.api import connections
-from dashboard.api.routes import create_api
-from dashboard.service.batching import MicroBatcher
 from dashboard.api.compat import compat_routes
-from dashboard.errors import DashboardError
 from dashboard.api.gate import BearerGate
+from dashboard.api.routes import create_api
 from dashboard.common.logs import configure_logging, log
+from dashboard.errors import DashboardError
+from dashboard.service.batching import MicroBatcher
 from dashboard.service.serving import Server
 
 

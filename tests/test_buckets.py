@@ -13,9 +13,9 @@ import pytest
 import requests
 from streamlit.testing.v1 import AppTest
 
-from dashboard.store import fetch
 from dashboard.cli.main import main
 from dashboard.errors import IntegrityError, ModelSourceError
+from dashboard.store import fetch
 from tests.helpers import DEMO, REPO, free_port, settings_for, sha256
 
 SCHEMA = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]

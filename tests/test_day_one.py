@@ -16,14 +16,12 @@ import requests
 from streamlit.testing.v1 import AppTest
 
 from dashboard import service
-
-from dashboard.prediction import drift
-
-from dashboard.service import understand
 from dashboard.cli.main import main
+from dashboard.prediction import drift
 from dashboard.prediction.reading.csv_files import read_csv
-from dashboard.service.publish import PublishOptions, publish
 from dashboard.prediction.schema import Feature, Output, Schema
+from dashboard.service import understand
+from dashboard.service.publish import PublishOptions, publish
 from dashboard.ui import charts
 from tests import dashboard_server
 from tests.helpers import DEMO, REPO, api_json, free_port, settings_for, shown
@@ -215,8 +213,7 @@ def test_files_drawn_from_the_training_data_read_stable_at_any_size_and_shifts_r
     stats = drift.compute({"x": rng.normal(0, 1, 2000)}, schema)
     for rows in (30, 100, 1000):
         verdicts = [
-            drift.drift({"x": rng.normal(0, 1, rows)}, np.ones(rows, dtype=bool), stats)[0].verdict
-            for _ in range(20)
+            drift.drift({"x": rng.normal(0, 1, rows)}, np.ones(rows, dtype=bool), stats)[0].verdict for _ in range(20)
         ]
         assert "major" not in verdicts, rows
         assert verdicts.count("stable") >= 18, (rows, verdicts)

@@ -132,8 +132,8 @@ def test_publish_architecture_and_weights(tmp_path, models):
     entry = json.loads((folder / "manifest.json").read_text())["versions"][0]
     assert entry["architecture_url"] == done.files[0] and entry["weights_url"].endswith(".weights.h5")
     assert set(entry["sha256"]) == {"architecture_url", "weights_url"}
-    from dashboard.store.sources import load_catalog
     from dashboard.service import load_version
+    from dashboard.store.sources import load_catalog
     from tests.helpers import settings_for
 
     settings = settings_for(tmp_path, MODEL_MANIFEST_URL=folder / "manifest.json")

@@ -6,10 +6,9 @@ import time
 
 import pytest
 
-from dashboard.store import fetch
-
 from dashboard.common import urls
 from dashboard.errors import IntegrityError, ModelSourceError
+from dashboard.store import fetch
 from tests.helpers import free_port, settings_for, sha256
 
 BODY = os.urandom(300_000)

@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from dashboard.cli import main as cli
 from dashboard import history, service
-from dashboard.history import database
+from dashboard.cli import main as cli
 from dashboard.errors import ConfigError, InputError
 from dashboard.history import Filters, UnknownPredictionError
+from dashboard.history import database as historydb
 from dashboard.history.spool import Spool
 from dashboard.history.tables import predictions
 from tests.helpers import DEMO, REPO
@@ -61,7 +61,7 @@ def database(request, tmp_path):
         return f"sqlite:///{tmp_path / 'history.sqlite3'}"
     server = request.getfixturevalue("postgres")
     name = f"t{time.monotonic_ns()}"
-    admin = sa.create_engine(database.database_url(server.url, tmp_path), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(historydb.database_url(server.url, tmp_path), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(sa.text(f"CREATE DATABASE {name}"))
     admin.dispose()
@@ -69,7 +69,7 @@ def database(request, tmp_path):
 
 
 def make_recorder(url: str, bound: int = 10_000) -> history.Recorder:
-    return history.Recorder(database.database_url(url, None), bound=bound)
+    return history.Recorder(historydb.database_url(url, None), bound=bound)
 
 
 def predicted(served, rows: list[dict]) -> pd.DataFrame:
@@ -89,15 +89,15 @@ ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_widt
     ],
 )
 def test_database_url_as_heroku_sets_it(given, driver):
-    url = database.database_url(given, None)
+    url = historydb.database_url(given, None)
     assert url.drivername == driver
-    assert "pw" not in database.shown(url) and "pw" not in repr(url)
+    assert "pw" not in historydb.shown(url) and "pw" not in repr(url)
 
 
 def test_no_database_url_is_sqlite_in_the_cache_folder(tmp_path):
-    url = database.database_url(None, tmp_path)
+    url = historydb.database_url(None, tmp_path)
     assert url.database == str(tmp_path / "history.sqlite3")
-    assert database.shown(url) == f"SQLite file {tmp_path / 'history.sqlite3'}"
+    assert historydb.shown(url) == f"SQLite file {tmp_path / 'history.sqlite3'}"
 
 
 @pytest.mark.parametrize(
@@ -112,7 +112,7 @@ def test_no_database_url_is_sqlite_in_the_cache_folder(tmp_path):
 )
 def test_a_bad_database_url_is_one_clear_error_without_the_password(given, message):
     with pytest.raises(ConfigError) as caught:
-        database.database_url(given, None)
+        historydb.database_url(given, None)
     assert caught.value.message == message
 
 
@@ -126,8 +126,8 @@ def test_history_settings(tmp_path):
 
 
 def test_alembic_upgrades_from_empty_and_from_the_previous_revision(database, served):
-    engine = database.create(database.database_url(database, None))
-    database.upgrade_to(engine, "0001")  # the first schema: predictions only
+    engine = historydb.create(historydb.database_url(database, None))
+    historydb.upgrade_to(engine, "0001")  # the first schema: predictions only
     assert "feedback" not in sa.inspect(engine).get_table_names()
     row = {
         "id": "a" * 32,
@@ -147,8 +147,8 @@ def test_alembic_upgrades_from_empty_and_from_the_previous_revision(database, se
     }
     with engine.begin() as connection:
         connection.execute(predictions.insert(), [row])
-    assert database.migrate(engine) == "0002"
-    assert database.migrate(engine) == "0002"  # a second start changes nothing
+    assert historydb.migrate(engine) == "0002"
+    assert historydb.migrate(engine) == "0002"  # a second start changes nothing
     engine.dispose()
     recorder = make_recorder(database)
     try:
@@ -277,11 +277,11 @@ WRITER = """
 import sys
 import pandas as pd
 from dashboard import history, service
-from dashboard.history import database
+from dashboard.history import database as historydb
 settings = service.settings()
 served = service.load_version(settings, service.catalog(settings).default)
 table = service.predict_frame(served, pd.DataFrame([[5.1, 3.5, 1.4, 0.2]], columns=served.schema.names)).table
-recorder = history.Recorder(database.database_url(sys.argv[1], None))
+recorder = history.Recorder(historydb.database_url(sys.argv[1], None))
 print("ready", flush=True)
 sys.stdin.readline()
 for i in range(int(sys.argv[2])):
@@ -376,7 +376,7 @@ def test_records_past_the_bounds_and_at_a_stop_wait_on_disk_and_are_written_late
     postgres_or_skip()
     server = start_postgres()
     watch(server.password)
-    url = database.database_url(server.url, None)
+    url = historydb.database_url(server.url, None)
     spool = Spool(tmp_path / "spool", 10 << 20)
     caplog.set_level(logging.INFO, logger="dashboard")
     try:
@@ -412,7 +412,7 @@ def test_records_past_the_bounds_and_at_a_stop_wait_on_disk_and_are_written_late
 def test_one_refused_record_never_takes_the_others_along(served, postgres, tmp_path):
     """Issue 23: PostgreSQL refuses a NUL in text; the batch falls back to one by one (it crashed on the second try
     before) and writes every other record."""
-    url = database.database_url(postgres.url, None)
+    url = historydb.database_url(postgres.url, None)
     recorder = history.Recorder(url)
     try:
         table = predicted(served, [ROW])
@@ -444,7 +444,7 @@ def test_stored_rows_and_reports_are_bounded(served, tmp_path):
 
 
 def test_retention_deletes_old_predictions_and_their_reports(served, tmp_path):
-    url = database.database_url(f"sqlite:///{tmp_path / 'h.sqlite3'}", None)
+    url = historydb.database_url(f"sqlite:///{tmp_path / 'h.sqlite3'}", None)
     recorder = history.Recorder(url, retention_days=30)
     try:
         table = predicted(served, [ROW])

@@ -14,12 +14,7 @@ import numpy as np
 import pytest
 
 from dashboard import service
-
-from dashboard.store import fetch
-
-from dashboard.loading import keras_model
 from dashboard.contract import ModelLimits
-from dashboard.prediction.reading.csv_files import read_csv
 from dashboard.errors import (
     IntegrityError,
     ManifestError,
@@ -30,10 +25,13 @@ from dashboard.errors import (
     UnsafeModelError,
     scrub,
 )
-from dashboard.store.manifest import parse_manifest
-from dashboard.store.sources import load_catalog
+from dashboard.loading import keras_model
+from dashboard.prediction.reading.csv_files import read_csv
 from dashboard.prediction.schema import parse_schema
 from dashboard.prediction.validate import validate
+from dashboard.store import fetch
+from dashboard.store.manifest import parse_manifest
+from dashboard.store.sources import load_catalog
 from tests.helpers import DEMO, REPO, demo_store, rewrite_config, settings_for, sha256
 
 IRIS = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]

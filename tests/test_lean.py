@@ -13,12 +13,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import service
-
-from dashboard.loading import litert_model
-
-from dashboard.loading import keras_model
 from dashboard.cli.main import main
 from dashboard.errors import ModelLoadError
+from dashboard.loading import keras_model, litert_model
 from dashboard.service.publish import publish
 from tests.helpers import BLOCKED, DEMO, NO_TENSORFLOW, REPO, settings_for
 
@@ -46,10 +43,10 @@ def test_demo_versions_have_litert_artifacts_that_match_keras():
     manifest = json.loads((DEMO / "manifest.json").read_text())
     x = pd.read_csv(DEMO / "sample.csv").iloc[:, :4].to_numpy(np.float32)
     for entry in manifest["versions"]:
-        keras_model = keras_model.load("file", {"model": DEMO / entry["url"]})
+        loaded = keras_model.load("file", {"model": DEMO / entry["url"]})
         lean = litert_model.load(DEMO / entry["tflite_url"])
         assert lean.inputs == (keras_model.InputInfo("features", (4,), "float32"),)
-        assert np.abs(keras_model.call(x) - lean.call(x)).max() <= litert_model.TOLERANCE
+        assert np.abs(loaded.call(x) - lean.call(x)).max() <= litert_model.TOLERANCE
 
 
 def test_the_cli_predicts_the_demo_store_without_tensorflow(tmp_path):

@@ -6,10 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from dashboard.loading import keras_model
-
-from dashboard.loading import safety
 from dashboard.errors import ModelLoadError, UnsafeModelError
+from dashboard.loading import keras_model, safety
 from tests.helpers import rewrite_config
 
 

@@ -8,9 +8,7 @@ import pytest
 from packaging.version import Version
 
 from dashboard import service
-
 from dashboard.loading import keras_model
-
 from dashboard.prediction import scoring
 from dashboard.prediction.reading.csv_files import read_csv, safe_csv
 from dashboard.prediction.schema import infer_schema, parse_schema

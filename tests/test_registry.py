@@ -5,10 +5,10 @@ import json
 import pytest
 from packaging.version import Version
 
+from dashboard.common.urls import resolve
 from dashboard.errors import ManifestError, ModelSourceError
 from dashboard.store.manifest import parse_manifest
 from dashboard.store.sources import load_catalog
-from dashboard.common.urls import resolve
 from dashboard.store.versions import ModelVersion, choose
 from tests.helpers import settings_for, write_manifest
 

@@ -4,9 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dashboard.errors import InputError, SchemaError
 from dashboard.loading import keras_model
 from dashboard.prediction.reading.csv_files import read_csv
-from dashboard.errors import InputError, SchemaError
 from dashboard.prediction.schema import Feature, check_against_model, infer_schema, parse_schema
 from dashboard.prediction.validate import RangeWarning, validate
 

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dashboard.cli import main as cli
 from dashboard import history, service
-from dashboard.prediction.reading import csv_files
+from dashboard.cli import main as cli
 from dashboard.errors import MissingColumnsError
+from dashboard.prediction.reading import csv_files
 from tests.helpers import DEMO, REPO
 
 pyspark = pytest.importorskip("pyspark") if not os.environ.get("REQUIRE_BROWSER") else __import__("pyspark")

@@ -11,15 +11,12 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import service
-
-from dashboard.loading import keras_model
-
-from dashboard.prediction import drift
-
-from dashboard.service import understand
-from dashboard.prediction.reading.csv_files import CsvTable, read_csv
 from dashboard.errors import SchemaError
+from dashboard.loading import keras_model
+from dashboard.prediction import drift
+from dashboard.prediction.reading.csv_files import CsvTable, read_csv
 from dashboard.prediction.schema import parse_schema
+from dashboard.service import understand
 from dashboard.store.versions import FileRef, ModelVersion
 from tests.helpers import DEMO, REPO, settings_for, shown
 

@@ -12,16 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from dashboard.api.routes import (
-    ApiError,
-    json_rows,
-    media_type,
-    predict_csv,
-    raw_outputs,
-    read_body,
-    record,
-    serving,
-)
+from dashboard.api.answers import predict_csv, raw_outputs, record
+from dashboard.api.errors import ApiError
+from dashboard.api.reading import json_rows, media_type, read_body, serving
 from dashboard.common.logs import report
 from dashboard.service.serving import Server
 

@@ -9,8 +9,8 @@ import json
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from dashboard.common import sessions
 from dashboard.access import Access
+from dashboard.common import sessions
 from dashboard.common.logs import log
 
 API_PREFIXES = ("/api/v1/", "/v1/models", "/invocations", "/ping")

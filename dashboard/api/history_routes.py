@@ -11,8 +11,9 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from dashboard.api.routes import ApiError, who
 from dashboard.api.documents import ERRORS, FeedbackPage, FeedbackRequest, HistoryPage
+from dashboard.api.errors import ApiError
+from dashboard.api.reading import who
 from dashboard.errors import InputError
 from dashboard.history import SOURCES, Filters, Recorder, UnknownPredictionError
 from dashboard.history.database import HistoryError

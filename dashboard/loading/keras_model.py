@@ -305,14 +305,3 @@ def _output_activation(model: Any) -> str | None:
         if name not in ("Dropout", "Activation", "Reshape", "Flatten"):
             return None
     return None
-
-
-def keras_available() -> bool:
-    """True when Keras (and so TensorFlow) can be imported here."""
-    try:
-        import keras  # noqa: F401
-    except Exception:  # ImportError, or a broken install: either way the Keras runtime cannot serve
-        return False
-    return True
-
-

@@ -12,7 +12,7 @@ from dashboard.common import urls
 from dashboard.config import Settings, load_settings
 from dashboard.contract import Runtime, ServableModel
 from dashboard.errors import ModelLoadError
-from dashboard.loading import keras_model
+from dashboard.loading import keras_model, runtime
 from dashboard.prediction import schema as schemas
 from dashboard.prediction.schema import Schema
 from dashboard.store import fetch
@@ -86,7 +86,7 @@ def runtime_for(settings: Settings, version: ModelVersion) -> Runtime:
                 "with --lean, or set MODEL_RUNTIME=keras"
             )
         return "litert"
-    if keras_model.keras_available():
+    if runtime.keras_available():
         return "keras"
     if version.tflite is not None:
         return "litert"

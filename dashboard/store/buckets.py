@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from dashboard.common.files import CHUNK, capped, format_bytes
 from dashboard.config import Settings
 from dashboard.errors import IntegrityError, ModelSourceError, ObjectMissingError, scrub_library_logs
-from dashboard.common.files import CHUNK, capped, format_bytes
 
 S3_DENIED = {
     "AccessDenied",

@@ -22,10 +22,10 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from dashboard.config import Settings
-from dashboard.errors import IntegrityError, ModelSourceError, ObjectMissingError, scrub_library_logs
 from dashboard.common.files import CHUNK, atomic_write, before, capped, format_bytes, locked, too_large
 from dashboard.common.urls import file_name, local_path, redact, scheme_of
+from dashboard.config import Settings
+from dashboard.errors import IntegrityError, ModelSourceError, ObjectMissingError, scrub_library_logs
 
 ProgressFn = Callable[[int, "int | None"], None]
 SMALL_FILE_SECONDS = 60.0  # the overall deadline for a manifest or schema (MODEL_DOWNLOAD_TIMEOUT if lower)

@@ -9,10 +9,10 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from dashboard.common import jsontext
+from dashboard.common.urls import redact, resolve
 from dashboard.config import Settings
 from dashboard.errors import ManifestError
 from dashboard.store.fetch import read_bytes
-from dashboard.common.urls import redact, resolve
 from dashboard.store.versions import FileRef, ModelVersion, refuse_duplicates
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")

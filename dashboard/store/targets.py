@@ -13,14 +13,11 @@ from typing import Any, Protocol
 
 from packaging.version import Version
 
-from dashboard.store import fetch
-
-from dashboard.common import jsontext
-
-from dashboard.common import urls
+from dashboard.common import jsontext, urls
+from dashboard.common.files import copy_atomic, locked, write_bytes_atomic
 from dashboard.config import Settings, load_settings
 from dashboard.errors import ManifestError, PublishError
-from dashboard.common.files import copy_atomic, locked, write_bytes_atomic
+from dashboard.store import fetch
 from dashboard.store.manifest import parse_manifest
 
 MANIFEST = "manifest.json"

@@ -8,16 +8,14 @@ import time
 import streamlit as st
 
 from dashboard import service
-
-from dashboard.service import understand
-from dashboard.config import Settings
-from dashboard.prediction.reading.csv_files import results_csv
-from dashboard.errors import DashboardError
-from dashboard.history import Recorder
 from dashboard.common.logs import log, report
 from dashboard.common.memory import release_memory
+from dashboard.config import Settings
+from dashboard.errors import DashboardError
+from dashboard.history import Recorder
+from dashboard.prediction.reading.csv_files import results_csv
 from dashboard.prediction.scoring import BatchResult
-from dashboard.service import Served
+from dashboard.service import Served, understand
 from dashboard.ui import charts, insight, session, words
 from dashboard.ui.session import Upload
 from dashboard.ui.words import md

@@ -7,13 +7,13 @@ import time
 import streamlit as st
 
 from dashboard import service
-from dashboard.config import Settings
-from dashboard.errors import DashboardError
 from dashboard.common.files import format_bytes
 from dashboard.common.logs import log, report
+from dashboard.config import Settings
+from dashboard.errors import DashboardError
 from dashboard.service import ModelPool, Served
-from dashboard.ui import session
 from dashboard.store.versions import Catalog, ModelVersion
+from dashboard.ui import session
 
 
 def pool(size: int) -> ModelPool:

@@ -6,15 +6,14 @@ import numpy as np
 import streamlit as st
 
 from dashboard import service
+from dashboard.common.logs import report
 from dashboard.config import Settings
 from dashboard.errors import DashboardError
-from dashboard.common.logs import report
 from dashboard.prediction.scoring import Comparison, compare
 from dashboard.service import Served
-from dashboard.ui import charts, session
-from dashboard.ui import cached
-from dashboard.ui.words import md
 from dashboard.store.versions import Catalog
+from dashboard.ui import cached, charts, session
+from dashboard.ui.words import md
 
 
 def show(settings: Settings, catalog: Catalog, served: Served) -> Comparison | None:

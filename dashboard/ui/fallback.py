@@ -3,14 +3,13 @@ with the version that worked before, and the failure is remembered until Retry o
 
 from __future__ import annotations
 
+from dashboard.common.logs import report
 from dashboard.config import Settings
 from dashboard.errors import DashboardError, ModelSourceError
-from dashboard.common.logs import report
 from dashboard.service import Served
-from dashboard.ui import session
-from dashboard.ui import cached
-from dashboard.ui.session import Failure
 from dashboard.store.versions import Catalog
+from dashboard.ui import cached, session
+from dashboard.ui.session import Failure
 
 
 def serve(settings: Settings, catalog: Catalog, label: str, box=None) -> tuple[Served | None, Failure | None]:

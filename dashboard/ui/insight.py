@@ -9,12 +9,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard.prediction import drift
-
-from dashboard.service import understand
+from dashboard.prediction import drift as reference
 from dashboard.prediction.reading.csv_files import CsvTable
 from dashboard.prediction.scoring import BatchResult
-from dashboard.service import Served
+from dashboard.service import Served, understand
 from dashboard.ui import charts
 from dashboard.ui.words import md
 
@@ -73,7 +71,7 @@ def why(served: Served, explained: understand.Explained, values: dict) -> None:
         n
         for n in names
         if isinstance(values.get(n), (int, float))
-        and drift.outside_range(served.version.reference, n, float(values[n]))
+        and reference.outside_range(served.version.reference, n, float(values[n]))
     ]
     for name in outside:
         stats = served.version.reference["features"][name]

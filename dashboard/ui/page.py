@@ -11,11 +11,9 @@ if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashb
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from dashboard import history
-from dashboard.errors import DashboardError, describe
 from dashboard.common.logs import configure_logging, log
-from dashboard.ui import batch, compare, sidebar, signin, single
-from dashboard.ui import fallback
-from dashboard.ui import cached
+from dashboard.errors import DashboardError, describe
+from dashboard.ui import batch, cached, compare, fallback, sidebar, signin, single
 from dashboard.ui import history as history_ui
 from dashboard.ui.words import md
 

@@ -7,11 +7,10 @@ import streamlit as st
 
 from dashboard.config import Settings
 from dashboard.service import Served
-from dashboard.ui import session, words
-from dashboard.ui import cached
+from dashboard.store.versions import Catalog
+from dashboard.ui import cached, session, words
 from dashboard.ui.session import Failure
 from dashboard.ui.words import md
-from dashboard.store.versions import Catalog
 
 
 def show(settings: Settings, catalog: Catalog, catalog_error: str | None) -> tuple[str, bool]:

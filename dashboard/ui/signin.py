@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard.common import sessions
 from dashboard.access import Access
+from dashboard.common import sessions
 from dashboard.ui.words import md
 
 TITLE = "Keras prediction dashboard"

@@ -8,12 +8,11 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from dashboard.service import understand
-from dashboard.history import Recorder
 from dashboard.common.logs import log
-from dashboard.prediction.scoring import BatchResult
+from dashboard.history import Recorder
 from dashboard.prediction.schema import Feature
-from dashboard.service import Served
+from dashboard.prediction.scoring import BatchResult
+from dashboard.service import Served, understand
 from dashboard.ui import charts, history, insight, session, words
 from dashboard.ui.words import md
 

@@ -7,8 +7,8 @@ import re
 
 import numpy as np
 
-from dashboard.prediction.reading.csv_files import TEMPLATE_HINT
 from dashboard.errors import DashboardError, InputError
+from dashboard.prediction.reading.csv_files import TEMPLATE_HINT
 from dashboard.prediction.scoring import row_reference
 from dashboard.prediction.validate import RangeWarning
 

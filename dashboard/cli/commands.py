@@ -1,0 +1,88 @@
+"""The other commands: `versions`, `publish`, `convert` and `token`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import unicodedata
+from pathlib import Path
+
+from dashboard import service
+from dashboard.errors import scrub
+
+
+def versions() -> int:
+    settings = service.settings()
+    catalog = service.catalog(settings)
+    if catalog.warning:
+        print(f"warning: {catalog.warning}", file=sys.stderr)
+    for version in catalog.versions:
+        sha = version.digest[:12] if version.pinned else "(unpinned)  "
+        line = f"{version.label:<12} {sha:<12}  {_printable(version.notes)}".rstrip()
+        if version is catalog.default:
+            line += " (default)"
+        print(line)
+    return 0
+
+
+def _printable(text: str) -> str:
+    """Text from a manifest as one terminal-safe line: secrets removed, control characters (newlines, escape
+    sequences) shown as spaces, so notes can neither forge a line nor drive the terminal."""
+    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in scrub(text))
+    return " ".join(cleaned.split())
+
+
+def publish_model(args: argparse.Namespace) -> int:
+    from dashboard.service.publish import PublishOptions, publish
+
+    options = PublishOptions(
+        schema_path=args.schema,
+        notes=args.notes,
+        alias=args.alias,
+        force=args.force,
+        weights=args.weights,
+        lean=args.lean,
+        reference=args.reference,
+    )
+    done = publish(args.model, args.version, args.store, options, settings=service.settings())
+    print(f"published version {done.version} ({', '.join(done.files)}; schema {done.schema}) in {done.manifest}")
+    print(f"serve it with: MODEL_MANIFEST_URL={shlex.quote(manifest_url(done.manifest))}")
+    if done.lean is not None and done.lean.added:
+        print(done.lean.detail)
+    elif done.lean is not None:
+        print(f"warning: {done.lean.detail}", file=sys.stderr)
+    return 0
+
+
+def manifest_url(manifest: str) -> str:
+    """The exact MODEL_MANIFEST_URL value for a published manifest: a bucket URL as it is, a folder's absolute path."""
+    if "://" in manifest:
+        return manifest
+    return str(Path(manifest).resolve())
+
+
+def convert(args: argparse.Namespace) -> int:
+    from dashboard.service.publish import add_lean, add_reference
+
+    if args.reference is not None:
+        done = add_reference(args.store, args.version, args.reference, settings=service.settings())
+        print(f"version {done.version}: reference statistics from {args.reference.name} added in {done.manifest}")
+        return 0
+
+    done = add_lean(args.store, args.version, settings=service.settings())
+    print(f"version {done.version}: {done.lean.detail} as {done.files[0]} in {done.manifest}")
+    return 0
+
+
+def token(args: argparse.Namespace) -> int:
+    from dashboard.access import new_token
+
+    if args.token_command == "create":
+        token, line = new_token(args.name)
+        print(f"token for {args.name} (shown once; send it as Authorization: Bearer <token>):\n{token}")
+        print(f"add this line to API_TOKENS (it holds the token's sha256, never the token):\n{line}")
+        return 0
+    names = [name for name, _ in service.settings().access.tokens]
+    print("\n".join(names) if names else "no API tokens configured (API_TOKENS is empty)")
+    return 0

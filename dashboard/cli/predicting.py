@@ -1,0 +1,144 @@
+"""`predict`: a CSV or Parquet file through the same reading, validation and prediction as the Batch tab, written as
+the results CSV and recorded in the history; or the same as a Spark job (--engine spark)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from pathlib import Path
+
+from dashboard import history, service
+from dashboard.common.files import write_bytes_atomic
+from dashboard.errors import InputError
+from dashboard.prediction.reading import parquet_files
+from dashboard.prediction.reading.csv_files import results_csv
+
+HISTORY_WAIT = 10.0  # seconds the CLI waits for the history database before it warns and exits
+
+
+def _print_drift(served, table, result) -> None:
+    """Per-feature drift verdicts on stderr (or why there are none)."""
+    from dashboard.service import understand
+
+    found = understand.drift(served, table, result)
+    if isinstance(found, str):
+        print(f"drift: {found}", file=sys.stderr)
+        return
+    for item in found:
+        print(
+            f"drift: {item.feature}: {item.verdict} (PSI {item.psi:.3f}; at {item.rows:,} rows moderate from "
+            f"{item.moderate_at:.3f}, major from {item.major_at:.3f}; {item.outside:.1%} outside the training range)",
+            file=sys.stderr,
+        )
+
+
+def predict(source: Path, target: Path, requested: str | None, explain: bool = False, drift: bool = False) -> int:
+    settings = service.settings()
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}; check the path") from exc
+    catalog = service.catalog(settings)
+    version, warning = (
+        catalog.choose(requested, "--version") if requested is not None else (catalog.default, catalog.warning)
+    )
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    history.check(settings)  # a bad DATABASE_URL fails here, before any work
+    served = service.load_version(settings, version)
+    started = time.perf_counter()
+    table = (
+        parquet_files.read_parquet(source, data)
+        if source.suffix.lower() in (".parquet", ".pq")
+        else service.read_csv(settings, data)
+    )
+    if explain:
+        from dashboard.service import understand
+
+        result = understand.explain_table(served, table).result
+    else:
+        result = service.predict_table(served, table)
+    _write_output(target, results_csv(result.table, table))
+    recorder = history.recorder(settings)
+    if recorder is not None:
+        _record(recorder, settings, served, result, source, data, time.perf_counter() - started)
+    if drift:
+        _print_drift(served, table, result)
+    if result.failed:
+        first = result.first_errors[0]
+        print(
+            f"{result.failed:,} of {result.rows:,} rows {'has' if result.failed == 1 else 'have'} errors "
+            f"(see the error column); first: {first}",
+            file=sys.stderr,
+        )
+    if result.predicted == 0:
+        print(
+            f"error: no row could be predicted with version {served.label}; the reasons are in {target}",
+            file=sys.stderr,
+        )
+        return 1
+    print(
+        f"predicted {result.predicted} of {result.rows} rows with version {served.label} -> {target}", file=sys.stderr
+    )
+    return 0
+
+
+def predict_spark(args: argparse.Namespace) -> int:
+    """The same predictions as a Spark job writing a folder of part files (see dashboard/spark.py)."""
+    if args.explain or args.drift:
+        raise InputError("--explain and --drift are not available with --engine spark yet; run them locally")
+    try:
+        from dashboard import spark
+    except ImportError as exc:
+        raise InputError(
+            f"--engine spark needs PySpark ({exc.name} is not installed): pip install -r requirements-spark.txt"
+        ) from None
+    settings = service.settings()
+    history.check(settings)
+    started = time.perf_counter()
+    done = spark.run(args.input, args.output, args.version, args.format, args.master, settings)
+    seconds = time.perf_counter() - started
+    job, rows, errors = done.job, done.rows, done.errors
+    recorder = history.recorder(settings)
+    if recorder is not None:
+        recorder.record_summary(done.served, "cli", history.local_user(), rows, errors, seconds, args.input)
+        _close_history(recorder)
+    if errors:
+        print(f"{errors:,} of {rows:,} rows have errors (see the error column)", file=sys.stderr)
+    print(
+        f"predicted {rows - errors} of {rows} rows with version {job.version.label} (sha256 "
+        f"{job.version.digest[:12]}) on Spark in {seconds:.1f} s -> {args.output}",
+        file=sys.stderr,
+    )
+    return 0 if rows > errors or rows == 0 else 1
+
+
+def _record(recorder, settings, served, result, source: Path, data: bytes, seconds: float) -> None:
+    """Write the run to the prediction history (a database that does not answer within seconds is a warning)."""
+    recorder.record(
+        served,
+        "cli",
+        history.local_user(),
+        result.table,
+        seconds,
+        keep_rows=settings.history_file_rows,
+        file_name=source.name,
+        file_sha256=hashlib.sha256(data).hexdigest(),
+    )
+    _close_history(recorder)
+
+
+def _close_history(recorder) -> None:
+    """Wait for the run's record (at most HISTORY_WAIT seconds); a database that does not answer is a warning."""
+    if not recorder.close(timeout=HISTORY_WAIT):
+        why = recorder.status().paused or "it did not answer in time"
+        print(f"warning: this run was not recorded in the prediction history: {why}", file=sys.stderr)
+
+
+def _write_output(target: Path, data: bytes) -> None:
+    try:
+        write_bytes_atomic(target, data)
+    except OSError as exc:
+        raise InputError(f"cannot write {target}: {exc.strerror}; check the folder exists and is writable") from exc

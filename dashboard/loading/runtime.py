@@ -1,0 +1,38 @@
+"""Which runtime this machine can serve, and TensorFlow imported without its start-up chatter."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import sys
+
+
+def import_tensorflow_quietly() -> None:
+    """A command line shows only its own words: TensorFlow's C++ log level set before it is imported, and the lines
+    its native libraries print while loading (oneDNN, absl) kept off the terminal. --debug shows them all."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+            return
+    except ImportError:  # an import hook refuses it: the lean stack
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)  # the native libraries write to fd 2 directly, not to sys.stderr
+            with contextlib.suppress(Exception):  # a broken install is reported by the command that needs it
+                import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def keras_available() -> bool:
+    """True when Keras (and so TensorFlow) can be imported here."""
+    try:
+        import keras  # noqa: F401
+    except Exception:  # ImportError, or a broken install: either way the Keras runtime cannot serve
+        return False
+    return True
