@@ -36,3 +36,12 @@ def keras_available() -> bool:
     except Exception:  # ImportError, or a broken install: either way the Keras runtime cannot serve
         return False
     return True
+
+
+def litert_available() -> bool:
+    """True when the LiteRT runtime can be imported here (needed to check a converted model)."""
+    try:
+        import ai_edge_litert.interpreter  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -25,10 +25,11 @@ from dashboard.common import urls
 from dashboard.config import Settings, load_settings
 from dashboard.contract import ServableModel
 from dashboard.errors import DashboardError, PublishError, SchemaError
-from dashboard.loading import keras_model
+from dashboard.loading import keras_model, runtime
 from dashboard.prediction import schema as schemas
 from dashboard.store.manifest import parse_manifest
 from dashboard.store.targets import open_store
+from dashboard.store.versions import ModelVersion
 
 
 @dataclass(frozen=True)
@@ -69,25 +70,20 @@ def publish(
 ) -> Published:
     """Publish model (or architecture JSON + weights) as version into the store (a folder or a bucket prefix)."""
     label = _version(version)
-    if options.lean:
-        _require_litert()
+    if options.lean and not runtime.litert_available():  # no artifact can be checked here: publish nothing
+        raise PublishError(
+            "--lean needs the LiteRT runtime, which is not installed here (pip install ai-edge-litert); "
+            "nothing was published"
+        )
     target = open_store(store, settings)
-    schema_path, weights = options.schema_path, options.weights
-    for path in (model, weights, schema_path):
+    for path in (model, options.weights, options.schema_path):
         if path is not None and not Path(path).is_file():
             raise PublishError(f"{path} does not exist or is not a file; check the path")
-    files = {"architecture": model, "weights": weights} if weights is not None else {"model": model}
+    files = {"architecture": model, "weights": options.weights} if options.weights is not None else {"model": model}
     limits = (settings or load_settings()).model_limits
-    loaded = keras_model.load("architecture" if weights is not None else "file", files, safe_mode=True, limits=limits)
-    schema = None
-    if schema_path is not None:
-        try:
-            raw = Path(schema_path).read_bytes()
-        except OSError as exc:
-            raise SchemaError(f"cannot read {schema_path.name}: {exc.strerror}; check the path") from exc
-        parsed = schemas.parse_schema_json(raw, schema_path.name)
-        schemas.check_against_model(parsed, loaded, schema_path.name)
-        schema = parsed.to_dict()
+    kind = "architecture" if options.weights is not None else "file"
+    loaded = keras_model.load(kind, files, safe_mode=True, limits=limits)
+    schema = _given_schema(options.schema_path, loaded)
     stats = _reference(options.reference, schema, loaded) if options.reference is not None else None
     with tempfile.TemporaryDirectory(prefix="dashboard-lean-") as work:  # the .tflite lives here until copied
         artifact, lean = None, None
@@ -103,25 +99,9 @@ def publish(
                     f"version {label} is already in {target.manifest}; publish under a new version, "
                     "or pass --force to replace it"
                 )
-            entry: dict[str, Any] = {"version": str(label)}
-            if weights is not None:
-                names = {role: target.put(path, label) for role, path in files.items()}
-                entry["architecture_url"], entry["weights_url"] = names["architecture"][0], names["weights"][0]
-                entry["sha256"] = {"architecture_url": names["architecture"][1], "weights_url": names["weights"][1]}
-                copied = [names["architecture"][0], names["weights"][0]]
-            else:
-                name, digest = target.put(model, label)
-                entry["url"], entry["sha256"] = name, digest
-                copied = [name]
-            if artifact is not None:
-                entry["tflite_url"], entry["tflite_sha256"] = target.put(artifact, label)
-                copied.append(entry["tflite_url"])
-            if schema is not None:
-                entry["schema"] = schema
-            if options.notes:
-                entry["notes"] = options.notes
-            if stats is not None:
-                entry["reference"] = stats
+            entry, copied = _copied(target, label, files, artifact)
+            entry.update({"schema": schema, "notes": options.notes or None, "reference": stats})
+            entry = {key: value for key, value in entry.items() if value is not None}
             entry["created"] = (options.today or dt.date.today()).isoformat()
             versions = [e for i, e in enumerate(manifest["versions"]) if i not in existing] + [entry]
             manifest["versions"] = sorted(versions, key=lambda e: Version(str(e["version"])), reverse=True)
@@ -129,17 +109,48 @@ def publish(
                 manifest.setdefault("aliases", {})[options.alias] = str(label)
             manifest.setdefault("name", model.stem)
             manifest = {key: manifest[key] for key in ("name", "aliases", "versions") if key in manifest} | manifest
-            parse_manifest(manifest, target.manifest)  # never write a manifest the dashboard would refuse
-            target.write_manifest((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))  # last: files are in place
-    return Published(
-        version=str(label),
-        manifest=target.manifest,
-        files=tuple(copied),
-        schema="given"
-        if schema_path is not None
-        else ("inferred, written for the lean runtime" if schema is not None else "inferred when served"),
-        lean=lean,
-    )
+            _write_manifest(target, manifest)
+    written = "given" if options.schema_path is not None else "inferred when served"
+    if options.schema_path is None and schema is not None:
+        written = "inferred, written for the lean runtime"
+    return Published(str(label), target.manifest, tuple(copied), written, lean)
+
+
+def _given_schema(path: Path | None, loaded: ServableModel) -> dict | None:
+    """The --schema file, checked against the model (None when there is none: inferred when served)."""
+    if path is None:
+        return None
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise SchemaError(f"cannot read {path.name}: {exc.strerror}; check the path") from exc
+    parsed = schemas.parse_schema_json(raw, path.name)
+    schemas.check_against_model(parsed, loaded, path.name)
+    return parsed.to_dict()
+
+
+def _copied(target, label: Version, files: dict[str, Path], artifact: Path | None) -> tuple[dict[str, Any], list[str]]:
+    """Every file of the version copied into the store: (the manifest entry naming them, the names copied)."""
+    entry: dict[str, Any] = {"version": str(label)}
+    if "weights" in files:
+        names = {role: target.put(path, label) for role, path in files.items()}
+        entry["architecture_url"], entry["weights_url"] = names["architecture"][0], names["weights"][0]
+        entry["sha256"] = {"architecture_url": names["architecture"][1], "weights_url": names["weights"][1]}
+        copied = [names["architecture"][0], names["weights"][0]]
+    else:
+        entry["url"], entry["sha256"] = target.put(files["model"], label)
+        copied = [entry["url"]]
+    if artifact is not None:
+        entry["tflite_url"], entry["tflite_sha256"] = target.put(artifact, label)
+        copied.append(entry["tflite_url"])
+    return entry, copied
+
+
+def _write_manifest(target, manifest: dict[str, Any]) -> None:
+    """Check the manifest as the dashboard reads it (never write one it would refuse), then write it: last, once
+    every file it names is in place."""
+    parse_manifest(manifest, target.manifest)
+    target.write_manifest((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
 
 
 def add_lean(store: str, version: str, settings: Settings | None = None) -> Published:
@@ -151,9 +162,7 @@ def add_lean(store: str, version: str, settings: Settings | None = None) -> Publ
         manifest, entry, chosen = _published(target, label)
         stem = Path(urls.file_name((chosen.model or chosen.weights).url)).stem
         with tempfile.TemporaryDirectory(prefix="dashboard-lean-") as work:
-            files = service.fetch_files(settings, chosen)
-            loaded = keras_model.load(chosen.kind, files, safe_mode=True, limits=settings.model_limits)
-            given = service.given_schema(settings, chosen)
+            loaded, given = _load_published(settings, chosen)
             schema = None
             if given is not None:
                 schemas.check_against_model(given[0], loaded, f"the schema of version {label}")
@@ -164,8 +173,7 @@ def add_lean(store: str, version: str, settings: Settings | None = None) -> Publ
             entry["tflite_url"], entry["tflite_sha256"] = target.put(artifact, label)
             if schema is None:
                 entry["schema"] = schemas.infer_schema(loaded).to_dict()
-            parse_manifest(manifest, target.manifest)
-            target.write_manifest((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+            _write_manifest(target, manifest)
     return Published(
         version=str(label), manifest=target.manifest, files=(entry["tflite_url"],), schema="kept", lean=outcome
     )
@@ -221,13 +229,9 @@ def add_reference(store: str, version: str, path: Path, settings: Settings | Non
     label = _version(version)
     with target.locked():
         manifest, entry, chosen = _published(target, label)
-        loaded = keras_model.load(
-            chosen.kind, service.fetch_files(settings, chosen), safe_mode=True, limits=settings.model_limits
-        )
-        given = service.given_schema(settings, chosen)
+        loaded, given = _load_published(settings, chosen)
         entry["reference"] = _reference(path, given[0].to_dict() if given else None, loaded)
-        parse_manifest(manifest, target.manifest)
-        target.write_manifest((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+        _write_manifest(target, manifest)
     return Published(version=str(label), manifest=target.manifest, files=(), schema="kept")
 
 
@@ -253,15 +257,11 @@ def _reference(path: Path, schema: dict | None, loaded: keras_model.LoadedModel)
     return understand.reference_stats(parsed, loaded, data, Path(path).name)
 
 
-def _require_litert() -> None:
-    """--lean asked for an artifact: without the LiteRT runtime here none can be checked, so publish nothing."""
-    try:
-        import ai_edge_litert.interpreter  # noqa: F401
-    except ImportError:
-        raise PublishError(
-            "--lean needs the LiteRT runtime, which is not installed here (pip install ai-edge-litert); "
-            "nothing was published"
-        ) from None
+def _load_published(settings: Settings, chosen: ModelVersion) -> tuple[keras_model.LoadedModel, Any]:
+    """A published version's model (verified download, safe mode) and its own schema, if any."""
+    files = service.fetch_files(settings, chosen)
+    loaded = keras_model.load(chosen.kind, files, safe_mode=True, limits=settings.model_limits)
+    return loaded, service.given_schema(settings, chosen)
 
 
 def _version(text: str) -> Version:
