@@ -1,4 +1,4 @@
-"""HTTP API benchmark (issue 13): `python bench/api.py [--quick]`. Prints figures, each beside its target and the
+"""HTTP API benchmark (issue 13): `python -m bench.api [--quick]`. Prints figures, each beside its target and the
 seed-style baseline measured in the same run.
 
 It starts the dashboard on the demo store exactly as the Procfile does, and the classic hand-rolled alternative:
@@ -23,10 +23,9 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from tests import dashboard_server  # noqa: E402
-from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, free_port  # noqa: E402
+from bench.common import REPO, rss_mb
+from tests.support import dashboard_server
+from tests.support.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, free_port
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 FLASK_APP = """
@@ -86,13 +85,6 @@ def keepalive(url: str, count: int, body: dict) -> list[float]:
             session.post(url, json=body, timeout=30).raise_for_status()
             times.append((time.perf_counter() - started) * 1e3)
     return times
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def start_flask(folder: Path) -> tuple[subprocess.Popen, str, subprocess.Popen]:

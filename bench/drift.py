@@ -1,4 +1,4 @@
-"""Drift verdicts benchmark (issue 22): `python bench/drift.py [--quick]`.
+"""Drift verdicts benchmark (issue 22): `python -m bench.drift [--quick]`.
 
 How often a file drawn from the training distribution is called drifted (false alarms), and how often a shifted
 file is caught (detection), for the calibrated verdicts (thresholds from PSI's null distribution at the file's
@@ -10,13 +10,11 @@ Also the demo store's own sample.csv (30 rows of its training data) against its 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.common import REPO
 
 FEATURES = 4
 TRAINING_ROWS = 2_000

@@ -1,4 +1,4 @@
-"""Explanation benchmark (issue 16): `python bench/explain.py [--quick]`. 100,000 rows x 10 features, every row
+"""Explanation benchmark (issue 16): `python -m bench.explain [--quick]`. 100,000 rows x 10 features, every row
 explained (sampled Shapley: 8 orderings, forwards and backwards), beside plain prediction of the same file in the
 same run; time and the process's peak RSS. Builds its own model and data (bench.py's)."""
 
@@ -10,10 +10,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
 
 
 def main() -> None:
@@ -29,7 +25,7 @@ def main() -> None:
     if args.lean:
         import runpy
 
-        from tests.helpers import NO_TENSORFLOW
+        from tests.support.helpers import NO_TENSORFLOW
 
         exec(NO_TENSORFLOW, {})
         sys.argv = [sys.argv[0], *[a for a in sys.argv[1:] if a != "--lean"]]

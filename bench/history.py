@@ -1,4 +1,4 @@
-"""Prediction history benchmark (issue 17): `python bench/history.py [--quick]`. Prints figures beside their targets,
+"""Prediction history benchmark (issue 17): `python -m bench.history [--quick]`. Prints figures beside their targets,
 each against the same thing measured without recording in the same run, with SQLite and with PostgreSQL.
 
 - form: the Single tab's path (understand.explain_row) with and without Recorder.record, p50 over many rows;
@@ -13,18 +13,14 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-from api import hey, wait_ready  # noqa: E402
+from api import hey, wait_ready
 
-from tests import dashboard_server  # noqa: E402
-from tests.postgres import AVAILABLE, start_postgres  # noqa: E402
+from tests.support import dashboard_server
+from tests.support.postgres import AVAILABLE, start_postgres
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 

@@ -3,7 +3,7 @@
 Round three (issue 23) runs against a real dashboard server started per case; its outcome names the server's own
 figures (RSS, answers held, seconds to refusal).
 
-`python bench/hostile.py` prints one line per case: what happened, seconds, the child's peak RSS. The "before"
+`python -m bench.hostile` prints one line per case: what happened, seconds, the child's peak RSS. The "before"
 column repeats what the adversarial test measured on the code before the limits (same machine); the trickle and
 many-versions cases also run their baseline here, in the same run.
 """
@@ -23,8 +23,8 @@ import time
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.common import REPO
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BEFORE = {  # measured by the adversarial review on the code before issue 12 (2 cores, this machine)
@@ -44,7 +44,7 @@ BEFORE = {  # measured by the adversarial review on the code before issue 12 (2 
 
 
 def _server(folder: Path, **env: str):
-    from tests import dashboard_server
+    from tests.support import dashboard_server
 
     running = dashboard_server.start(
         folder, {"MODEL_MANIFEST_URL": str(REPO / "dashboard" / "demo" / "manifest.json"), "HISTORY": "off", **env}

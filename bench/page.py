@@ -1,4 +1,4 @@
-"""Page benchmark (issue 15): `python bench/page.py [--quick]`. Real Chromium drives the real server; printed
+"""Page benchmark (issue 15): `python -m bench.page [--quick]`. Real Chromium drives the real server; printed
 figures, each beside the minimal hand-written Streamlit app measured in the same run.
 
 The minimal app: st.cache_resource(load_model), a form, model.predict, a bar chart. For both: Predict pressed ->
@@ -16,10 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-from tests import dashboard_server  # noqa: E402
-from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, free_port  # noqa: E402
+from bench.common import REPO, pct, rss_mb
+from tests.support import dashboard_server
+from tests.support.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, free_port
 
 FLAGS = CHROMIUM_FLAGS
 MINIMAL = f"""
@@ -42,13 +41,6 @@ if go:
     st.metric("Prediction", labels[int(np.argmax(p))])
     st.bar_chart(pd.DataFrame({{"class": labels, "probability": p}}), x="class", y="probability")
 """
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def click_times(page, clicks: int) -> list[float]:
@@ -90,11 +82,6 @@ def ready_times(browser, base: str, sessions: int) -> list[float]:
         times.append((time.perf_counter() - started) * 1e3)
         context.close()
     return times
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Spark engine benchmark (issue 18): `python bench/spark.py [--quick] [--rows N]`.
+"""Spark engine benchmark (issue 18): `python -m bench.spark [--quick] [--rows N]`.
 
 1,000,000 rows x 10 features (a CSV of ~90 MB) through the single-process CLI (the baseline) and through
 `--engine spark --master local[2]` on this machine, each as its own process tree: wall time, peak memory of the
@@ -19,10 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "bench"))
-from bench import FEATURES, build_model, store_for  # noqa: E402
+from bench.common import REPO, rss_mb
+from bench.core import FEATURES, build_model, store_for
 
 
 def line(figure: str, value: str, note: str = "", target: str = "") -> None:
@@ -42,16 +40,6 @@ def tree(pid: int) -> list[int]:
             found.append(child)
             frontier.append(child)
     return found
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for row in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if row.startswith("VmRSS:"):
-                return int(row.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
 
 
 def command_line(pid: int) -> str:

@@ -1,7 +1,7 @@
-"""Memory while versions are cycled (issue 23): `python bench/versions.py [--quick]`.
+"""Memory while versions are cycled (issue 23): `python -m bench.versions [--quick]`.
 
 A store of four versions (the demo's two models published twice each); the server's pool keeps 2 loaded with the
-default pinned, and the three others are loaded in turn through the API's loading path (Server._load), 1,000
+default pinned, and the three others are loaded in turn through the API's loading path (Serving._load), 1,000
 loads (100 with --quick). Each policy runs in its own process: "once" (gc.freeze() after the first load only, as
 the server does now) beside "each" (gc.freeze() after every load, as it did before). Prints RSS every tenth of
 the run and the rise per 100 loads.
@@ -11,22 +11,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from bench.common import REPO, rss_mb
 
 
 def run(policy: str, loads: int) -> None:
@@ -34,7 +24,7 @@ def run(policy: str, loads: int) -> None:
     from dashboard import service
     from dashboard.service.batching import MicroBatcher
     from dashboard.service.publish import publish
-    from dashboard.service.serving import Server
+    from dashboard.service.serving import Serving
 
     folder = Path(tempfile.mkdtemp(prefix="versions-bench-"))
     demo = REPO / "dashboard" / "demo"
@@ -52,7 +42,7 @@ def run(policy: str, loads: int) -> None:
             "MODEL_CACHE_VERSIONS": "2",
         }
     )
-    server = Server(settings=settings, batcher=MicroBatcher())
+    server = Serving(settings=settings, batcher=MicroBatcher())
     catalog = server.catalog()
     server._load(catalog.default)
     others = [v for v in catalog.versions if v is not catalog.default]

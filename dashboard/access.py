@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dashboard.common.text import escaped
 from dashboard.errors import ConfigError
 
 SIGN_IN_SETTINGS = {  # environment variable -> the key in Streamlit's [auth] section
@@ -30,11 +31,9 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _PLAIN_ADDRESS = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$")
 
 
-def printable(text: str, limit: int = 80) -> str:
-    """Someone else's text for a message or a log line: control and non-ASCII characters escaped, shortened."""
-    shown = text.encode("ascii", "backslashreplace").decode("ascii")
-    shown = "".join(c if 32 <= ord(c) < 127 else f"\\x{ord(c):02x}" for c in shown)
-    return shown if len(shown) <= limit else shown[:limit] + "…"
+def _shown(address: str) -> str:
+    """Someone's address claim in a refusal: escaped to ASCII, at most 80 characters."""
+    return escaped(address, ascii_only=True, limit=80)
 
 
 @dataclass(frozen=True)
@@ -84,12 +83,15 @@ class Access:
             return False, "your sign-in gave no email address"
         if not self.allowed_emails and not self.allowed_domains:
             if claims.get("email_verified") is False:
-                return False, f"the address {printable(raw)} is not verified with your sign-in provider"
+                return (
+                    False,
+                    f"the address {_shown(raw)} is not verified with your sign-in provider",
+                )
             return True, ""
         email = raw.strip()
         if not _PLAIN_ADDRESS.match(email):
             return False, (
-                f"the address {printable(email)} is not one plain address (exactly one @, ASCII letters, digits "
+                f"the address {_shown(email)} is not one plain address (exactly one @, ASCII letters, digits "
                 "and . _ % + - only); ask the dashboard's owner to add you by another address"
             )
         if claims.get("email_verified") is not True:

@@ -28,10 +28,10 @@ from dashboard.api.routes import create_api
 from dashboard.common.logs import configure_logging, log
 from dashboard.errors import DashboardError
 from dashboard.service.batching import MicroBatcher
-from dashboard.service.serving import Server
+from dashboard.service.serving import Serving
 
 
-def _server() -> Server:
+def _server() -> Serving:
     try:
         settings = service.settings()
         recorder = history.recorder(settings)
@@ -56,7 +56,7 @@ def _server() -> Server:
                 "the provider may use the dashboard"
             )
     batcher = MicroBatcher(wait=settings.api_batch_wait_ms / 1000, max_rows=settings.api_batch_max_rows)
-    return Server(settings=settings, batcher=batcher, recorder=recorder)
+    return Serving(settings=settings, batcher=batcher, recorder=recorder)
 
 
 def _no_nagle() -> None:

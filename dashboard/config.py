@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from dashboard.access import SIGN_IN_SETTINGS, Access, parse_list, parse_tokens, sign_in_from
+from dashboard.common.setting_values import boolean, choice, integer, number, read_secrets, section
 from dashboard.contract import RUNTIME_CHOICES, ModelLimits, RuntimeChoice
 from dashboard.errors import ConfigError
 
@@ -21,8 +21,6 @@ DEMO_MANIFEST = Path(__file__).resolve().parent / "demo" / "manifest.json"
 _VERSIONED_URL = re.compile(r"^MODEL_URL_V(?P<version>[0-9A-Za-z_]+)$")
 _VERSIONED_SHA = re.compile(r"^MODEL_SHA256_V(?P<version>[0-9A-Za-z_]+)$")
 HistoryScope = Literal["all", "own"]
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -119,7 +117,7 @@ DEFAULTS = Settings()  # the one place each default is written: the field defaul
 def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str, object] | None = None) -> Settings:
     """Build the Settings from environ (default os.environ) and secrets (default the secrets.toml files)."""
     env = dict(os.environ if environ is None else environ)
-    sec = _read_secrets(env) if secrets is None else dict(secrets)
+    sec = read_secrets(env) if secrets is None else dict(secrets)
 
     def get(name: str) -> str | None:
         value = env.get(name)
@@ -130,7 +128,30 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         value = str(value).strip()
         return value or None
 
-    names = set(env) | set(sec)
+    values = _sources(get, set(env) | set(sec))
+    configured = any(values[k] for k in ("manifest_url", "model_url", "architecture_url", "builder", "versioned_urls"))
+    cache = get("MODEL_CACHE_DIR")
+    xdg = env.get("XDG_CACHE_HOME")
+    default_cache = (
+        Path(xdg) / "keras-dashboard" if xdg else Path(env.get("HOME") or Path.home()) / ".cache" / "keras-dashboard"
+    )
+    return Settings(
+        **{**values, "manifest_url": values["manifest_url"] if configured else str(DEMO_MANIFEST)},
+        cache_dir=Path(cache).expanduser() if cache else default_cache,
+        using_demo=not configured,
+        **_limits(get),
+        **_buckets(get),
+        **_history(get),
+        access=_access(get, sec),
+    )
+
+
+Get = Callable[[str], "str | None"]
+
+
+def _sources(get: Get, names: set[str]) -> dict[str, Any]:
+    """Where the versions come from (MODEL_MANIFEST_URL, MODEL_URL, MODEL_URL_V*, ...), checked for combinations
+    that cannot work."""
     shas = {}
     for name in names:
         m = _VERSIONED_SHA.match(name)
@@ -142,7 +163,6 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         if m and get(name):
             version = _version_from_suffix(m.group("version"))
             versioned.append((version, get(name), shas.get(version)))
-
     values = dict(
         manifest_url=get("MODEL_MANIFEST_URL"),
         model_url=get("MODEL_URL"),
@@ -174,42 +194,44 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
     if values["model_sha256"] and not re.fullmatch(r"[0-9a-f]{64}", values["model_sha256"]):
         raise ConfigError("MODEL_SHA256 must be 64 hexadecimal characters (the output of sha256sum)")
 
-    configured = any(values[k] for k in ("manifest_url", "model_url", "architecture_url", "builder")) or versioned
+    return values
+
+
+def _limits(get: Get) -> dict[str, Any]:
+    """Model loading, runtime, download, CSV, API and connection limits."""
     d = DEFAULTS
-    cache = get("MODEL_CACHE_DIR")
-    xdg = env.get("XDG_CACHE_HOME")
-    default_cache = (
-        Path(xdg) / "keras-dashboard" if xdg else Path(env.get("HOME") or Path.home()) / ".cache" / "keras-dashboard"
-    )
-    return Settings(
-        **{**values, "manifest_url": values["manifest_url"] if configured else str(DEMO_MANIFEST)},
-        cache_dir=Path(cache).expanduser() if cache else default_cache,
-        safe_mode=_boolean(get("MODEL_SAFE_MODE"), "MODEL_SAFE_MODE", d.safe_mode),
-        runtime=_choice(get("MODEL_RUNTIME"), "MODEL_RUNTIME", RUNTIME_CHOICES),
-        max_download_bytes=_integer(get("MODEL_MAX_BYTES"), "MODEL_MAX_BYTES", d.max_download_bytes),
-        max_unpacked_bytes=_integer(get("MODEL_MAX_UNPACKED_BYTES"), "MODEL_MAX_UNPACKED_BYTES", None),
-        max_parameters=_integer(get("MODEL_MAX_PARAMETERS"), "MODEL_MAX_PARAMETERS", None),
-        max_outputs=_integer(get("MODEL_MAX_OUTPUTS"), "MODEL_MAX_OUTPUTS", d.max_outputs),
-        download_timeout=_number(get("MODEL_DOWNLOAD_TIMEOUT"), "MODEL_DOWNLOAD_TIMEOUT", d.download_timeout),
-        csv_max_bytes=_integer(get("CSV_MAX_BYTES"), "CSV_MAX_BYTES", d.csv_max_bytes),
-        csv_max_columns=_integer(get("CSV_MAX_COLUMNS"), "CSV_MAX_COLUMNS", d.csv_max_columns),
-        api_max_bytes=_integer(get("API_MAX_BYTES"), "API_MAX_BYTES", d.api_max_bytes),
-        api_max_rows=_integer(get("API_MAX_ROWS"), "API_MAX_ROWS", d.api_max_rows),
-        api_max_json_bytes=_integer(get("API_MAX_JSON_BYTES"), "API_MAX_JSON_BYTES", d.api_max_json_bytes),
-        api_explain_max_cells=_integer(get("API_EXPLAIN_MAX_CELLS"), "API_EXPLAIN_MAX_CELLS", d.api_explain_max_cells),
-        api_batch_wait_ms=_number(get("API_BATCH_WAIT_MS"), "API_BATCH_WAIT_MS", d.api_batch_wait_ms),
-        server_idle_seconds=_number(get("SERVER_IDLE_SECONDS"), "SERVER_IDLE_SECONDS", d.server_idle_seconds),
-        server_connections_per_client=_integer(
+    return dict(
+        safe_mode=boolean(get("MODEL_SAFE_MODE"), "MODEL_SAFE_MODE", d.safe_mode),
+        runtime=choice(get("MODEL_RUNTIME"), "MODEL_RUNTIME", RUNTIME_CHOICES),
+        max_download_bytes=integer(get("MODEL_MAX_BYTES"), "MODEL_MAX_BYTES", d.max_download_bytes),
+        max_unpacked_bytes=integer(get("MODEL_MAX_UNPACKED_BYTES"), "MODEL_MAX_UNPACKED_BYTES", None),
+        max_parameters=integer(get("MODEL_MAX_PARAMETERS"), "MODEL_MAX_PARAMETERS", None),
+        max_outputs=integer(get("MODEL_MAX_OUTPUTS"), "MODEL_MAX_OUTPUTS", d.max_outputs),
+        download_timeout=number(get("MODEL_DOWNLOAD_TIMEOUT"), "MODEL_DOWNLOAD_TIMEOUT", d.download_timeout),
+        csv_max_bytes=integer(get("CSV_MAX_BYTES"), "CSV_MAX_BYTES", d.csv_max_bytes),
+        csv_max_columns=integer(get("CSV_MAX_COLUMNS"), "CSV_MAX_COLUMNS", d.csv_max_columns),
+        api_max_bytes=integer(get("API_MAX_BYTES"), "API_MAX_BYTES", d.api_max_bytes),
+        api_max_rows=integer(get("API_MAX_ROWS"), "API_MAX_ROWS", d.api_max_rows),
+        api_max_json_bytes=integer(get("API_MAX_JSON_BYTES"), "API_MAX_JSON_BYTES", d.api_max_json_bytes),
+        api_explain_max_cells=integer(get("API_EXPLAIN_MAX_CELLS"), "API_EXPLAIN_MAX_CELLS", d.api_explain_max_cells),
+        api_batch_wait_ms=number(get("API_BATCH_WAIT_MS"), "API_BATCH_WAIT_MS", d.api_batch_wait_ms),
+        server_idle_seconds=number(get("SERVER_IDLE_SECONDS"), "SERVER_IDLE_SECONDS", d.server_idle_seconds),
+        server_connections_per_client=integer(
             get("SERVER_CONNECTIONS_PER_CLIENT"), "SERVER_CONNECTIONS_PER_CLIENT", d.server_connections_per_client
         ),
-        api_batch_max_rows=_integer(get("API_BATCH_MAX_ROWS"), "API_BATCH_MAX_ROWS", d.api_batch_max_rows),
-        csv_max_rows=_integer(get("CSV_MAX_ROWS"), "CSV_MAX_ROWS", d.csv_max_rows),
-        connect_timeout=_number(get("MODEL_CONNECT_TIMEOUT"), "MODEL_CONNECT_TIMEOUT", d.connect_timeout),
-        read_timeout=_number(get("MODEL_READ_TIMEOUT"), "MODEL_READ_TIMEOUT", d.read_timeout),
-        retries=_integer(get("MODEL_RETRIES"), "MODEL_RETRIES", d.retries, minimum=0),
-        refresh_seconds=_integer(get("MODEL_REFRESH_SECONDS"), "MODEL_REFRESH_SECONDS", d.refresh_seconds),
-        cached_versions=_integer(get("MODEL_CACHE_VERSIONS"), "MODEL_CACHE_VERSIONS", d.cached_versions),
-        using_demo=not configured,
+        api_batch_max_rows=integer(get("API_BATCH_MAX_ROWS"), "API_BATCH_MAX_ROWS", d.api_batch_max_rows),
+        csv_max_rows=integer(get("CSV_MAX_ROWS"), "CSV_MAX_ROWS", d.csv_max_rows),
+        connect_timeout=number(get("MODEL_CONNECT_TIMEOUT"), "MODEL_CONNECT_TIMEOUT", d.connect_timeout),
+        read_timeout=number(get("MODEL_READ_TIMEOUT"), "MODEL_READ_TIMEOUT", d.read_timeout),
+        retries=integer(get("MODEL_RETRIES"), "MODEL_RETRIES", d.retries, minimum=0),
+        refresh_seconds=integer(get("MODEL_REFRESH_SECONDS"), "MODEL_REFRESH_SECONDS", d.refresh_seconds),
+        cached_versions=integer(get("MODEL_CACHE_VERSIONS"), "MODEL_CACHE_VERSIONS", d.cached_versions),
+    )
+
+
+def _buckets(get: Get) -> dict[str, Any]:
+    """Bucket credentials and endpoints, read the way the cloud SDKs read them."""
+    return dict(
         aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
         aws_session_token=get("AWS_SESSION_TOKEN"),
@@ -217,29 +239,36 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         aws_region=get("AWS_REGION") or get("AWS_DEFAULT_REGION"),
         storage_emulator_host=get("STORAGE_EMULATOR_HOST"),
         gcp_project=get("GOOGLE_CLOUD_PROJECT"),
+    )
+
+
+def _history(get: Get) -> dict[str, Any]:
+    """The prediction history: where, whether, whose, and its bounds."""
+    d = DEFAULTS
+    return dict(
         database_url=get("DATABASE_URL"),
-        history=_boolean(get("HISTORY"), "HISTORY", d.history),
-        history_scope=_choice(get("HISTORY_SCOPE"), "HISTORY_SCOPE", ("all", "own")),
-        history_rows=_integer(get("HISTORY_ROWS"), "HISTORY_ROWS", d.history_rows, minimum=0),
-        history_file_rows=_integer(get("HISTORY_FILE_ROWS"), "HISTORY_FILE_ROWS", d.history_file_rows, minimum=0),
-        history_queue=_integer(get("HISTORY_QUEUE"), "HISTORY_QUEUE", d.history_queue),
-        history_queue_mb=_integer(get("HISTORY_QUEUE_MB"), "HISTORY_QUEUE_MB", d.history_queue_mb),
-        history_spool_mb=_integer(get("HISTORY_SPOOL_MB"), "HISTORY_SPOOL_MB", d.history_spool_mb, minimum=0),
-        history_retention_days=_integer(
+        history=boolean(get("HISTORY"), "HISTORY", d.history),
+        history_scope=choice(get("HISTORY_SCOPE"), "HISTORY_SCOPE", ("all", "own")),
+        history_rows=integer(get("HISTORY_ROWS"), "HISTORY_ROWS", d.history_rows, minimum=0),
+        history_file_rows=integer(get("HISTORY_FILE_ROWS"), "HISTORY_FILE_ROWS", d.history_file_rows, minimum=0),
+        history_queue=integer(get("HISTORY_QUEUE"), "HISTORY_QUEUE", d.history_queue),
+        history_queue_mb=integer(get("HISTORY_QUEUE_MB"), "HISTORY_QUEUE_MB", d.history_queue_mb),
+        history_spool_mb=integer(get("HISTORY_SPOOL_MB"), "HISTORY_SPOOL_MB", d.history_spool_mb, minimum=0),
+        history_retention_days=integer(
             get("HISTORY_RETENTION_DAYS"), "HISTORY_RETENTION_DAYS", d.history_retention_days, minimum=0
-        ),
-        access=Access(
-            sign_in=sign_in_from({name: get(name) for name in SIGN_IN_SETTINGS}, _section(sec.get("auth"))),
-            allowed_emails=parse_list(get("AUTH_ALLOWED_EMAILS")),
-            allowed_domains=parse_list(get("AUTH_ALLOWED_DOMAINS")),
-            session_hours=_number(get("AUTH_SESSION_HOURS"), "AUTH_SESSION_HOURS", 12.0),
-            tokens=parse_tokens(get("API_TOKENS")),
         ),
     )
 
 
-def _section(value: object) -> dict | None:
-    return value if isinstance(value, dict) else None
+def _access(get: Get, sec: Mapping[str, object]) -> Access:
+    """Sign-in (OIDC), the allow-list and API tokens."""
+    return Access(
+        sign_in=sign_in_from({name: get(name) for name in SIGN_IN_SETTINGS}, section(sec.get("auth"))),
+        allowed_emails=parse_list(get("AUTH_ALLOWED_EMAILS")),
+        allowed_domains=parse_list(get("AUTH_ALLOWED_DOMAINS")),
+        session_hours=number(get("AUTH_SESSION_HOURS"), "AUTH_SESSION_HOURS", 12.0),
+        tokens=parse_tokens(get("API_TOKENS")),
+    )
 
 
 def quiet_tensorflow() -> None:
@@ -249,66 +278,3 @@ def quiet_tensorflow() -> None:
 
 def _version_from_suffix(suffix: str) -> str:
     return suffix.replace("_", ".").lower()
-
-
-def _read_secrets(env: Mapping[str, str]) -> dict[str, object]:
-    """Top-level keys of Streamlit's secrets files (global first, project second, as Streamlit does), and the
-    [auth] section (sign-in)."""
-    merged: dict[str, object] = {}
-    home = env.get("HOME")
-    candidates = [Path(home) / ".streamlit" / "secrets.toml"] if home else []
-    candidates.append(Path.cwd() / ".streamlit" / "secrets.toml")
-    for path in candidates:
-        try:
-            with open(path, "rb") as handle:
-                data = tomllib.load(handle)
-        except FileNotFoundError:
-            continue
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read secrets file {path}: {exc}; fix its TOML syntax or remove it") from exc
-        merged.update({k: v for k, v in data.items() if not isinstance(v, dict) or k == "auth"})
-    return merged
-
-
-def _choice(value: str | None, name: str, choices: tuple[str, ...]) -> Any:
-    if value is None:
-        return choices[0]
-    for choice in choices:
-        if value.lower() == choice:
-            return choice
-    raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
-
-
-def _boolean(value: str | None, name: str, default: bool) -> bool:
-    if value is None:
-        return default
-    if value.lower() in _TRUE:
-        return True
-    if value.lower() in _FALSE:
-        return False
-    raise ConfigError(f"{name}={value!r} is not a yes/no value; use true or false")
-
-
-def _integer(value: str | None, name: str, default: int | None, minimum: int = 1) -> int | None:
-    if value is None:
-        return default
-    try:
-        number = int(value.replace("_", ""))
-    except ValueError:
-        example = default if default is not None else 1_000_000
-        raise ConfigError(f"{name}={value!r} is not a whole number; use for example {example}") from None
-    if number < minimum:
-        raise ConfigError(f"{name}={value!r} must be at least {minimum}")
-    return number
-
-
-def _number(value: str | None, name: str, default: float) -> float:
-    if value is None:
-        return default
-    try:
-        number = float(value)
-    except ValueError:
-        raise ConfigError(f"{name}={value!r} is not a number of seconds; use for example {default}") from None
-    if not number > 0:
-        raise ConfigError(f"{name}={value!r} must be more than 0")
-    return number

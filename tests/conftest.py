@@ -11,9 +11,9 @@ import shutil
 
 import pytest
 
-from tests.helpers import DEMO
-from tests.secretscan import pytest_runtest_logreport, pytest_sessionfinish, pytest_sessionstart  # noqa: F401
-from tests.testserver import start_store, stop_store
+from tests.support.helpers import DEMO
+from tests.support.secretscan import pytest_runtest_logreport, pytest_sessionfinish, pytest_sessionstart  # noqa: F401
+from tests.support.testserver import start_store, stop_store
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -109,3 +109,35 @@ def copy_demo(tmp_path):
     target = tmp_path / "demo-store"
     shutil.copytree(DEMO, target, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     return target
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """What each download button would send: Streamlit's media storage and deferred downloads, observed."""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    seen: dict[str, bytes] = {}
+    deferred: dict[str, object] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+    original_deferred = MediaFileManager.add_deferred
+
+    def observe(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        seen[file_id] = path_or_data
+        return file_id
+
+    def observe_deferred(self, data_callable, *args, **kwargs):
+        file_id = original_deferred(self, data_callable, *args, **kwargs)
+        deferred[file_id] = data_callable
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", observe)
+    monkeypatch.setattr(MediaFileManager, "add_deferred", observe_deferred)
+
+    def content(button) -> bytes:
+        if button.proto.deferred_file_id:  # built on click: run what a click would run
+            return deferred[button.proto.deferred_file_id]()
+        return seen[button.proto.url.rsplit("/", 1)[-1].split(".")[0]]
+
+    return content

@@ -17,10 +17,10 @@ import pytest
 import requests
 
 from dashboard import service
-from tests import dashboard_server
-from tests.helpers import DEMO, REPO, api_json, demo_store, settings_for
-from tests.secretscan import SCANNED
-from tests.testserver import start_store, stop_store
+from tests.support import dashboard_server
+from tests.support.helpers import DEMO, REPO, api_json, demo_store, settings_for
+from tests.support.secretscan import SCANNED
+from tests.support.testserver import start_store, stop_store
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 ROW_LIST = [6.7, 3.0, 5.2, 2.3]

@@ -10,18 +10,10 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.helpers import DEMO, REPO, demo_store, sha256, shown
+from tests.support.apptest import start
+from tests.support.helpers import DEMO, demo_store, sha256, shown
 
-APP = str(REPO / "dashboard" / "ui" / "page.py")
-TIMEOUT = 120
 SAMPLE = (DEMO / "sample.csv").read_bytes()
-
-
-def start(query: dict | None = None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    for key, value in (query or {}).items():
-        at.query_params[key] = value
-    return at.run()
 
 
 def card(at: AppTest) -> str:
@@ -36,38 +28,6 @@ def errors(at: AppTest) -> list[str]:
 def warnings(at: AppTest) -> list[str]:
     """Every warning on the page, sidebar included."""
     return [shown(w.value) for w in at.warning]
-
-
-@pytest.fixture
-def downloads(monkeypatch):
-    """What each download button would send: Streamlit's media storage and deferred downloads, observed."""
-    from streamlit.runtime.media_file_manager import MediaFileManager
-    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
-
-    seen: dict[str, bytes] = {}
-    deferred: dict[str, object] = {}
-    original = MemoryMediaFileStorage.load_and_get_id
-    original_deferred = MediaFileManager.add_deferred
-
-    def observe(self, path_or_data, mimetype, kind, filename=None):
-        file_id = original(self, path_or_data, mimetype, kind, filename)
-        seen[file_id] = path_or_data
-        return file_id
-
-    def observe_deferred(self, data_callable, *args, **kwargs):
-        file_id = original_deferred(self, data_callable, *args, **kwargs)
-        deferred[file_id] = data_callable
-        return file_id
-
-    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", observe)
-    monkeypatch.setattr(MediaFileManager, "add_deferred", observe_deferred)
-
-    def content(button) -> bytes:
-        if button.proto.deferred_file_id:  # built on click: run what a click would run
-            return deferred[button.proto.deferred_file_id]()
-        return seen[button.proto.url.rsplit("/", 1)[-1].split(".")[0]]
-
-    return content
 
 
 @pytest.fixture(params=["demo", "http"])

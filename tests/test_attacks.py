@@ -14,9 +14,9 @@ import requests
 
 from dashboard.access import Access
 from dashboard.history.database import database_url, explain, shown
-from tests import dashboard_server
-from tests.helpers import DEMO, api_json
-from tests.secretscan import SCANNED
+from tests.support import dashboard_server
+from tests.support.helpers import DEMO, api_json
+from tests.support.secretscan import SCANNED
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 POISON = b'{"instances": [{"sepal_length": "\\ud800", "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]}'
@@ -191,9 +191,8 @@ def test_a_frozen_database_never_slows_predictions(tmp_path):
     import signal
 
     from dashboard.access import new_token
-    from tests.postgres import start_postgres
-    from tests.secretscan import watch
-    from tests.test_history import postgres_or_skip
+    from tests.support.postgres import postgres_or_skip, start_postgres
+    from tests.support.secretscan import watch
 
     postgres_or_skip()
     database = start_postgres()
@@ -242,9 +241,8 @@ def test_a_frozen_database_never_slows_predictions(tmp_path):
 def test_a_restart_while_the_database_is_down_keeps_every_record(tmp_path):
     from dashboard.access import new_token
     from dashboard.history.spool import Spool
-    from tests.postgres import start_postgres
-    from tests.secretscan import watch
-    from tests.test_history import postgres_or_skip
+    from tests.support.postgres import postgres_or_skip, start_postgres
+    from tests.support.secretscan import watch
 
     postgres_or_skip()
     database = start_postgres()
@@ -342,7 +340,7 @@ def test_half_sent_requests_are_closed_and_the_server_stays_reachable(tmp_path):
 def test_the_page_survives_an_endless_version_link_and_a_value_beyond_float32(env):
     from streamlit.testing.v1 import AppTest
 
-    from tests.helpers import REPO
+    from tests.support.helpers import REPO
 
     at = AppTest.from_file(str(REPO / "dashboard" / "ui" / "page.py"), default_timeout=120)
     at.query_params["version"] = "1" * 4301
@@ -359,7 +357,7 @@ def test_the_default_version_stays_loaded_while_others_are_cycled(tmp_path):
     from dashboard import service
     from dashboard.service.batching import MicroBatcher
     from dashboard.service.publish import publish
-    from dashboard.service.serving import Server
+    from dashboard.service.serving import Serving
 
     for label, model in (("1.0.0", "iris-1.0.0"), ("1.1.0", "iris-1.1.0"), ("1.2.0", "iris-1.0.0")):
         publish(DEMO / f"{model}.keras", label, str(tmp_path / "store"))
@@ -370,7 +368,7 @@ def test_the_default_version_stays_loaded_while_others_are_cycled(tmp_path):
             "MODEL_CACHE_VERSIONS": "1",
         }
     )
-    server = Server(settings=settings, batcher=MicroBatcher())
+    server = Serving(settings=settings, batcher=MicroBatcher())
     catalog = server.catalog()
     server._load(catalog.default)
     for version in [v for v in catalog.versions if v is not catalog.default] * 3:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.helpers import REPO
+from tests.support.helpers import REPO
 
 
 def quick(script: str) -> str:
-    """What `python bench/SCRIPT --quick` prints; it must exit 0."""
+    """What `python -m bench.SCRIPT --quick` prints (from the repository's root, as the docs say); it must exit 0."""
     done = subprocess.run(
-        [sys.executable, f"bench/{script}", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", f"bench.{script}", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -31,7 +31,7 @@ def require_hey() -> None:
 
 
 def test_benchmark_quick_mode_prints_every_figure():
-    stdout = quick("bench.py")
+    stdout = quick("core")
     for figure in (
         "single row: model.predict (baseline)",
         "single row: the form's path",
@@ -49,7 +49,7 @@ def test_benchmark_quick_mode_prints_every_figure():
 def test_api_benchmark_quick_mode_prints_every_figure():
     """bench/api.py --quick: the dashboard and the seed-style Flask app under hey (a smoke run of the bench)."""
     require_hey()
-    stdout = quick("api.py")
+    stdout = quick("api")
     for figure in (
         "single-row JSON, concurrency 1, keep-alive: p50",
         "single-row JSON, concurrency 32: requests/s",
@@ -66,7 +66,7 @@ def test_api_benchmark_quick_mode_prints_every_figure():
 def test_history_benchmark_quick_mode_prints_every_figure():
     """bench/history.py --quick: recording's cost on the form and the API, SQLite and PostgreSQL (issue 17)."""
     require_hey()
-    stdout = quick("history.py")
+    stdout = quick("history")
     for figure in (
         "added by recording (SQLite): p50",
         "added by recording (PostgreSQL): p50",
@@ -80,7 +80,7 @@ def test_history_benchmark_quick_mode_prints_every_figure():
 
 def test_spark_benchmark_quick_mode_prints_every_figure():
     """bench/spark.py --quick: the single-process CLI and Spark local[2] on the same file (issue 18)."""
-    stdout = quick("spark.py")
+    stdout = quick("spark")
     for figure in (
         "Spark local[2]: wall",
         "peak RSS of one Python worker",
@@ -93,13 +93,13 @@ def test_spark_benchmark_quick_mode_prints_every_figure():
 
 def test_drift_and_version_cycling_benchmarks_quick_mode_print_every_figure():
     """bench/drift.py (issue 22) and bench/versions.py (issue 23) still run and print their figures."""
-    drift = quick("drift.py")
+    drift = quick("drift")
     for figure in (
         "false alarms (training distribution), n=   30",
         "detection of a 1 sd shift, n=  200",
         "demo sample.csv",
     ):
         assert figure in drift
-    cycling = quick("versions.py")
+    cycling = quick("versions")
     assert "gc.freeze once (now)" in cycling and "gc.freeze after every load (before)" in cycling
     assert cycling.count("default still loaded: True") == 2

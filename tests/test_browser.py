@@ -4,7 +4,6 @@ download. A screenshot is kept in artifacts/ (git-ignored)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from pathlib import Path
 
@@ -12,18 +11,13 @@ import pandas as pd
 import pytest
 import requests
 
-from tests import dashboard_server
-from tests.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, REPO, demo_store
-from tests.secretscan import SCANNED
+from tests.support import dashboard_server
+from tests.support.browser import chromium_or_skip, settled
+from tests.support.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, REPO, demo_store
+from tests.support.secretscan import SCANNED
 
 FLAGS = CHROMIUM_FLAGS
 ARTIFACTS = REPO / "artifacts"
-
-
-def settled(page) -> None:
-    """Wait until the script run a click started has finished (switching tabs reruns the page once)."""
-    page.wait_for_timeout(300)
-    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=60_000)
 
 
 @contextlib.contextmanager
@@ -40,16 +34,6 @@ def opened(base: str):
             yield page
         finally:
             browser.close()
-
-
-def chromium_or_skip() -> None:
-    if Path(CHROMIUM).exists():
-        return
-    if os.environ.get("REQUIRE_BROWSER"):
-        pytest.fail(f"REQUIRE_BROWSER is set but {CHROMIUM} is missing: apt-get install chromium")
-    reason = f"browser test skipped: {CHROMIUM} not found (install Debian's chromium to run it)"
-    print(reason)
-    pytest.skip(reason)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard.cli.main import main
 from dashboard.errors import IntegrityError, ModelSourceError
 from dashboard.store import fetch
-from tests.helpers import DEMO, REPO, free_port, settings_for, sha256
+from tests.support.helpers import DEMO, REPO, free_port, settings_for, sha256
 
 SCHEMA = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]
 SAMPLE = DEMO / "sample.csv"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dashboard.cli.main import main
-from tests.helpers import DEMO, REPO, demo_store, model_bytes, sha256, write_manifest
+from tests.support.helpers import DEMO, REPO, demo_store, model_bytes, sha256, write_manifest
 
 SECRET = "X-Amz-Credential=AKIAEXAMPLE%2F20261125&X-Amz-Signature=0123456789abcdef"
 

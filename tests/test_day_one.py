@@ -23,10 +23,9 @@ from dashboard.prediction.schema import Feature, Output, Schema
 from dashboard.service import understand
 from dashboard.service.publish import PublishOptions, publish
 from dashboard.ui import charts
-from tests import dashboard_server
-from tests.helpers import DEMO, REPO, api_json, free_port, settings_for, shown
-from tests.secretscan import SCANNED
-from tests.test_app import downloads  # noqa: F401  (a fixture)
+from tests.support import dashboard_server
+from tests.support.helpers import DEMO, REPO, api_json, free_port, settings_for, shown
+from tests.support.secretscan import SCANNED
 
 APP = str(REPO / "dashboard" / "ui" / "page.py")
 LIMITS = {"max_bytes": 10**7, "max_rows": 1000}
@@ -78,7 +77,7 @@ def test_an_extra_field_on_the_first_line_is_flagged_and_nothing_moves(tmp_path)
     assert result["sepal_length"].tolist() == ["5.10", "6.7"]  # the ragged path echoes as written too
 
 
-def test_the_batch_download_echoes_inputs_in_the_uploads_dialect(env, downloads):  # noqa: F811
+def test_the_batch_download_echoes_inputs_in_the_uploads_dialect(env, downloads):
     semicolons = "id;sepal_length;sepal_width;petal_length;petal_width\n007;5,10;3,5;1,4;0,2\n008;6,7;3,0;5,2;2,3\n"
     at = page()
     at.file_uploader(key="batch-upload").upload("eu.csv", semicolons.encode(), "text/csv").run()
@@ -378,7 +377,7 @@ def test_a_model_that_cannot_be_served_offers_no_retry(env, tmp_path):
 def test_a_page_error_shows_no_traceback_in_chromium(tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.test_browser import CHROMIUM, FLAGS, chromium_or_skip
+    from tests.support.browser import CHROMIUM, FLAGS, chromium_or_skip
 
     chromium_or_skip()
     script = tmp_path / "crash.py"

@@ -17,7 +17,7 @@ import requests
 from dashboard.cli.main import main
 from dashboard.errors import PublishError, SchemaError, UnsafeModelError
 from dashboard.service.publish import PublishOptions, publish
-from tests.helpers import DEMO, REPO, free_port, sha256
+from tests.support.helpers import DEMO, REPO, free_port, sha256
 
 IRIS_SCHEMA = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]
 
@@ -134,7 +134,7 @@ def test_publish_architecture_and_weights(tmp_path, models):
     assert set(entry["sha256"]) == {"architecture_url", "weights_url"}
     from dashboard.service import load_version
     from dashboard.store.sources import load_catalog
-    from tests.helpers import settings_for
+    from tests.support.helpers import settings_for
 
     settings = settings_for(tmp_path, MODEL_MANIFEST_URL=folder / "manifest.json")
     served = load_version(settings, load_catalog(settings).default)

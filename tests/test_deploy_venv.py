@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from dashboard.access import new_token
-from tests import dashboard_server, venvs
-from tests.helpers import REPO, api_json, free_port
-from tests.secretscan import SCANNED
-from tests.test_signin import browse, sign_in, sign_in_env
+from tests.support import dashboard_server, venvs
+from tests.support.helpers import REPO, api_json, free_port
+from tests.support.secretscan import SCANNED
+from tests.support.signin import browse, sign_in, sign_in_env
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 

@@ -9,7 +9,7 @@ import pytest
 from dashboard.common import urls
 from dashboard.errors import IntegrityError, ModelSourceError
 from dashboard.store import fetch
-from tests.helpers import free_port, settings_for, sha256
+from tests.support.helpers import free_port, settings_for, sha256
 
 BODY = os.urandom(300_000)
 SECRET = "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=deadbeefcafe"

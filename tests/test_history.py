@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import subprocess
 import sys
 import time
@@ -22,19 +21,11 @@ from dashboard.history import Filters, UnknownPredictionError
 from dashboard.history import database as historydb
 from dashboard.history.spool import Spool
 from dashboard.history.tables import predictions
-from tests.helpers import DEMO, REPO
-from tests.postgres import AVAILABLE, WHY_NOT, start_postgres
-from tests.secretscan import SCANNED, watch
+from tests.support.helpers import DEMO, REPO
+from tests.support.postgres import postgres_or_skip, start_postgres
+from tests.support.secretscan import SCANNED, watch
 
 SAMPLE = DEMO / "sample.csv"
-
-
-def postgres_or_skip() -> None:
-    if not AVAILABLE:
-        if os.environ.get("REQUIRE_BROWSER"):  # CI: nothing skips
-            pytest.fail(f"REQUIRE_BROWSER is set but {WHY_NOT}")
-        print(WHY_NOT)
-        pytest.skip(WHY_NOT)
 
 
 @pytest.fixture(scope="module")

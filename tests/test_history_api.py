@@ -9,11 +9,10 @@ import pytest
 import requests
 
 from dashboard.access import new_token
-from tests import dashboard_server
-from tests.helpers import DEMO, api_json
-from tests.postgres import start_postgres
-from tests.secretscan import SCANNED, watch
-from tests.test_history import postgres_or_skip
+from tests.support import dashboard_server
+from tests.support.helpers import DEMO, api_json
+from tests.support.postgres import postgres_or_skip, start_postgres
+from tests.support.secretscan import SCANNED, watch
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 WIDE = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}

@@ -8,8 +8,8 @@ import io
 
 import pandas as pd
 
-from tests.helpers import DEMO, shown
-from tests.test_app import downloads, start  # noqa: F401  (downloads is a fixture)
+from tests.support.apptest import start
+from tests.support.helpers import DEMO, shown
 
 SAMPLE = (DEMO / "sample.csv").read_bytes()
 
@@ -25,7 +25,7 @@ def open_tab(at, name: str):
     return at.run()
 
 
-def test_predict_report_a_wrong_answer_and_export_it_as_training_data(env, downloads):  # noqa: F811
+def test_predict_report_a_wrong_answer_and_export_it_as_training_data(env, downloads):
     at = start()
     assert any(
         "local SQLite file on this server: it is lost when the server's disk is wiped" in c.value
@@ -60,7 +60,7 @@ def test_predict_report_a_wrong_answer_and_export_it_as_training_data(env, downl
     assert training.iloc[0]["petal_length"] == 4.3 and training.iloc[0]["label"] == right
 
 
-def test_history_lists_filters_opens_and_exports(env, downloads):  # noqa: F811
+def test_history_lists_filters_opens_and_exports(env, downloads):
     at = start()
     at.button(key="single-submit").click().run()
     at.file_uploader(key="batch-upload").upload("flowers.csv", SAMPLE + b"abc,1,1,1,x\n", "text/csv").run()

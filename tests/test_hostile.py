@@ -32,7 +32,7 @@ from dashboard.prediction.validate import validate
 from dashboard.store import fetch
 from dashboard.store.manifest import parse_manifest
 from dashboard.store.sources import load_catalog
-from tests.helpers import DEMO, REPO, demo_store, rewrite_config, settings_for, sha256
+from tests.support.helpers import DEMO, REPO, demo_store, rewrite_config, settings_for, sha256
 
 IRIS = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]
 LIMITS = dict(max_bytes=10_000_000, max_rows=1000)

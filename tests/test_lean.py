@@ -17,7 +17,7 @@ from dashboard.cli.main import main
 from dashboard.errors import ModelLoadError
 from dashboard.loading import keras_model, litert_model
 from dashboard.service.publish import publish
-from tests.helpers import BLOCKED, DEMO, NO_TENSORFLOW, REPO, settings_for
+from tests.support.helpers import BLOCKED, DEMO, NO_TENSORFLOW, REPO, settings_for
 
 LEAN_CHILD = (
     NO_TENSORFLOW

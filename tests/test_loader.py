@@ -8,7 +8,7 @@ import pytest
 
 from dashboard.errors import ModelLoadError, UnsafeModelError
 from dashboard.loading import keras_model, safety
-from tests.helpers import rewrite_config
+from tests.support.helpers import rewrite_config
 
 
 def test_every_supported_format_loads_and_predicts_the_same(models):

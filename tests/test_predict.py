@@ -8,13 +8,14 @@ import pytest
 from packaging.version import Version
 
 from dashboard import service
+from dashboard.common.csv_export import safe_csv
 from dashboard.loading import keras_model
 from dashboard.prediction import scoring
-from dashboard.prediction.reading.csv_files import read_csv, safe_csv
+from dashboard.prediction.reading.csv_files import read_csv
 from dashboard.prediction.schema import infer_schema, parse_schema
 from dashboard.service import Served
 from dashboard.store.versions import ModelVersion
-from tests.helpers import at_once
+from tests.support.helpers import at_once
 
 LIMITS = dict(max_bytes=10_000_000, max_rows=200_000)
 

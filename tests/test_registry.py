@@ -10,7 +10,7 @@ from dashboard.errors import ManifestError, ModelSourceError
 from dashboard.store.manifest import parse_manifest
 from dashboard.store.sources import load_catalog
 from dashboard.store.versions import ModelVersion, choose
-from tests.helpers import settings_for, write_manifest
+from tests.support.helpers import settings_for, write_manifest
 
 HEX = "a" * 64
 
@@ -202,7 +202,7 @@ def test_manifest_json_schema_accepts_the_demo_and_rejects_a_broken_manifest():
     import jsonschema
     from referencing import Registry, Resource
 
-    from tests.helpers import DEMO, REPO
+    from tests.support.helpers import DEMO, REPO
 
     folder = REPO / "dashboard" / "schemas"
     loaded = {

@@ -18,7 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import service
-from tests.helpers import DEMO, REPO, at_once, demo_store, free_port, settings_for, sha256, shown
+from tests.support.helpers import DEMO, REPO, at_once, demo_store, free_port, settings_for, sha256, shown
 
 APP = str(REPO / "dashboard" / "ui" / "page.py")
 SECRET_QUERY = "X-Amz-Credential=AKIAEXAMPLE&X-Amz-Signature=feedface"
@@ -376,7 +376,8 @@ def test_messy_and_hostile_uploads(env, case):
 
 
 def test_injection_cells_are_neutralised_in_the_download():
-    from dashboard.prediction.reading.csv_files import read_csv, safe_csv
+    from dashboard.common.csv_export import safe_csv
+    from dashboard.prediction.reading.csv_files import read_csv
 
     frame = read_csv(INPUTS["formula injection"], 10**6, 100).frame
     text = safe_csv(frame).decode()
@@ -499,7 +500,7 @@ def test_hot_swap_good_broken_good(store, env, tmp_path):
 
 
 def test_the_secret_scan_finds_planted_secrets_and_the_suite_has_been_producing_text():
-    from tests.secretscan import SCANNED, find_secrets
+    from tests.support.secretscan import SCANNED, find_secrets
 
     planted = [
         ("test", "GET https://b.s3.amazonaws.com/m.keras?X-Amz-Signature=abc"),

@@ -6,14 +6,15 @@ import os
 import subprocess
 import sys
 
-from tests.helpers import REPO
+from tests.support.helpers import REPO
 
 PLANTED = "PLANTED" + "-CANARY-SECRET"  # split, so this file's own text never holds the planted pattern whole
 
 
 def run_inner(tmp_path, body: str) -> subprocess.CompletedProcess:
     (tmp_path / "conftest.py").write_text(
-        "from tests.secretscan import pytest_runtest_logreport, pytest_sessionfinish, pytest_sessionstart  # noqa\n"
+        "from tests.support.secretscan import (  # noqa\n"
+        "    pytest_runtest_logreport, pytest_sessionfinish, pytest_sessionstart)\n"
     )
     (tmp_path / "test_inner.py").write_text(body)
     environ = {**os.environ, "PYTHONPATH": str(REPO), "SECRET_SCAN_EXTRA": PLANTED}

@@ -12,12 +12,11 @@ import requests
 from dashboard.access import Access, new_token, parse_tokens
 from dashboard.config import load_settings
 from dashboard.errors import ConfigError
-from tests import dashboard_server
-from tests.helpers import DEMO, api_json
-from tests.secretscan import SCANNED, watch
+from tests.support import dashboard_server
+from tests.support.helpers import DEMO, api_json
+from tests.support.secretscan import SCANNED, watch
+from tests.support.signin import COOKIE_SECRET, browse, sign_in, sign_in_env
 
-CLIENT_SECRET = "client-secret-do-not-leak"
-COOKIE_SECRET = "cookie-secret-do-not-leak"
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 
 
@@ -154,22 +153,9 @@ def test_with_tokens_and_no_sign_in_the_docs_page_opens_in_a_browser(closed_api)
     assert requests.get(base + "/api/v1/versions", timeout=30).status_code == 401
 
 
-# ---- people, in Chromium, against a real OIDC provider
-def sign_in_env(provider: str, port: int, allowed: str) -> dict[str, str]:
-    """The five AUTH_* variables for the provider, a server on port, and an allow-list of addresses."""
-    return {
-        "AUTH_SERVER_METADATA_URL": f"{provider}/.well-known/openid-configuration",
-        "AUTH_CLIENT_ID": "dashboard",
-        "AUTH_CLIENT_SECRET": CLIENT_SECRET,
-        "AUTH_REDIRECT_URI": f"http://127.0.0.1:{port}/oauth2callback",
-        "AUTH_COOKIE_SECRET": COOKIE_SECRET,
-        "AUTH_ALLOWED_EMAILS": allowed,
-    }
-
-
 @pytest.fixture(scope="module")
 def signed(provider, tmp_path_factory):
-    from tests.helpers import free_port
+    from tests.support.helpers import free_port
 
     port = free_port()
     env = {**sign_in_env(provider, port, "Alice@Example.com"), "MODEL_MANIFEST_URL": str(DEMO / "manifest.json")}
@@ -179,37 +165,9 @@ def signed(provider, tmp_path_factory):
 
 
 def settled(page) -> None:
-    from tests.test_browser import settled as wait
+    from tests.support.browser import settled as wait
 
     wait(page)
-
-
-def browse(base: str, steps):
-    from tests.test_browser import CHROMIUM, FLAGS, chromium_or_skip
-
-    chromium_or_skip()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            return steps(page)
-        finally:
-            browser.close()
-
-
-def sign_in(page, base: str, sub: str) -> None:
-    from playwright.sync_api import expect
-
-    page.goto(base)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/oauth2/authorize**", timeout=30_000)
-    page.locator("input[name=sub]").fill(sub)
-    page.get_by_role("button", name="Authorize").click()
-    expect(
-        page.get_by_text("Signed in as", exact=False).or_(page.get_by_text("not open to you", exact=False))
-    ).to_be_visible(timeout=90_000)
 
 
 def test_a_stranger_sees_only_the_sign_in_page(signed):
@@ -294,7 +252,7 @@ def test_a_callback_with_a_wrong_state_signs_nobody_in(signed):
 def test_tokens_without_sign_in_say_the_page_is_open_and_hide_the_history(closed_api, env):
     from streamlit.testing.v1 import AppTest
 
-    from tests.helpers import REPO
+    from tests.support.helpers import REPO
 
     log = CLOSED_LOGS[0].read_text()
     assert "the page is open to anyone who can reach this address: API_TOKENS protect the API only" in log
@@ -325,7 +283,7 @@ def test_a_cookie_copied_before_sign_out_no_longer_signs_in(signed):
     """Issue 23: Sign out ends the session on the server, not only in the browser that pressed it."""
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.test_browser import CHROMIUM, FLAGS, chromium_or_skip
+    from tests.support.browser import CHROMIUM, FLAGS, chromium_or_skip
 
     chromium_or_skip()
     with sync_playwright() as p:

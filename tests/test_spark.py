@@ -18,8 +18,8 @@ import pytest
 from dashboard import history, service
 from dashboard.cli import main as cli
 from dashboard.errors import MissingColumnsError
-from dashboard.prediction.reading import csv_files
-from tests.helpers import DEMO, REPO
+from dashboard.prediction.results import rounded_probabilities
+from tests.support.helpers import DEMO, REPO
 
 pyspark = pytest.importorskip("pyspark") if not os.environ.get("REQUIRE_BROWSER") else __import__("pyspark")
 
@@ -117,7 +117,7 @@ def test_the_python_api_on_parquet_matches_the_local_cli(spark, env, tmp_path):
     frame = result.toPandas()
     assert frame["error"][3] == "petal_width: missing value" and pd.isna(frame["prediction"][3])
     # the DataFrame keeps full precision; the local CLI's CSV (a download) rounds probabilities to a millionth
-    same(local, cells(csv_files.rounded_probabilities(frame).to_csv(index=False)))
+    same(local, cells(rounded_probabilities(frame).to_csv(index=False)))
     out = tmp_path / "parquet-out"
     assert (
         cli.main(["predict", "--engine", "spark", "--input", str(path), "--output", str(out), "--format", "parquet"])

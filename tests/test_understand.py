@@ -14,11 +14,12 @@ from dashboard import service
 from dashboard.errors import SchemaError
 from dashboard.loading import keras_model
 from dashboard.prediction import drift
-from dashboard.prediction.reading.csv_files import CsvTable, read_csv
+from dashboard.prediction.reading.csv_files import read_csv
+from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.schema import parse_schema
 from dashboard.service import understand
 from dashboard.store.versions import FileRef, ModelVersion
-from tests.helpers import DEMO, REPO, settings_for, shown
+from tests.support.helpers import DEMO, REPO, settings_for, shown
 
 ROW = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
 
@@ -76,7 +77,7 @@ def test_the_demo_classifier_attributions_add_up_on_both_runtimes(runtime):
     path = DEMO / (entry["tflite_url"] if runtime == "litert" else entry["url"])
     served = served_from(path, entry["schema"], entry["reference"], runtime)
     frame = pd.read_csv(DEMO / "sample.csv")
-    done = understand.explain_table(served, CsvTable(frame))
+    done = understand.explain_table(served, InputTable(frame))
     found = done.attributions
     gap = found.prediction - found.reference
     np.testing.assert_allclose(found.values.sum(axis=1), gap, rtol=1e-3, atol=1e-6)
@@ -89,7 +90,7 @@ def test_binary_and_regression_models_add_up(models):
         schema = {"features": [{"name": "p", "default": 0.5}, {"name": "q", "default": -1.0}], "output": output}
         served = served_from(models["folder"] / name, schema)
         rows = pd.DataFrame({"p": [0.1, 2.0, -1.5], "q": [3.0, 0.0, 1.0]})
-        found = understand.explain_table(served, CsvTable(rows)).attributions
+        found = understand.explain_table(served, InputTable(rows)).attributions
         np.testing.assert_allclose(found.values.sum(axis=1), found.prediction - found.reference, rtol=1e-4, atol=1e-6)
 
 
@@ -103,7 +104,7 @@ def test_a_category_input_and_many_features_sampled_still_add_up(tmp_path):
     features += [{"name": f"f{i}", "default": 0.0} for i in range(13)]
     served = served_from(tmp_path / "wide.keras", {"features": features, "output": {"type": "binary"}})
     rows = pd.DataFrame([{"colour": "blue", **{f"f{i}": float(i) / 3 for i in range(13)}}] * 2)
-    found = understand.explain_table(served, CsvTable(rows), exact_limit=64).attributions
+    found = understand.explain_table(served, InputTable(rows), exact_limit=64).attributions
     assert not found.exact and (found.errors > 0).any()
     np.testing.assert_allclose(found.values.sum(axis=1), found.prediction - found.reference, rtol=1e-4, atol=1e-6)
 

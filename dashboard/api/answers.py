@@ -19,17 +19,17 @@ from dashboard.api.errors import ApiError
 from dashboard.api.reading import check_explain, explaining, who
 from dashboard.common.logs import log
 from dashboard.errors import InputError, MissingColumnsError, scrub
-from dashboard.prediction.reading.csv_files import results_csv
+from dashboard.prediction.results import results_csv
 from dashboard.prediction.schema import Output
 from dashboard.prediction.scoring import output_columns
 from dashboard.service import Served, understand
 from dashboard.service.batching import Part
-from dashboard.service.serving import Server
+from dashboard.service.serving import Serving
 from dashboard.store.versions import Catalog, ModelVersion
 
 
 def record(
-    server: Server,
+    serving: Serving,
     served: Served,
     request: Request,
     table: pd.DataFrame,
@@ -37,21 +37,21 @@ def record(
     body: bytes | None = None,
 ) -> str | None:
     """Queue the request's prediction in the history (never waits for the database); its id, or None when off."""
-    if server.recorder is None:
+    if serving.recorder is None:
         return None
-    return server.recorder.record(
+    return serving.recorder.record(
         served,
         "api",
         who(request),
         table,
         time.perf_counter() - started,
-        keep_rows=server.settings.history_rows,
+        keep_rows=serving.settings.history_rows,
         file_sha256=hashlib.sha256(body).hexdigest() if body is not None else None,
     )
 
 
 async def predict_csv(
-    server: Server,
+    serving: Serving,
     served: Served,
     body: bytes,
     explain: bool = False,
@@ -60,7 +60,7 @@ async def predict_csv(
 ) -> Response:
     """A CSV as the Batch tab takes it; the answer is the results CSV (with attribution columns when asked), and
     the drift against the training data in the X-Drift header."""
-    settings = server.settings
+    settings = serving.settings
     try:
         table = await asyncio.to_thread(service.read_csv, settings, body)
         if table.rows > settings.api_max_rows:
@@ -70,7 +70,7 @@ async def predict_csv(
                 f"{table.rows:,} rows, over the {settings.api_max_rows:,} limit (API_MAX_ROWS); split the file",
             )
         if explain:
-            check_explain(server, served, table.rows)
+            check_explain(serving, served, table.rows)
             result = (await explaining(understand.explain_table, served, table)).result
         else:
             result = await asyncio.to_thread(service.predict_table, served, table)
@@ -94,7 +94,7 @@ async def predict_csv(
         "X-Drift": drift.encode("ascii", "replace").decode(),
     }
     if request is not None:
-        prediction_id = record(server, served, request, result.table, started or time.perf_counter(), body)
+        prediction_id = record(serving, served, request, result.table, started or time.perf_counter(), body)
         if prediction_id:
             headers["X-Prediction-Id"] = prediction_id
     return Response(data, media_type="text/csv", headers=headers)

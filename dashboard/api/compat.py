@@ -14,22 +14,22 @@ from starlette.routing import Route
 
 from dashboard.api.answers import predict_csv, raw_outputs, record
 from dashboard.api.errors import ApiError
-from dashboard.api.reading import json_rows, media_type, read_body, serving
+from dashboard.api.reading import json_rows, media_type, read_body, version_for
 from dashboard.common.logs import report
-from dashboard.service.serving import Server
+from dashboard.service.serving import Serving
 
 
-def compat_routes(server: Server) -> list[Route]:
+def compat_routes(serving: Serving) -> list[Route]:
     """TF Serving (/v1/models/...) and MLflow (/invocations, /ping) routes."""
 
     async def tf_predict(request: Request) -> Response:
-        return await _guard(_tf_predict(server, request), tf_style=True)
+        return await _guard(_tf_predict(serving, request), tf_style=True)
 
     async def tf_status(request: Request) -> Response:
-        return await _guard(_tf_status(server, request), tf_style=True)
+        return await _guard(_tf_status(serving, request), tf_style=True)
 
     async def invocations(request: Request) -> Response:
-        return await _guard(_invocations(server, request), tf_style=False)
+        return await _guard(_invocations(serving, request), tf_style=False)
 
     async def ping(request: Request) -> Response:
         return PlainTextResponse("\n")
@@ -59,9 +59,9 @@ async def _guard(work, tf_style: bool) -> Response:
         return JSONResponse(body, status_code=500)
 
 
-def _model_name(server: Server, request: Request) -> None:
+def _model_name(serving: Serving, request: Request) -> None:
     name = request.path_params["name"]
-    catalog = server.catalog()
+    catalog = serving.catalog()
     if name not in (catalog.name, "default"):
         raise ApiError(
             404, "not_found", f"Servable not found for request: Latest({name}); this server serves {catalog.name!r}"
@@ -72,22 +72,22 @@ def _spec(request: Request) -> str | None:
     return request.path_params.get("version") or request.path_params.get("label")
 
 
-async def _tf_predict(server: Server, request: Request) -> Response:
+async def _tf_predict(serving: Serving, request: Request) -> Response:
     started = time.perf_counter()
-    _model_name(server, request)
+    _model_name(serving, request)
     if media_type(request) != "application/json":  # a form or text/plain POST from any web page: refused
         raise ApiError(
             415, "unsupported_media_type", "TF Serving's API takes JSON: send Content-Type: application/json"
         )
-    served, _ = await serving(server, _spec(request))
-    data, rows = await json_rows(await read_body(request, server), served, server)
+    served, _ = await version_for(serving, _spec(request))
+    data, rows = await json_rows(await read_body(request, serving), served, serving)
     columnar = isinstance(data, dict) and isinstance(data.get("inputs"), dict)
-    part = await server.batcher.predict(served, rows)
+    part = await serving.batcher.predict(served, rows)
     _refuse_bad_rows(part)
     outputs = raw_outputs(served, part)
     return JSONResponse(
         {"outputs": outputs} if columnar else {"predictions": outputs},
-        headers=_headers(served, record(server, served, request, part.table, started)),
+        headers=_headers(served, record(serving, served, request, part.table, started)),
     )
 
 
@@ -99,15 +99,15 @@ def _headers(served, prediction_id: str | None) -> dict[str, str]:
     return headers
 
 
-async def _tf_status(server: Server, request: Request) -> Response:
-    _model_name(server, request)
-    catalog = server.catalog()
+async def _tf_status(serving: Serving, request: Request) -> Response:
+    _model_name(serving, request)
+    catalog = serving.catalog()
     spec = _spec(request)
     versions = [catalog.get(spec)] if spec else list(catalog.versions)
     status = []
     for version in versions:
-        state, _, why = server.state(version) if version is catalog.default or spec else ("", None, None)
-        loaded = server.pool.peek(server.settings, version) is not None
+        state, _, why = serving.state(version) if version is catalog.default or spec else ("", None, None)
+        loaded = serving.pool.peek(serving.settings, version) is not None
         status.append(
             {
                 "version": version.label,
@@ -124,18 +124,18 @@ async def _tf_status(server: Server, request: Request) -> Response:
     return JSONResponse({"model_version_status": status})
 
 
-async def _invocations(server: Server, request: Request) -> Response:
+async def _invocations(serving: Serving, request: Request) -> Response:
     started = time.perf_counter()
-    served, _ = await serving(server, request.query_params.get("version"))
-    body = await read_body(request, server)
+    served, _ = await version_for(serving, request.query_params.get("version"))
+    body = await read_body(request, serving)
     if media_type(request) == "text/csv":
-        return await predict_csv(server, served, body, request=request, started=started)
-    _, rows = await json_rows(body, served, server)
-    part = await server.batcher.predict(served, rows)
+        return await predict_csv(serving, served, body, request=request, started=started)
+    _, rows = await json_rows(body, served, serving)
+    part = await serving.batcher.predict(served, rows)
     _refuse_bad_rows(part)
     return JSONResponse(
         {"predictions": raw_outputs(served, part)},
-        headers=_headers(served, record(server, served, request, part.table, started)),
+        headers=_headers(served, record(serving, served, request, part.table, started)),
     )
 
 

@@ -41,7 +41,6 @@ def once_a_minute(cause: str, message: str, *args: object) -> None:
 
 def install(idle_seconds: float, per_client: int) -> None:
     """Add the bounds to uvicorn's h11 protocol (once per process), and raise the open-files limit to its maximum."""
-    import h11
     from uvicorn.protocols.http import h11_impl
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -51,28 +50,6 @@ def install(idle_seconds: float, per_client: int) -> None:
     if getattr(protocol, "_dashboard_bounds", False):
         return
     made, lost, received = protocol.connection_made, protocol.connection_lost, protocol.data_received
-
-    def owes_bytes(self) -> bool:
-        """True while the server waits for this client's request (headers or body), not while it answers."""
-        state = self.conn.their_state
-        answering = self.cycle is not None and not self.cycle.response_complete
-        return not answering and state in (h11.IDLE, h11.SEND_BODY)
-
-    def idle(self) -> None:
-        if self.transport.is_closing() or not owes_bytes(self):
-            return
-        once_a_minute(
-            "idle request",
-            "closed a connection that sent nothing for %g s in the middle of a request (SERVER_IDLE_SECONDS)",
-            idle_seconds,
-        )
-        self.transport.close()
-
-    def rearm(self) -> None:
-        timer = getattr(self, "_dashboard_idle", None)
-        if timer is not None:
-            timer.cancel()
-        self._dashboard_idle = self.loop.call_later(idle_seconds, idle, self)
 
     def connection_made(self, transport) -> None:
         made(self, transport)
@@ -87,10 +64,10 @@ def install(idle_seconds: float, per_client: int) -> None:
             )
             transport.close()
             return
-        rearm(self)
+        _rearm(self, idle_seconds)
 
     def data_received(self, data: bytes) -> None:
-        rearm(self)
+        _rearm(self, idle_seconds)
         received(self, data)
 
     def connection_lost(self, exc) -> None:
@@ -109,6 +86,35 @@ def install(idle_seconds: float, per_client: int) -> None:
     protocol.data_received = data_received
     protocol._dashboard_bounds = True
     logging.getLogger("uvicorn.error").addFilter(_OncePerCause())
+
+
+def _owes_bytes(protocol) -> bool:
+    """True while the server waits for this client's request (headers or body), not while it answers."""
+    import h11
+
+    state = protocol.conn.their_state
+    answering = protocol.cycle is not None and not protocol.cycle.response_complete
+    return not answering and state in (h11.IDLE, h11.SEND_BODY)
+
+
+def _idle(protocol, seconds: float) -> None:
+    """The connection sent nothing for `seconds`: closed when it owes the rest of a request."""
+    if protocol.transport.is_closing() or not _owes_bytes(protocol):
+        return
+    once_a_minute(
+        "idle request",
+        "closed a connection that sent nothing for %g s in the middle of a request (SERVER_IDLE_SECONDS)",
+        seconds,
+    )
+    protocol.transport.close()
+
+
+def _rearm(protocol, seconds: float) -> None:
+    """Restart the connection's idle timer (bytes arrived, or it just opened)."""
+    timer = getattr(protocol, "_dashboard_idle", None)
+    if timer is not None:
+        timer.cancel()
+    protocol._dashboard_idle = protocol.loop.call_later(seconds, _idle, protocol, seconds)
 
 
 class _OncePerCause(logging.Filter):

@@ -17,13 +17,13 @@ from dashboard.api.reading import who
 from dashboard.errors import InputError
 from dashboard.history import SOURCES, Filters, Recorder, UnknownPredictionError
 from dashboard.history.database import HistoryError
-from dashboard.service.serving import Server
+from dashboard.service.serving import Serving
 
 MAX_LIMIT = 500
 MAX_OFFSET = 1_000_000_000
 
 
-def add_history_routes(api: FastAPI, server: Server) -> None:
+def add_history_routes(api: FastAPI, serving: Serving) -> None:
     """GET /history, GET /feedback, POST /feedback on api."""
 
     def asked(
@@ -36,11 +36,11 @@ def add_history_routes(api: FastAPI, server: Server) -> None:
         offset: int = 0,
     ) -> tuple[Filters, int, int]:
         """The filters and paging of a list request (HISTORY_SCOPE=own fixes the user to the caller)."""
-        return _filters(server, request, version, user, source, since), _limit(limit), _offset(offset)
+        return _filters(serving, request, version, user, source, since), _limit(limit), _offset(offset)
 
     @api.get("/history", summary="Recorded predictions, newest first", response_model=HistoryPage, responses=ERRORS)
     async def history(query: tuple[Filters, int, int] = Depends(asked)) -> JSONResponse:
-        listing = await _read(_recorder(server).predictions, *query, True)
+        listing = await _read(_recorder(serving).predictions, *query, True)
         return JSONResponse(_page(listing))
 
     @api.get(
@@ -50,7 +50,7 @@ def add_history_routes(api: FastAPI, server: Server) -> None:
         responses=ERRORS,
     )
     async def feedback_list(query: tuple[Filters, int, int] = Depends(asked)) -> JSONResponse:
-        recorder = _recorder(server)
+        recorder = _recorder(serving)
         listing = await _read(recorder.feedback, *query)
         agreement = await _read(recorder.agreement, query[0])
         return JSONResponse({**_page(listing), "versions": agreement.to_dict(orient="records")})
@@ -62,8 +62,8 @@ def add_history_routes(api: FastAPI, server: Server) -> None:
         responses=ERRORS,
     )
     async def feedback(request: Request, report: FeedbackRequest) -> JSONResponse:
-        recorder = _recorder(server)
-        scope = who(request) if server.settings.history_scope == "own" else None
+        recorder = _recorder(serving)
+        scope = who(request) if serving.settings.history_scope == "own" else None
         try:
             stored = await in_database(
                 recorder.add_feedback,
@@ -84,14 +84,14 @@ def add_history_routes(api: FastAPI, server: Server) -> None:
         return JSONResponse(stored, status_code=201)
 
 
-def _recorder(server: Server) -> Recorder:
-    if server.recorder is None:
+def _recorder(serving: Serving) -> Recorder:
+    if serving.recorder is None:
         raise ApiError(404, "history_off", "prediction history is off on this server (HISTORY=off)")
-    return server.recorder
+    return serving.recorder
 
 
 def _filters(
-    server: Server, request: Request, version: str | None, user: str | None, source: str | None, since: str | None
+    serving: Serving, request: Request, version: str | None, user: str | None, source: str | None, since: str | None
 ) -> Filters:
     if source is not None and source not in SOURCES:
         raise ApiError(400, "bad_request", f"source={source!r} is not one of {', '.join(SOURCES)}")
@@ -105,7 +105,7 @@ def _filters(
                 "bad_request",
                 f"since={since!r} is not a date; use ISO 8601 such as 2026-11-30 or 2026-11-30T08:00:00Z",
             ) from exc
-    if server.settings.history_scope == "own":
+    if serving.settings.history_scope == "own":
         user = who(request)
     return Filters(version=version or None, user=user or None, source=source, since=when)
 

@@ -15,7 +15,7 @@ from dashboard.common.logs import report
 from dashboard.errors import DashboardError, InputError
 from dashboard.prediction.reading.json_rows import TooManyRows, rows_from_json
 from dashboard.service import Served
-from dashboard.service.serving import Server
+from dashboard.service.serving import Serving
 from dashboard.store.versions import Catalog, ModelVersion
 
 
@@ -24,9 +24,9 @@ def who(request: Request) -> str:
     return request.scope.get("state", {}).get("who", "anonymous")
 
 
-def catalog_of(server: Server) -> Catalog:
+def catalog_of(serving: Serving) -> Catalog:
     try:
-        return server.catalog()
+        return serving.catalog()
     except DashboardError as exc:
         report(exc, "the API could not read the versions")
         raise ApiError(
@@ -42,20 +42,20 @@ def choose(catalog: Catalog, spec: str) -> ModelVersion:
     return chosen
 
 
-async def serving(server: Server, spec: str | None) -> tuple[Served, str | None]:
+async def version_for(serving: Serving, spec: str | None) -> tuple[Served, str | None]:
     """The loaded version asked for (or the default), and a note when the default fell back to another version.
 
     An explicit version that is loading or failed is a 503 with Retry-After; the default may fall back to the
     newest loaded version, and the answer then says so."""
-    catalog = catalog_of(server)
+    catalog = catalog_of(serving)
     version = choose(catalog, spec) if spec else catalog.default
-    state, served, why = server.state(version)
+    state, served, why = serving.state(version)
     if served is not None:
         return served, None
     if not spec:
-        for label in reversed(server.pool.loaded()):
+        for label in reversed(serving.pool.loaded()):
             other = catalog.get(label)
-            fallback = server.pool.peek(server.settings, other)
+            fallback = serving.pool.peek(serving.settings, other)
             if fallback is not None:
                 return fallback, f"default version {version.label} is {state}; answered by {other.label}"
     if state == "loading":
@@ -65,9 +65,9 @@ async def serving(server: Server, spec: str | None) -> tuple[Served, str | None]
     raise ApiError(503, "unavailable", f"version {version.label} could not be loaded: {why}", {"Retry-After": "30"})
 
 
-async def read_body(request: Request, server: Server) -> bytes:
+async def read_body(request: Request, serving: Serving) -> bytes:
     """The request body, refused past API_MAX_BYTES before it is all read."""
-    limit = server.settings.api_max_bytes
+    limit = serving.settings.api_max_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise ApiError(
@@ -98,10 +98,10 @@ SMALL = 1_000  # rows (or ~64 KiB of JSON) handled on the event loop; more go to
 _EXPLAINER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
 
 
-async def json_rows(body: bytes, served: Served, server: Server) -> tuple[Any, list]:
+async def json_rows(body: bytes, served: Served, serving: Serving) -> tuple[Any, list]:
     """(the parsed body, its rows): over API_MAX_JSON_BYTES refused before parsing, a large body parsed in a worker
     thread so no other request (nor the page) waits for it, rows counted before they are built."""
-    limit = server.settings.api_max_json_bytes
+    limit = serving.settings.api_max_json_bytes
     if len(body) > limit:
         raise ApiError(
             413,
@@ -112,14 +112,14 @@ async def json_rows(body: bytes, served: Served, server: Server) -> tuple[Any, l
 
     def parse() -> tuple[Any, list]:
         data = parse_json(body)
-        return data, rows_for(data, served, server)
+        return data, rows_for(data, served, serving)
 
     return parse() if len(body) <= 65_536 else await asyncio.to_thread(parse)
 
 
-def check_explain(server: Server, served: Served, rows: int) -> None:
+def check_explain(serving: Serving, served: Served, rows: int) -> None:
     """Refuse an explanation larger than API_EXPLAIN_MAX_CELLS (rows x inputs) before any work."""
-    cells, limit = rows * len(served.schema.features), server.settings.api_explain_max_cells
+    cells, limit = rows * len(served.schema.features), serving.settings.api_explain_max_cells
     if cells > limit:
         raise ApiError(
             413,
@@ -142,9 +142,9 @@ def parse_json(body: bytes) -> Any:
         raise ApiError(400, "bad_request", exc.message) from exc
 
 
-def rows_for(data: Any, served: Served, server: Server) -> list:
+def rows_for(data: Any, served: Served, serving: Serving) -> list:
     try:
-        _, rows = rows_from_json(data, served.schema.names, server.settings.api_max_rows)
+        _, rows = rows_from_json(data, served.schema.names, serving.settings.api_max_rows)
     except TooManyRows as exc:
         raise ApiError(413, "too_many_rows", exc.message) from exc
     except InputError as exc:

@@ -33,21 +33,21 @@ from dashboard.api.reading import (
     json_rows,
     media_type,
     read_body,
-    serving,
+    version_for,
     who,
 )
 from dashboard.common.logs import log, report
-from dashboard.prediction.reading.csv_files import CsvTable
 from dashboard.prediction.reading.json_rows import frame_of
+from dashboard.prediction.reading.table import InputTable
 from dashboard.service import understand
 from dashboard.service.batching import Part
-from dashboard.service.serving import Server
+from dashboard.service.serving import Serving
 
 DOCS_ASSETS = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"
 
 
-def create_api(server: Server) -> FastAPI:
-    """The /api/v1 application for this process's Server."""
+def create_api(serving: Serving) -> FastAPI:
+    """The /api/v1 application for this process's Serving."""
     api = FastAPI(
         title="Keras prediction dashboard API",
         version="1",
@@ -67,12 +67,13 @@ def create_api(server: Server) -> FastAPI:
             )
         ],
     )
-    api.state.server = server
+    api.state.serving = serving
 
     _answer_errors(api)
-    _add_model_routes(api, server)
-    _add_predict_route(api, server)
-    add_history_routes(api, server)
+    _add_health_routes(api, serving)
+    _add_model_routes(api, serving)
+    _add_predict_route(api, serving)
+    add_history_routes(api, serving)
     _add_docs(api)
     return api
 
@@ -106,8 +107,8 @@ def _answer_errors(api: FastAPI) -> None:
         return error_response(ApiError(500, "internal", "unexpected error; the details are in the server log"))
 
 
-def _add_model_routes(api: FastAPI, server: Server) -> None:
-    """health, ready, versions, models/{version}."""
+def _add_health_routes(api: FastAPI, serving: Serving) -> None:
+    """health (the process answers) and ready (the default version is loaded)."""
 
     @api.get(
         "/health",
@@ -123,8 +124,8 @@ def _add_model_routes(api: FastAPI, server: Server) -> None:
         responses={503: {"model": ErrorAnswer}},
     )
     async def ready() -> JSONResponse:
-        version = catalog_of(server).default
-        state, _, why = server.state(version)
+        version = catalog_of(serving).default
+        state, _, why = serving.state(version)
         if state == "ready":
             return JSONResponse({"status": "ready", "version": version.label})
         if state == "failed":
@@ -133,9 +134,13 @@ def _add_model_routes(api: FastAPI, server: Server) -> None:
             )
         raise ApiError(503, "loading", f"version {version.label} is loading", {"Retry-After": RETRY_AFTER})
 
+
+def _add_model_routes(api: FastAPI, serving: Serving) -> None:
+    """versions and models/{version}: what a client needs to choose and call a version."""
+
     @api.get("/versions", summary="Every version, newest first, with the default", response_model=Versions)
     async def versions() -> JSONResponse:
-        catalog = catalog_of(server)
+        catalog = catalog_of(serving)
         tags = catalog.tags
         return JSONResponse(
             {
@@ -150,8 +155,8 @@ def _add_model_routes(api: FastAPI, server: Server) -> None:
         "/models/{version}", summary="What a client needs to call a version", response_model=ModelInfo, responses=ERRORS
     )
     async def model(version: str) -> JSONResponse:
-        chosen = choose(catalog_of(server), version)
-        state, served, why = server.state(chosen)
+        chosen = choose(catalog_of(serving), version)
+        state, served, why = serving.state(chosen)
         if served is None:
             code = 503
             raise ApiError(
@@ -176,7 +181,7 @@ def _add_model_routes(api: FastAPI, server: Server) -> None:
         )
 
 
-def _add_predict_route(api: FastAPI, server: Server) -> None:
+def _add_predict_route(api: FastAPI, serving: Serving) -> None:
     """POST /predict: JSON rows through the micro-batcher (or explained), or a CSV file."""
 
     @api.post(
@@ -188,19 +193,19 @@ def _add_predict_route(api: FastAPI, server: Server) -> None:
     )
     async def predict(request: Request, version: str | None = None, explain: bool = False) -> Response:
         started = time.perf_counter()
-        served, fallback = await serving(server, version)
-        body = await read_body(request, server)
+        served, fallback = await version_for(serving, version)
+        body = await read_body(request, serving)
         kind = media_type(request)
         if kind == "text/csv":
-            return await predict_csv(server, served, body, explain, request, started)
-        _, rows = await json_rows(body, served, server)
+            return await predict_csv(serving, served, body, explain, request, started)
+        _, rows = await json_rows(body, served, serving)
         if explain:  # not batched with others: each request's rows explained against the reference input
-            check_explain(server, served, len(rows))
+            check_explain(serving, served, len(rows))
             frame = frame_of(rows, served.schema.names)
-            explained = await explaining(understand.explain_table, served, CsvTable(frame))
+            explained = await explaining(understand.explain_table, served, InputTable(frame))
             part = Part(explained.result, 0, len(rows))
         else:
-            part = await server.batcher.predict(served, rows)
+            part = await serving.batcher.predict(served, rows)
         log.info("API prediction by %s: %d rows with version %s", who(request), len(rows), served.label)
         headers = {"X-Model-Version": served.label}
         if fallback:
@@ -210,14 +215,14 @@ def _add_predict_route(api: FastAPI, server: Server) -> None:
             if len(rows) <= SMALL
             else await asyncio.to_thread(answer, served, part, fallback)
         )
-        if server.recorder is not None:
-            found["prediction_id"] = headers["X-Prediction-Id"] = server.recorder.record_answer(
+        if serving.recorder is not None:
+            found["prediction_id"] = headers["X-Prediction-Id"] = serving.recorder.record_answer(
                 served,
                 who(request),
                 rows,
                 found["predictions"],
                 time.perf_counter() - started,
-                keep_rows=server.settings.history_rows,
+                keep_rows=serving.settings.history_rows,
             )
         return JSONResponse(found, headers=headers)
 

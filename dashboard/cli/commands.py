@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import unicodedata
 from pathlib import Path
 
 from dashboard import service
-from dashboard.errors import scrub
+from dashboard.common.text import one_line
 
 
 def versions() -> int:
@@ -19,18 +18,11 @@ def versions() -> int:
         print(f"warning: {catalog.warning}", file=sys.stderr)
     for version in catalog.versions:
         sha = version.digest[:12] if version.pinned else "(unpinned)  "
-        line = f"{version.label:<12} {sha:<12}  {_printable(version.notes)}".rstrip()
+        line = f"{version.label:<12} {sha:<12}  {one_line(version.notes)}".rstrip()
         if version is catalog.default:
             line += " (default)"
         print(line)
     return 0
-
-
-def _printable(text: str) -> str:
-    """Text from a manifest as one terminal-safe line: secrets removed, control characters (newlines, escape
-    sequences) shown as spaces, so notes can neither forge a line nor drive the terminal."""
-    cleaned = "".join(" " if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") else c for c in scrub(text))
-    return " ".join(cleaned.split())
 
 
 def publish_model(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from dashboard import history, service
 from dashboard.common.files import write_bytes_atomic
 from dashboard.errors import InputError
 from dashboard.prediction.reading import parquet_files
-from dashboard.prediction.reading.csv_files import results_csv
+from dashboard.prediction.results import results_csv
 
 HISTORY_WAIT = 10.0  # seconds the CLI waits for the history database before it warns and exits
 

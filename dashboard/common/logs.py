@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from dashboard.common.text import escaped
 from dashboard.errors import describe
 
 log = logging.getLogger("dashboard")
@@ -27,14 +28,10 @@ class EscapeArguments(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple) and not getattr(record, "traceback", False):
-            record.args = tuple(_escaped(a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(escaped(a) if isinstance(a, str) else a for a in record.args)
         return True
-
-
-def _escaped(text: str) -> str:
-    return "".join(c if c >= " " and c != "\x7f" else f"\\x{ord(c):02x}" for c in text)
 
 
 def report(exc: BaseException, context: str) -> None:
     """Log the full redacted error on the server (never in the page or an answer)."""
-    log.warning("%s: %s", _escaped(context), describe(exc), extra={"traceback": True})
+    log.warning("%s: %s", escaped(context), describe(exc), extra={"traceback": True})

@@ -1,13 +1,13 @@
 """Validated table -> predictions table (SPEC's "Prediction output"): the fast path, and comparing two versions.
 
 The model is a contract.ServableModel (either runtime); the schema's output and the validated table are passed
-in. Writing the table as a spreadsheet-safe CSV is csvio.safe_csv.
+in. Writing it as a download is prediction/results.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,8 @@ class BatchResult(RowCounts):
     warnings: tuple[RangeWarning, ...] = ()
     warning_count: int = 0
     extra_columns: tuple[str, ...] = ()
+    # the table as validated (model inputs of its good rows): drift and explanations reuse it, never validate twice
+    validated: Validated | None = field(default=None, repr=False, compare=False)
 
     @property
     def predicted(self) -> int:
@@ -105,6 +107,7 @@ def predict_validated(
         warnings=validated.warnings,
         warning_count=validated.warning_count,
         extra_columns=validated.extra_columns,
+        validated=validated,
     )
 
 

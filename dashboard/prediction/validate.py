@@ -12,8 +12,8 @@ import pandas as pd
 
 from dashboard.contract import Batch, Bound
 from dashboard.errors import MissingColumnsError
-from dashboard.prediction.reading.csv_files import CsvTable
-from dashboard.prediction.schema import Schema
+from dashboard.prediction.reading.table import InputTable
+from dashboard.prediction.schema import Feature, Schema
 
 MAX_SHOWN_WARNINGS = 20
 _GROUPED = r"[+-]?\d{1,3},\d{3}"  # 12,500: a decimal comma or a thousands separator?
@@ -60,7 +60,7 @@ class Validated(RowCounts):
 
 
 def validate(
-    data: CsvTable | pd.DataFrame,
+    data: InputTable | pd.DataFrame,
     schema: Schema,
     named_inputs: bool = False,
     string_inputs: frozenset[str] = frozenset(),
@@ -69,22 +69,14 @@ def validate(
 ) -> Validated:
     """Check every row against the schema; a missing column refuses the table, bad cells flag their row only.
 
-    A CsvTable brings what was found while reading: rows already known to be wrong (their reason comes first in
+    A InputTable brings what was found while reading: rows already known to be wrong (their reason comes first in
     `error`) and whether decimal commas are possible (the separator is not a comma). `empty_text_ok` accepts an
     empty text value (the reference input of an explanation: a text feature's reference is the empty string).
     """
-    table = data if isinstance(data, CsvTable) else CsvTable(data)
+    table = data if isinstance(data, InputTable) else InputTable(data)
     frame, row_errors = table.frame, table.row_errors
     columns = [str(c) for c in frame.columns]
-    missing = [name for name in schema.names if name not in columns]
-    if missing:
-        noun = "column" if len(missing) == 1 else "columns"
-        shown = ", ".join(repr(m) for m in missing)
-        raise MissingColumnsError(
-            f"{noun} {shown} {'is' if len(missing) == 1 else 'are'} missing; expected columns: "
-            f"{', '.join(schema.names)}",
-            template=True,
-        )
+    _refuse_missing_columns(schema, columns)
     rows = len(frame)
     problems: list[tuple[np.ndarray, np.ndarray | str]] = []  # (bad mask, one message or one per row)
     warn_masks: list[tuple[np.ndarray, str, Bound, float]] = []
@@ -95,37 +87,20 @@ def validate(
             numbers, bad, messages = _numbers(column, feature.name, table.decimal_comma)
             problems.append((bad, messages))
             values[feature.name] = numbers
-            finite = ~bad
-            if feature.min is not None:
-                low = finite & (numbers < feature.min)
-                if low.any():
-                    warn_masks.append((low, feature.name, "min", feature.min))
-            if feature.max is not None:
-                high = finite & (numbers > feature.max)
-                if high.any():
-                    warn_masks.append((high, feature.name, "max", feature.max))
+            for bound, limit, outside in (("min", feature.min, np.less), ("max", feature.max, np.greater)):
+                if limit is not None:
+                    mask = ~bad & outside(numbers, limit)
+                    if mask.any():
+                        warn_masks.append((mask, feature.name, bound, limit))
         elif feature.type == "category":
-            text = _texts(column)
-            choices = [str(c) for c in feature.choices]
-            codes = pd.Index(choices, dtype=object).get_indexer(text)
-            bad = codes < 0
-            messages = np.full(rows, "", dtype=object)
-            for index in np.flatnonzero(bad):
-                messages[index] = (
-                    UNREADABLE_MESSAGE.format(name=feature.name)
-                    if text[index] == UNREADABLE
-                    else f"{feature.name}: missing value"
-                    if text[index] == ""
-                    else f"{feature.name}: {quote(text[index])} is not one of {', '.join(choices)}"
-                )
+            text, codes, bad, messages = _categories(column, feature, rows)
             problems.append((bad, messages))
             values[feature.name] = text if feature.name in string_inputs else codes.astype(np.float64)
         else:
             text = _texts(column)
-            unreadable = text == UNREADABLE
             missing = np.zeros(rows, dtype=bool) if empty_text_ok else text == ""
             problems.append((missing, f"{feature.name}: missing value"))
-            problems.append((unreadable, UNREADABLE_MESSAGE.format(name=feature.name)))
+            problems.append((text == UNREADABLE, UNREADABLE_MESSAGE.format(name=feature.name)))
             values[feature.name] = text
     if row_errors:
         bad = np.zeros(rows, dtype=bool)
@@ -133,26 +108,8 @@ def validate(
         for index, message in row_errors.items():
             bad[index], messages[index] = True, message
         problems.insert(0, (bad, messages))
-    bad_any = np.zeros(rows, dtype=bool)
-    for bad, _ in problems:
-        bad_any |= bad
-    errors = np.full(rows, "", dtype=object)
-    if bad_any.any():
-        for index in np.flatnonzero(bad_any):
-            parts = []
-            for bad, messages in problems:
-                if bad[index]:
-                    parts.append(messages if isinstance(messages, str) else messages[index])
-            errors[index] = "; ".join(parts)
-    good = ~bad_any
-    warnings: list[RangeWarning] = []
-    warning_count = 0
-    for mask, name, bound, limit in warn_masks:
-        mask = mask & good
-        warning_count += int(mask.sum())
-        room = None if max_warnings is None else max(0, max_warnings - len(warnings))
-        for index in np.flatnonzero(mask)[:room]:
-            warnings.append(RangeWarning(int(index), name, float(values[name][index]), bound, limit))
+    good, errors = _joined_errors(problems, rows)
+    warnings, warning_count = _range_warnings(warn_masks, good, values, max_warnings)
     if named_inputs:
         inputs = {name: array[good] for name, array in values.items()}
     else:
@@ -167,6 +124,70 @@ def validate(
         warning_count=warning_count,
         extra_columns=extra,
     )
+
+
+def _refuse_missing_columns(schema: Schema, columns: list[str]) -> None:
+    """A table without one of the schema's columns is refused whole (no row could be predicted)."""
+    missing = [name for name in schema.names if name not in columns]
+    if missing:
+        noun = "column" if len(missing) == 1 else "columns"
+        shown = ", ".join(repr(m) for m in missing)
+        raise MissingColumnsError(
+            f"{noun} {shown} {'is' if len(missing) == 1 else 'are'} missing; expected columns: "
+            f"{', '.join(schema.names)}",
+            template=True,
+        )
+
+
+def _categories(
+    column: pd.Series, feature: Feature, rows: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(text, choice codes, bad mask, message per row) of a category column."""
+    text = _texts(column)
+    choices = [str(c) for c in feature.choices]
+    codes = pd.Index(choices, dtype=object).get_indexer(text)
+    bad = codes < 0
+    messages = np.full(rows, "", dtype=object)
+    for index in np.flatnonzero(bad):
+        messages[index] = (
+            UNREADABLE_MESSAGE.format(name=feature.name)
+            if text[index] == UNREADABLE
+            else f"{feature.name}: missing value"
+            if text[index] == ""
+            else f"{feature.name}: {quote(text[index])} is not one of {', '.join(choices)}"
+        )
+    return text, codes, bad, messages
+
+
+def _joined_errors(problems: list[tuple[np.ndarray, np.ndarray | str]], rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(good mask, the error text per row: every problem of the row, in the order found, joined by '; ')."""
+    bad_any = np.zeros(rows, dtype=bool)
+    for bad, _ in problems:
+        bad_any |= bad
+    errors = np.full(rows, "", dtype=object)
+    for index in np.flatnonzero(bad_any):
+        errors[index] = "; ".join(
+            messages if isinstance(messages, str) else messages[index] for bad, messages in problems if bad[index]
+        )
+    return ~bad_any, errors
+
+
+def _range_warnings(
+    warn_masks: list[tuple[np.ndarray, str, Bound, float]],
+    good: np.ndarray,
+    values: dict[str, np.ndarray],
+    max_warnings: int | None,
+) -> tuple[list[RangeWarning], int]:
+    """(the first max_warnings range warnings of good rows, how many there are in all)."""
+    warnings: list[RangeWarning] = []
+    count = 0
+    for mask, name, bound, limit in warn_masks:
+        mask = mask & good
+        count += int(mask.sum())
+        room = None if max_warnings is None else max(0, max_warnings - len(warnings))
+        for index in np.flatnonzero(mask)[:room]:
+            warnings.append(RangeWarning(int(index), name, float(values[name][index]), bound, limit))
+    return warnings, count
 
 
 def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | str]:

@@ -11,14 +11,14 @@ import pandas as pd
 from dashboard.config import Settings
 from dashboard.prediction import scoring
 from dashboard.prediction.reading import csv_files
-from dashboard.prediction.reading.csv_files import CsvTable
+from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.scoring import BatchResult
 from dashboard.prediction.validate import validate
 from dashboard.service.load import Served
 
 
 def predict_table(
-    served: Served, table: CsvTable, progress: scoring.ProgressFn | None = None, max_warnings: int | None = 20
+    served: Served, table: InputTable, progress: scoring.ProgressFn | None = None, max_warnings: int | None = 20
 ) -> BatchResult:
     """Validate a table read from a CSV file against the served schema and predict its good rows."""
     strings = frozenset(i.name for i in served.model.inputs if i.is_string)
@@ -32,10 +32,10 @@ def predict_frame(
     """Predict a table built in code (the form, the API): no reading problems, no decimal commas.
 
     max_warnings: how many range warnings to keep (None: all, as the API reports them per row)."""
-    return predict_table(served, CsvTable(frame), progress, max_warnings)
+    return predict_table(served, InputTable(frame), progress, max_warnings)
 
 
-def read_csv(settings: Settings, data: bytes) -> CsvTable:
+def read_csv(settings: Settings, data: bytes) -> InputTable:
     """Read uploaded CSV bytes with the settings' limits."""
     return csv_files.read_csv(data, settings.csv_max_bytes, settings.csv_max_rows, settings.csv_max_columns)
 

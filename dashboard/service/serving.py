@@ -24,8 +24,8 @@ RETRY_FAILED_AFTER = 30.0  # seconds a failed version is answered 503 before a r
 
 
 @dataclass
-class Server:
-    """The API's view of the process (one per process; the page shares its model pool)."""
+class Serving:
+    """What a serving process keeps for the API (one per process; the page shares its model pool)."""
 
     settings: Settings
     batcher: MicroBatcher

@@ -15,7 +15,7 @@ from dashboard.errors import SchemaError
 from dashboard.prediction import drift as reference
 from dashboard.prediction import shapley
 from dashboard.prediction.reading import csv_files
-from dashboard.prediction.reading.csv_files import CsvTable
+from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.schema import Schema
 from dashboard.prediction.scoring import BatchResult
 from dashboard.prediction.validate import validate
@@ -39,16 +39,16 @@ def reference_frame(served: Served) -> pd.DataFrame:
     return pd.DataFrame([row])
 
 
-def _inputs(served: Served, table: CsvTable, reference_row: bool = False):
+def _inputs(served: Served, table: InputTable, reference_row: bool = False):
     strings = frozenset(i.name for i in served.model.inputs if i.is_string)
     return validate(table, served.schema, served.model.named_inputs, strings, empty_text_ok=reference_row)
 
 
-def explain_table(served: Served, table: CsvTable, exact_limit: int = shapley.EXACT_LIMIT_BATCH) -> Explained:
+def explain_table(served: Served, table: InputTable, exact_limit: int = shapley.EXACT_LIMIT_BATCH) -> Explained:
     """Predict a table and explain its good rows; attribution_<feature> columns (empty on rows with errors)."""
     result = predict_table(served, table)
-    validated = _inputs(served, table)
-    base = _inputs(served, CsvTable(reference_frame(served)), reference_row=True)
+    validated = result.validated  # validated once, by predict_table
+    base = _inputs(served, InputTable(reference_frame(served)), reference_row=True)
     if result.predicted == 0:
         return Explained(result, None)
     keep = result.good[validated.good]  # valid rows whose answer was finite: the ones predicted
@@ -89,14 +89,14 @@ def _in_chunks(served: Served, inputs, base, exact_limit: int, rows: int, chunk:
 def explain_row(served: Served, values: Mapping[str, Any]) -> Explained:
     """The form's row, explained exactly when it has at most 12 features."""
     frame = pd.DataFrame([{name: values.get(name) for name in served.schema.names}])
-    return explain_table(served, CsvTable(frame), shapley.EXACT_LIMIT_ROW)
+    return explain_table(served, InputTable(frame), shapley.EXACT_LIMIT_ROW)
 
 
 def what_if(served: Served, values: Mapping[str, Any], feature: str) -> pd.DataFrame:
     """The output(s) as one feature sweeps its range (a number) or takes each choice (a category), others held."""
     spec = next(f for f in served.schema.features if f.name == feature)
     frame = pd.DataFrame([{name: values.get(name) for name in served.schema.names}])
-    validated = _inputs(served, CsvTable(frame))
+    validated = _inputs(served, InputTable(frame))
     if validated.ready == 0:
         raise ValueError("the row has errors")
     if spec.type == "category":
@@ -118,7 +118,7 @@ def what_if(served: Served, values: Mapping[str, Any], feature: str) -> pd.DataF
     return pd.DataFrame({feature: shown, **columns})
 
 
-def drift(served: Served, table: CsvTable, result: BatchResult) -> list[reference.FeatureDrift] | str:
+def drift(served: Served, table: InputTable, result: BatchResult) -> list[reference.FeatureDrift] | str:
     """Per-feature drift of a table's good rows, or why there is none (no reference, too few rows)."""
     if not served.version.reference:
         return (
@@ -127,7 +127,8 @@ def drift(served: Served, table: CsvTable, result: BatchResult) -> list[referenc
         )
     if result.predicted < reference.MIN_ROWS:
         return f"too few rows to compare with the training data ({result.predicted}; at least {reference.MIN_ROWS})"
-    validated = _inputs(served, table)  # the values as validated (decimal commas resolved), good rows only
+    # the values as validated (decimal commas resolved), good rows only: as predict_table kept them
+    validated = result.validated if result.validated is not None else _inputs(served, table)
     columns = _values(validated, served.schema)
     return reference.drift(columns, np.ones(validated.ready, dtype=bool), served.version.reference)
 

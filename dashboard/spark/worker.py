@@ -12,9 +12,11 @@ from typing import Any
 import pandas as pd
 
 from dashboard import service
+from dashboard.common.csv_export import neutralised
 from dashboard.config import Settings
 from dashboard.errors import DashboardError
-from dashboard.prediction.reading import csv_files, spark_batches
+from dashboard.prediction.reading import spark_batches
+from dashboard.prediction.results import rounded_probabilities
 from dashboard.prediction.schema import Schema
 from dashboard.service import Served
 from dashboard.store.versions import ModelVersion
@@ -102,7 +104,7 @@ def predict_batch(served: Served, job: Job, batch: pd.DataFrame, counters: Count
     table = result.table
     table = pd.concat([batch[list(job.input_columns)], table[list(job.columns[len(job.input_columns) :])]], axis=1)
     if job.safe_text:  # CSV output: what the local CLI writes (spreadsheet-safe text, probabilities rounded)
-        table = csv_files.neutralised(csv_files.rounded_probabilities(table))
+        table = neutralised(rounded_probabilities(table))
     if counters is not None:
         counters.rows.add(result.rows)
         counters.errors.add(result.failed)

@@ -13,7 +13,7 @@ from dashboard.common.memory import release_memory
 from dashboard.config import Settings
 from dashboard.errors import DashboardError
 from dashboard.history import Recorder
-from dashboard.prediction.reading.csv_files import results_csv
+from dashboard.prediction.results import results_csv
 from dashboard.prediction.scoring import BatchResult
 from dashboard.service import Served, understand
 from dashboard.ui import charts, insight, session, words
@@ -49,42 +49,9 @@ def show(
         return None
     result = session.batch_result(upload.file_id, served)
     if result is None:
-        bar = st.progress(0.0, text="Checking the file…")
-        started = time.perf_counter()
-        try:
-            current = _read(settings, upload)
-            result = service.predict_table(
-                served,
-                current.table,
-                lambda done, total: bar.progress(done / total, text=f"Predicted {done:,} of {total:,} rows"),
-            )
-        except DashboardError as exc:
-            report(exc, f"batch file {upload.name!r} refused")
-            st.error(f"{md(upload.name)}: {md(words.with_template_hint(exc))}")
+        result = _predicted(settings, served, upload, who, recorder)
+        if result is None:
             return None
-        finally:
-            bar.empty()
-        new_file = current is not session.upload_seen()
-        session.keep_batch_result(upload.file_id, served, result)
-        if recorder is not None:
-            recorder.record(
-                served,
-                "batch",
-                who,
-                result.table,
-                time.perf_counter() - started,
-                keep_rows=settings.history_file_rows,
-                file_name=upload.name,
-                file_sha256=hashlib.sha256(upload.getvalue()).hexdigest(),
-            )
-        log.info(
-            "batch prediction by %s: %d of %d rows with version %s", who, result.predicted, result.rows, served.label
-        )
-        if result.rows >= 10_000:
-            release_memory()
-        if new_file:  # a new file: rerun the whole page once so the Compare tab (a fragment) offers it
-            session.mark_upload_seen(current)
-            st.rerun(scope="app")
     _report(result)
     if st.checkbox(
         "Explain every row",
@@ -120,6 +87,46 @@ def show(
         help="Every row, in the uploaded file's separator and decimal mark, with formula-like text neutralised for "
         "spreadsheets. Built when you click.",
     )
+    return result
+
+
+def _predicted(settings: Settings, served: Served, upload, who: str, recorder: Recorder | None) -> BatchResult | None:
+    """The upload read, validated and predicted with a progress bar, kept for this session and recorded (None when
+    the file is refused: the page says why)."""
+    bar = st.progress(0.0, text="Checking the file…")
+    started = time.perf_counter()
+    try:
+        current = _read(settings, upload)
+        result = service.predict_table(
+            served,
+            current.table,
+            lambda done, total: bar.progress(done / total, text=f"Predicted {done:,} of {total:,} rows"),
+        )
+    except DashboardError as exc:
+        report(exc, f"batch file {upload.name!r} refused")
+        st.error(f"{md(upload.name)}: {md(words.with_template_hint(exc))}")
+        return None
+    finally:
+        bar.empty()
+    new_file = current is not session.upload_seen()
+    session.keep_batch_result(upload.file_id, served, result)
+    if recorder is not None:
+        recorder.record(
+            served,
+            "batch",
+            who,
+            result.table,
+            time.perf_counter() - started,
+            keep_rows=settings.history_file_rows,
+            file_name=upload.name,
+            file_sha256=hashlib.sha256(upload.getvalue()).hexdigest(),
+        )
+    log.info("batch prediction by %s: %d of %d rows with version %s", who, result.predicted, result.rows, served.label)
+    if result.rows >= 10_000:
+        release_memory()
+    if new_file:  # a new file: rerun the whole page once so the Compare tab (a fragment) offers it
+        session.mark_upload_seen(current)
+        st.rerun(scope="app")
     return result
 
 

@@ -11,11 +11,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import history
+from dashboard.common.csv_export import safe_csv
 from dashboard.common.logs import report
 from dashboard.config import Settings
 from dashboard.errors import DashboardError
 from dashboard.history import Filters, Recorder
-from dashboard.prediction.reading.csv_files import safe_csv
 from dashboard.service import Served
 from dashboard.ui.words import md
 

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.prediction import drift as reference
-from dashboard.prediction.reading.csv_files import CsvTable
+from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.scoring import BatchResult
 from dashboard.service import Served, understand
 from dashboard.ui import charts
@@ -125,7 +125,7 @@ def what_if(served: Served, values: dict) -> None:
     st.caption(f"The dashed line marks the form's value, {md(shown_value(values.get(feature)))}.")
 
 
-def drift(served: Served, table: CsvTable, result: BatchResult) -> None:
+def drift(served: Served, table: InputTable, result: BatchResult) -> None:
     """Per-feature drift of the uploaded file against the training data, and a histogram for one feature."""
     st.subheader("Like the training data?")
     found = understand.drift(served, table, result)

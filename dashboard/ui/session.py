@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from dashboard.prediction.reading.csv_files import CsvTable
+from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.scoring import BatchResult, Comparison
 from dashboard.service import Served
 from dashboard.store.versions import Catalog
@@ -33,7 +33,7 @@ class Upload:
 
     file_id: str
     name: str
-    table: CsvTable
+    table: InputTable
 
 
 @dataclass(frozen=True)

@@ -1,48 +1,24 @@
-"""CSV files in and out: reading uploads (encodings, separators, decimal commas, limits, ragged lines) and the
-spreadsheet-safe export.
-
-Reading returns a `CsvTable`: the table and, beside it, the rows that were already found wrong while reading
-(a line with more fields than the header), which validation adds to those rows' `error`.
-"""
+"""CSV files -> an InputTable: encodings, separators, decimal commas, limits, ragged lines (a line with more fields
+than the header is that row's error, the others are read)."""
 
 from __future__ import annotations
 
 import codecs
 import csv
 import io
-import re
-from dataclasses import dataclass, field
 
 import pandas as pd
 
 from dashboard.common.files import CHUNK, format_bytes
 from dashboard.errors import InputError
+from dashboard.prediction.reading.table import InputTable
 
 TEMPLATE_HINT = "download the template from the Batch tab"  # the page's words for InputError(template=True)
 _BINARY_STARTS = (b"PK\x03\x04", b"\x89HDF", b"\x89PNG", b"%PDF", b"\x1f\x8b")
-_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
-_PLAIN_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 _DECIMAL_COMMA = r"\s*[+-]?\d*,\d+\s*"
-PROBABILITY_PLACES = 6  # downloads: probabilities to a millionth (the API's JSON keeps full precision)
 
 
-@dataclass(frozen=True)
-class CsvTable:
-    """An uploaded table and the errors found while reading it, by row index."""
-
-    frame: pd.DataFrame
-    row_errors: dict[int, str] = field(default_factory=dict)
-    decimal_comma: bool = False  # the separator is not a comma, so "5,1" may mean 5.1 (validate decides per cell)
-    separator: str = ","  # the file's own separator: downloads of its results use it too
-    decimal: str = "."  # "," when the file writes numbers with a decimal comma: so do downloads of its results
-
-    @property
-    def rows(self) -> int:
-        """Rows in the table."""
-        return len(self.frame)
-
-
-def read_csv(data: bytes, max_bytes: int, max_rows: int, max_columns: int = 1000) -> CsvTable:
+def read_csv(data: bytes, max_bytes: int, max_rows: int, max_columns: int = 1000) -> InputTable:
     """Uploaded bytes -> table: UTF-8 (BOM or not) or Latin-1, separator , ; or tab; limits enforced first.
 
     Numbers are parsed with a decimal point only: a decimal comma ("5,1" in a semicolon file) is read as text and
@@ -106,7 +82,7 @@ def read_csv(data: bytes, max_bytes: int, max_rows: int, max_columns: int = 1000
             "split it into smaller files (or raise CSV_MAX_ROWS)"
         )
     decimal = "," if sep != "," and _writes_decimal_commas(frame) else "."
-    return CsvTable(frame, row_errors, decimal_comma=sep != ",", separator=sep, decimal=decimal)
+    return InputTable(frame, row_errors, decimal_comma=sep != ",", separator=sep, decimal=decimal)
 
 
 def _writes_decimal_commas(frame: pd.DataFrame, sample: int = 1000) -> bool:
@@ -165,45 +141,3 @@ def _encoding(data: bytes) -> str:
     except UnicodeDecodeError:
         return "latin-1"
     return "utf-8-sig"
-
-
-def neutralised(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with formula-looking text cells prefixed by an apostrophe (OWASP CSV injection); numbers
-    untouched. Shared by the CSV download and the Spark job's CSV output."""
-    safe = table.copy(deep=False)
-    for column in safe.columns:
-        series = safe[column]
-        if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-            continue
-        text = series.astype("string")
-        risky = text.str.match(_FORMULA_START).fillna(False) & ~text.str.match(_PLAIN_NUMBER).fillna(False)
-        if risky.any():
-            safe[column] = text.where(~risky, "'" + text)
-    return safe
-
-
-def safe_csv(table: pd.DataFrame, sep: str = ",", decimal: str = ".") -> bytes:
-    """CSV bytes with formula-looking text cells neutralised by a leading apostrophe (OWASP); numbers untouched."""
-    safe = neutralised(table)
-    header = [("'" + c) if _FORMULA_START.match(str(c)) else c for c in safe.columns]
-    # CRLF line ends (RFC 4180) make the writer quote any cell holding a bare CR or LF
-    return safe.to_csv(index=False, header=header, lineterminator="\r\n", sep=sep, decimal=decimal).encode("utf-8")
-
-
-def rounded_probabilities(table: pd.DataFrame) -> pd.DataFrame:
-    """The table with probability columns rounded to PROBABILITY_PLACES (what a download shows; the Spark job's
-    CSV output too)."""
-    rounded = table.copy(deep=False)
-    for column in rounded.columns:
-        if str(column).startswith("probability") and pd.api.types.is_float_dtype(rounded[column]):
-            rounded[column] = rounded[column].round(PROBABILITY_PLACES)
-    return rounded
-
-
-def results_csv(table: pd.DataFrame, source: CsvTable | None = None) -> bytes:
-    """A results table as a download: in the dialect of the file it came from (separator, decimal comma),
-    probabilities rounded to PROBABILITY_PLACES, formula-looking text neutralised."""
-    rounded = rounded_probabilities(table)
-    if source is None:
-        return safe_csv(rounded)
-    return safe_csv(rounded, sep=source.separator, decimal=source.decimal)

@@ -13,9 +13,9 @@ def read_parquet(source: Path, data: bytes):
 
     import pandas as pd
 
-    from dashboard.prediction.reading.csv_files import CsvTable
+    from dashboard.prediction.reading.table import InputTable
 
     try:
-        return CsvTable(pd.read_parquet(io.BytesIO(data)))
+        return InputTable(pd.read_parquet(io.BytesIO(data)))
     except Exception as exc:
         raise InputError(f"cannot read {source} as Parquet: {scrub(str(exc))[:200]}") from exc

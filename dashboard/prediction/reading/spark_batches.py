@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dashboard.prediction.reading.csv_files import CsvTable
+from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.schema import Schema
 
 CORRUPT = "_dashboard_corrupt_record"  # Spark puts a CSV line whose field count is wrong here
@@ -62,7 +62,7 @@ def as_read(batch: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return frame
 
 
-def read_batch(batch: pd.DataFrame, schema: Schema, raw_text: tuple[str, ...] = ()) -> tuple[pd.DataFrame, CsvTable]:
+def read_batch(batch: pd.DataFrame, schema: Schema, raw_text: tuple[str, ...] = ()) -> tuple[pd.DataFrame, InputTable]:
     """One Arrow batch -> (the batch as given, with text columns decoded; the table for validation, with the rows
     already found wrong while reading)."""
     batch = batch.reset_index(drop=True)
@@ -75,4 +75,4 @@ def read_batch(batch: pd.DataFrame, schema: Schema, raw_text: tuple[str, ...] = 
         batch = batch.copy()
         for name in raw_text:
             batch[name] = decoded(batch[name], name, row_errors)
-    return batch, CsvTable(as_read(batch, schema), row_errors)
+    return batch, InputTable(as_read(batch, schema), row_errors)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from tests.helpers import NO_TENSORFLOW, REPO, free_port
+from tests.support.helpers import NO_TENSORFLOW, REPO, free_port
 
 
 @dataclass

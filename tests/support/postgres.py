@@ -12,7 +12,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import free_port
+import pytest
+
+from tests.support.helpers import free_port
 
 BIN = Path(os.environ.get("POSTGRES_BIN", "/usr/lib/postgresql/15/bin"))
 AVAILABLE = (BIN / "initdb").exists()
@@ -97,3 +99,11 @@ def start_postgres() -> Postgres:
         timeout=60,
     )
     return server
+
+
+def postgres_or_skip() -> None:
+    if not AVAILABLE:
+        if os.environ.get("REQUIRE_BROWSER"):  # CI: nothing skips
+            pytest.fail(f"REQUIRE_BROWSER is set but {WHY_NOT}")
+        print(WHY_NOT)
+        pytest.skip(WHY_NOT)

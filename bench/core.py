@@ -1,4 +1,4 @@
-"""Benchmark: `python bench/bench.py [--quick]`. Builds its own model and data, prints a table of figures.
+"""Benchmark: `python -m bench.bench [--quick]`. Builds its own model and data, prints a table of figures.
 
 Each figure runs several times; the table shows min / median / max and the ratio to the baseline
 measured in the same run, and whether the target of issue 6 is met. Memory figures run in child
@@ -19,22 +19,13 @@ import threading
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.common import REPO, rss_mb
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from tests.helpers import NO_TENSORFLOW as LEAN_BLOCK  # noqa: E402
+from tests.support.helpers import NO_TENSORFLOW as LEAN_BLOCK
 
 FEATURES = [f"f{i}" for i in range(10)]
 ROWS = []  # (figure, unit, min, median, max, baseline median, ratio text, target text, met)
-
-
-def rss_mb() -> float:
-    """Resident set size of this process now, in MB."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class PeakRss:
@@ -152,7 +143,7 @@ def bench_batch(folder: Path, quick: bool) -> None:
     import pandas as pd
 
     from dashboard import service
-    from dashboard.prediction.reading.csv_files import safe_csv
+    from dashboard.common.csv_export import safe_csv
 
     rows = 10_000 if quick else 100_000
     manifest = store_for(folder, [build_model(folder, name="batch")])
@@ -239,19 +230,17 @@ def bench_concurrency(folder: Path, quick: bool) -> None:
 
 CHILD = r"""
 import json, os, sys, time
-sys.path.insert(0, {repo!r})
-sys.path.insert(0, {bench!r})
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import bench
+from bench import core
 from pathlib import Path
-print(json.dumps(bench.{function}(Path({folder!r}), {quick!r})))
+print(json.dumps(core.{function}(Path({folder!r}), {quick!r})))
 """
 
 
 def in_child(function: str, folder: Path, quick: bool) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
-    code = CHILD.format(repo=str(REPO), bench=str(REPO / "bench"), function=function, folder=str(folder), quick=quick)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    code = CHILD.format(function=function, folder=str(folder), quick=quick)
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"{function} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -333,7 +322,7 @@ def child_batch_memory(folder: Path, quick: bool) -> dict:
     import pandas as pd
 
     from dashboard import service
-    from dashboard.prediction.reading.csv_files import safe_csv
+    from dashboard.common.csv_export import safe_csv
 
     rows = 10_000 if quick else 100_000
     settings = settings_for(folder, store_for(folder, [build_model(folder, name="mem")]))
@@ -392,8 +381,8 @@ def child_runtime(folder: Path, quick: bool, runtime: str = "keras") -> dict:
     import pandas as pd
 
     from dashboard import service
+    from dashboard.common.csv_export import safe_csv
     from dashboard.config import load_settings
-    from dashboard.prediction.reading.csv_files import safe_csv
 
     settings = load_settings(
         {"MODEL_CACHE_DIR": str(folder / f"cache-{runtime}"), "MODEL_RUNTIME": runtime}, secrets={}

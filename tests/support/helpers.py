@@ -9,7 +9,7 @@ import socket
 import threading
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "dashboard" / "demo"
 CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright cannot download browsers here
 CHROMIUM_FLAGS = [
