@@ -1,5 +1,5 @@
 """Who may use the dashboard: OpenID Connect sign-in for people (Streamlit's st.login) with an allow-list, and API
-tokens for programs. Core rules only; the page (ui/signin.py) and the HTTP gate (httpauth.py) apply them.
+tokens for programs. Core rules only; the page (ui/signin.py) and the HTTP gate (api/gate.py) apply them.
 
 Tokens are never stored in clear: API_TOKENS holds `NAME:sha256-of-token` lines; a token is checked by hashing
 it and comparing digests in constant time. Removing a line revokes that token.

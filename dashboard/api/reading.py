@@ -20,7 +20,7 @@ from dashboard.store.versions import Catalog, ModelVersion
 
 
 def who(request: Request) -> str:
-    """Who made the request: the token's name (set by httpauth.BearerGate), or anonymous on an open dashboard."""
+    """Who made the request: the token's name (set by gate.BearerGate), or anonymous on an open dashboard."""
     return request.scope.get("state", {}).get("who", "anonymous")
 
 

@@ -56,7 +56,7 @@ def create_api(serving: Serving) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
-        # documents the bearer scheme (for /docs' Authorize button); httpauth.BearerGate enforces it
+        # documents the bearer scheme (for /docs' Authorize button); gate.BearerGate enforces it
         dependencies=[
             Depends(
                 HTTPBearer(

@@ -1,6 +1,6 @@
 """Schemas: parse SPEC's JSON, infer one from a model, check it against the model.
 
-Reading CSV files is csvio.py's job, checking a table's rows against a schema is validate.py's.
+Reading inputs is reading/'s job, checking a table's rows against a schema is validate.py's.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A model's versions as values: the files of one version, the catalog of all of them, and choosing one (PEP 440).
 
-Where versions come from (manifest, environment) is registry.py's job; reading a manifest is manifest.py's.
+Where versions come from (manifest, environment) is sources.py's job; reading a manifest is manifest.py's.
 """
 
 from __future__ import annotations
