@@ -1,4 +1,4 @@
-"""Alembic's environment: always called from dashboard.history.database.migrate with an open connection (under a lock)."""
+"""Alembic's environment: always called from history.database.migrate with an open connection (under a lock)."""
 
 from alembic import context
 
