@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from dashboard import history, service
 from dashboard.cli import main as cli
+from dashboard.cli import predicting
 from dashboard.errors import ConfigError, InputError
 from dashboard.history import Filters, UnknownPredictionError
 from dashboard.history import database as historydb
@@ -330,7 +331,7 @@ def test_the_command_line_records_its_run(env, tmp_path):
 
 def test_the_command_line_warns_when_the_database_is_down_and_still_predicts(env, tmp_path, capsys, monkeypatch):
     postgres_or_skip()
-    monkeypatch.setattr(cli, "HISTORY_WAIT", 2.0)
+    monkeypatch.setattr(predicting, "HISTORY_WAIT", 2.0)
     env.setenv("DATABASE_URL", "postgres://u:hunter2-secret@127.0.0.1:1/nothing")
     out = tmp_path / "out.csv"
     assert cli.main(["predict", "--input", str(SAMPLE), "--output", str(out)]) == 0
