@@ -1,5 +1,5 @@
-"""HTTP API benchmark (issue 13): `python -m bench.api [--quick]`. Prints figures, each beside its target and the
-seed-style baseline measured in the same run.
+"""HTTP API benchmark (issues 13 and 25): `python -m bench.api [--quick]`. Prints figures, each beside its target and
+the baseline measured in the same run: the hand-written FastAPI app (the floor), and the seed-style Flask app.
 
 It starts the dashboard on the demo store exactly as the Procfile does, and the classic hand-rolled alternative:
 a Flask app with `POST /predict` calling `model.predict` per request, under gunicorn (1 worker, 4 threads), its
@@ -45,6 +45,30 @@ def predict():
     x = np.array([[row[f] for f in FEATURES] for row in rows], dtype="float32")
     return jsonify({"predictions": model.predict(x, verbose=0).tolist()})
 """
+# The floor a user could write in 30 lines (issue 25): FastAPI + uvicorn, the model loaded at import,
+# predict_on_batch on the event loop. Same Keras file, same TensorFlow, same answers' numbers.
+FASTAPI_APP = """
+import os, tempfile, numpy as np, requests, keras
+from fastapi import FastAPI, Request
+
+path = os.path.join(tempfile.mkdtemp(), "model.keras")
+with open(path, "wb") as handle:
+    handle.write(requests.get(os.environ["MODEL_URL"], timeout=60).content)
+model = keras.models.load_model(path)
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+LABELS = ["setosa", "versicolor", "virginica"]
+app = FastAPI()
+
+@app.post("/predict")
+async def predict(request: Request):
+    rows = (await request.json())["instances"]
+    x = np.array([[row[f] for f in FEATURES] for row in rows], dtype="float32")
+    out = model.predict_on_batch(x)
+    return {"predictions": [
+        {"prediction": LABELS[int(p.argmax())], "probabilities": dict(zip(LABELS, p.tolist()))} for p in out
+    ]}
+"""
+NAMES = list(ROW)
 FIGURES: list[tuple[str, str, str, str]] = []  # (figure, value, baseline, target and met)
 
 
@@ -115,6 +139,114 @@ def start_flask(folder: Path) -> tuple[subprocess.Popen, str, subprocess.Popen]:
     raise RuntimeError("the seed-style Flask app did not start")
 
 
+def start_fastapi(folder: Path, files_port: int) -> tuple[subprocess.Popen, str]:
+    """The hand-written FastAPI app under uvicorn (one process), its model from the static file server."""
+    port = free_port()
+    (folder / "fastapi_app.py").write_text(FASTAPI_APP)
+    environ = dict(os.environ, MODEL_URL=f"http://127.0.0.1:{files_port}/iris-1.1.0.keras", TF_CPP_MIN_LOG_LEVEL="2")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "fastapi_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=folder,
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            requests.post(base + "/predict", json={"instances": [ROW]}, timeout=30).raise_for_status()
+            return server, base
+        except requests.RequestException:
+            time.sleep(0.5)
+    raise RuntimeError("the hand-written FastAPI app did not start")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bodies(rows: int) -> dict[str, dict]:
+    """The same rows in each door's own format: ours (rows as objects), MLflow's dataframe_split, TF Serving's lists."""
+    import numpy as np
+
+    values = np.round(np.random.default_rng(1).uniform([4.3, 2.0, 1.0, 0.1], [7.9, 4.4, 6.9, 2.5], (rows, 4)), 1)
+    lists = values.tolist()
+    return {
+        "native": {"instances": [dict(zip(NAMES, row)) for row in lists]},
+        "invocations": {"dataframe_split": {"columns": NAMES, "data": lists}},
+        "tf-serving": {"instances": lists},
+    }
+
+
+def versus_fastapi(base: str, pid: int, fastapi: str, fastapi_pid: int, folder: Path, quick: bool) -> None:
+    """Our three JSON doors beside the hand-written FastAPI app, interleaved rounds (issue 25's ratios)."""
+    doors = {
+        "native": base + "/api/v1/predict",
+        "invocations": base + "/invocations",
+        "tf-serving": base + "/v1/models/iris-classifier:predict",
+    }
+    one, big = bodies(1), bodies(10_000)
+    theirs_one, theirs_big = {"instances": one["native"]["instances"]}, {"instances": big["native"]["instances"]}
+    rounds, seconds, count = (1, 2, 60) if quick else (3, 6, 400)
+    results: dict[str, dict[str, list[float]]] = {}
+
+    def add(name: str, figure: str, value: float) -> None:
+        results.setdefault(name, {}).setdefault(figure, []).append(value)
+
+    for _ in range(rounds):
+        for name, url, pid_, one_body, big_body in [
+            ("fastapi", fastapi + "/predict", fastapi_pid, theirs_one, theirs_big),
+            *[(door, doors[door], pid, one[door], big[door]) for door in doors],
+        ]:
+            add(name, "p50", statistics.median(keepalive(url, count, one_body)))
+            path = folder / f"{name}.json"
+            path.write_text(json.dumps(one_body))
+            before = cpu_seconds(pid_)
+            loaded = hey(url, seconds, 32, path)
+            add(name, "rps", loaded["rps"])
+            add(name, "cpu", (cpu_seconds(pid_) - before) / max(1.0, loaded["rps"] * seconds) * 1e3)
+            add(name, "big", min(keepalive(url, 1 if quick else 3, big_body)))
+    floor = {figure: statistics.median(values) for figure, values in results["fastapi"].items()}
+    for door in doors:
+        mine = {figure: statistics.median(values) for figure, values in results[door].items()}
+        record(
+            f"{door}: c=32 single-row req/s vs hand-written FastAPI",
+            f"{mine['rps']:.0f}/s",
+            f"FastAPI {floor['rps']:.0f}/s ({mine['rps'] / floor['rps']:.2f}x)",
+            f">= 1.0x: {'met' if mine['rps'] >= floor['rps'] else 'NOT met'}",
+        )
+        record(
+            f"{door}: c=1 keep-alive p50",
+            f"{mine['p50']:.2f} ms",
+            f"FastAPI {floor['p50']:.2f} ms ({mine['p50'] / floor['p50']:.2f}x)",
+            f"<= 1.5x: {'met' if mine['p50'] <= 1.5 * floor['p50'] else 'NOT met'}",
+        )
+        record(
+            f"{door}: one 10,000-row JSON request",
+            f"{mine['big'] / 1e3:.3f} s",
+            f"FastAPI {floor['big'] / 1e3:.3f} s ({mine['big'] / floor['big']:.2f}x)",
+            f"<= 1.5x: {'met' if mine['big'] <= 1.5 * floor['big'] else 'NOT met'}",
+        )
+        record(
+            f"{door}: server CPU per single-row request", f"{mine['cpu']:.2f} ms", f"FastAPI {floor['cpu']:.2f} ms", ""
+        )
+
+
 def wait_ready(base: str) -> None:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -137,13 +269,15 @@ def main() -> None:
     body.write_text(json.dumps({"instances": [ROW]}))
     print(f"{'figure':<58} {'value':>16}  {'baseline (same run)':<28} target")
     dashboard = dashboard_server.start(folder, {})
-    flask = files = None
+    flask = files = fastapi = None
     try:
         wait_ready(dashboard.base)
         predict = dashboard.base + "/api/v1/predict"
         for _ in range(3):  # warm the compiled call and the connection pool
             keepalive(predict, 20, {"instances": [ROW]})
         flask, flask_base, files = start_flask(folder)
+        fastapi, fastapi_base = start_fastapi(folder, int(files.args[3]))
+        versus_fastapi(dashboard.base, dashboard.process.pid, fastapi_base, fastapi.pid, folder, args.quick)
         seed_one = keepalive(flask_base + "/predict", 20 if args.quick else 60, {"instances": [ROW]})
         ours_one = keepalive(predict, 100 if args.quick else 500, {"instances": [ROW]})
         p50 = statistics.median(ours_one)
@@ -189,7 +323,7 @@ def main() -> None:
         page_under_load(dashboard.base, predict, body, seconds)
     finally:
         dashboard.stop()
-        for process in (flask, files):
+        for process in (flask, files, fastapi):
             if process is not None:
                 process.terminate()
                 process.wait(10)

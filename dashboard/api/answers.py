@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import math
 import time
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from fastapi import Request
 from fastapi.responses import Response
@@ -20,8 +18,6 @@ from dashboard.api.reading import check_explain, explaining, who
 from dashboard.common.logs import log
 from dashboard.errors import InputError, MissingColumnsError, scrub
 from dashboard.prediction.results import results_csv
-from dashboard.prediction.schema import Output
-from dashboard.prediction.scoring import output_columns
 from dashboard.service import Served, understand
 from dashboard.service.batching import Part
 from dashboard.service.serving import Serving
@@ -47,6 +43,18 @@ def record(
         time.perf_counter() - started,
         keep_rows=serving.settings.history_rows,
         file_sha256=hashlib.sha256(body).hexdigest() if body is not None else None,
+    )
+
+
+def record_rows(
+    serving: Serving, served: Served, request: Request, rows: list, answers: list[dict[str, Any]], started: float
+) -> str | None:
+    """Queue a JSON call in the history from its rows as sent and its answer rows (every JSON door alike: no table
+    is built for it); its id, or None when off."""
+    if serving.recorder is None:
+        return None
+    return serving.recorder.record_answer(
+        served, who(request), rows, answers, time.perf_counter() - started, keep_rows=serving.settings.history_rows
     )
 
 
@@ -100,36 +108,13 @@ async def predict_csv(
     return Response(data, media_type="text/csv", headers=headers)
 
 
-def answer(served: Served, part: Part, fallback: str | None = None) -> dict[str, Any]:
-    """The JSON answer for one request's rows."""
-    table, output = part.table, served.schema.output
-    predictions = table["prediction"].to_numpy(dtype=object)
-    errors = table["error"].to_numpy(dtype=object)
-    probabilities = _outputs(table, output)
-    names = served.schema.names
-    attributions = (
-        table[[f"attribution_{n}" for n in names]].to_numpy(dtype=float).tolist()
-        if f"attribution_{names[0]}" in table.columns
-        else None
-    )
-    rows = []
-    for i, error in enumerate(errors):
-        if error:
-            row: dict[str, Any] = {"prediction": None, "error": error}
-        else:
-            value = predictions[i]
-            row = {"prediction": float(value) if output.type == "regression" else value, "error": None}
-            if output.type == "classification":
-                row["probabilities"] = dict(zip(output.labels, probabilities[i].tolist(), strict=True))
-            elif output.type == "binary":
-                row["probability"] = float(probabilities[i][0])
-            if attributions is not None:
-                row["attributions"] = dict(zip(names, attributions[i], strict=True))
-        rows.append(row)
+def answer(served: Served, part: Part, fallback: str | None = None, explained: bool = False) -> dict[str, Any]:
+    """The JSON answer for one request's rows, built from the batch's arrays (attributions, when explained, from
+    the explained table)."""
     body: dict[str, Any] = {
         "model_version": served.label,
         "sha256": served.version.digest if served.version.pinned else None,
-        "predictions": rows,
+        "predictions": answer_rows(served, part, explained),
         "warnings": [
             {"row": w.row, "feature": w.feature, "value": w.value, "bound": w.bound, "limit": w.limit}
             for w in part.warnings
@@ -140,16 +125,42 @@ def answer(served: Served, part: Part, fallback: str | None = None) -> dict[str,
     return body
 
 
-def raw_outputs(served: Served, part: Part) -> list[list[float] | float]:
-    """Each row's model outputs as numbers (what TF Serving and MLflow clients expect), for rows without errors."""
-    values = _outputs(part.table, served.schema.output)
-    return [[v if math.isfinite(v) else None for v in row] for row in values.tolist()]
+def answer_rows(served: Served, part: Part, explained: bool = False) -> list[dict[str, Any]]:
+    """Each row's answer: its prediction with the named probabilities (or probability), or its error."""
+    output = served.schema.output
+    labels, kind = list(output.labels), output.type
+    values = iter(part.values.tolist())
+    names = served.schema.names
+    attributions = None
+    if explained and f"attribution_{names[0]}" in part.result.table.columns:  # none when no row could be predicted
+        attributions = part.table[[f"attribution_{n}" for n in names]].to_numpy(dtype=float).tolist()
+    rows = []
+    for i, error in enumerate(part.errors.tolist()):
+        if error:
+            rows.append({"prediction": None, "error": error})
+            continue
+        value = next(values)
+        if kind == "classification":
+            best = max(range(len(value)), key=value.__getitem__)  # the first of equals, as numpy's argmax
+            row: dict[str, Any] = {"prediction": labels[best], "error": None, "probabilities": dict(zip(labels, value))}
+        elif kind == "binary":
+            label = labels[1] if value[0] >= output.threshold else labels[0]
+            row = {"prediction": label, "error": None, "probability": value[0]}
+        else:
+            row = {"prediction": value[0], "error": None}
+        if attributions is not None:
+            row["attributions"] = dict(zip(names, attributions[i], strict=True))
+        rows.append(row)
+    return rows
 
 
-def _outputs(table: pd.DataFrame, output: Output) -> np.ndarray:
-    """The model's outputs per row (rows x values): the probability columns, or the predicted value."""
-    columns = output_columns(output)[1:-2] or ["prediction"]  # between prediction and model_version, error
-    return table[columns].to_numpy(dtype=float)
+def raw_outputs(served: Served, part: Part) -> list[list[float | None]]:
+    """Each row's model outputs as numbers (what TF Serving and MLflow clients expect); None for a row with an
+    error (the compatible doors refuse those before answering)."""
+    output = served.schema.output
+    width = len(output.labels) if output.type == "classification" else 1
+    values = iter(part.values.tolist())
+    return [[None] * width if error else next(values) for error in part.errors.tolist()]
 
 
 def version_info(version: ModelVersion, catalog: Catalog, tags: list[str]) -> dict[str, Any]:

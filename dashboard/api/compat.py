@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from dashboard.api.answers import predict_csv, raw_outputs, record
+from dashboard.api.answers import answer_rows, predict_csv, raw_outputs, record_rows
 from dashboard.api.errors import ApiError
 from dashboard.api.reading import json_rows, media_type, read_body, version_for
 from dashboard.common.logs import report
@@ -85,9 +86,10 @@ async def _tf_predict(serving: Serving, request: Request) -> Response:
     part = await serving.batcher.predict(served, rows)
     _refuse_bad_rows(part)
     outputs = raw_outputs(served, part)
+    answers = answer_rows(served, part) if serving.recorder is not None else []  # only what the history keeps
+    recorded = record_rows(serving, served, request, rows, answers, started)
     return JSONResponse(
-        {"outputs": outputs} if columnar else {"predictions": outputs},
-        headers=_headers(served, record(serving, served, request, part.table, started)),
+        {"outputs": outputs} if columnar else {"predictions": outputs}, headers=_headers(served, recorded)
     )
 
 
@@ -133,16 +135,15 @@ async def _invocations(serving: Serving, request: Request) -> Response:
     _, rows = await json_rows(body, served, serving)
     part = await serving.batcher.predict(served, rows)
     _refuse_bad_rows(part)
-    return JSONResponse(
-        {"predictions": raw_outputs(served, part)},
-        headers=_headers(served, record(serving, served, request, part.table, started)),
-    )
+    answers = answer_rows(served, part) if serving.recorder is not None else []  # only what the history keeps
+    recorded = record_rows(serving, served, request, rows, answers, started)
+    return JSONResponse({"predictions": raw_outputs(served, part)}, headers=_headers(served, recorded))
 
 
 def _refuse_bad_rows(part) -> None:
     """These clients expect numbers for every row: a bad row fails the request, naming the row and why."""
-    errors = part.table["error"].to_numpy(dtype=object)
-    bad = [i for i, error in enumerate(errors) if error]
+    errors = part.errors
+    bad = np.flatnonzero(~part.good).tolist()
     if bad:
         first = bad[0]
         raise ApiError(

@@ -20,7 +20,7 @@ from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from dashboard.api.answers import answer, predict_csv, version_info
+from dashboard.api.answers import answer, predict_csv, record_rows, version_info
 from dashboard.api.documents import ERRORS, PREDICT_BODY, ErrorAnswer, ModelInfo, PredictAnswer, Versions
 from dashboard.api.errors import RETRY_AFTER, ApiError, error_response
 from dashboard.api.history_routes import add_history_routes
@@ -211,19 +211,13 @@ def _add_predict_route(api: FastAPI, serving: Serving) -> None:
         if fallback:
             headers["X-Model-Fallback"] = fallback
         found = (
-            answer(served, part, fallback)
+            answer(served, part, fallback, explain)
             if len(rows) <= SMALL
-            else await asyncio.to_thread(answer, served, part, fallback)
+            else await asyncio.to_thread(answer, served, part, fallback, explain)
         )
-        if serving.recorder is not None:
-            found["prediction_id"] = headers["X-Prediction-Id"] = serving.recorder.record_answer(
-                served,
-                who(request),
-                rows,
-                found["predictions"],
-                time.perf_counter() - started,
-                keep_rows=serving.settings.history_rows,
-            )
+        recorded = record_rows(serving, served, request, rows, found["predictions"], started)
+        if recorded is not None:
+            found["prediction_id"] = headers["X-Prediction-Id"] = recorded
         return JSONResponse(found, headers=headers)
 
 

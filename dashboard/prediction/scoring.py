@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -23,15 +24,31 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class BatchResult(RowCounts):
-    """The output table, which rows were predicted, and the counts."""
+    """Which rows were predicted, their outputs and errors as arrays, and the counts; the output table (SPEC's
+    columns, inputs first) is built from them the first time someone asks for it. The API answers from the arrays
+    (no table per request)."""
 
-    table: pd.DataFrame
+    frame: pd.DataFrame  # the inputs as given
     good: np.ndarray  # bool per row: predicted (its error is empty)
+    values: np.ndarray  # the model's outputs of the good rows, in order (rows predicted x outputs), float64
+    errors: np.ndarray  # str per row, "" where good
+    output: Output
+    version: str
     warnings: tuple[RangeWarning, ...] = ()
     warning_count: int = 0
     extra_columns: tuple[str, ...] = ()
     # the table as validated (model inputs of its good rows): drift and explanations reuse it, never validate twice
     validated: Validated | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def table(self) -> pd.DataFrame:
+        """Inputs as given, then prediction, probabilities, model_version and error, row for row."""
+        return assemble(self.frame, self.good, self.errors, self.values, self.output, self.version)
+
+    @cached_property
+    def positions(self) -> np.ndarray:
+        """For each row, its index in `values` (meaningful where good)."""
+        return np.cumsum(self.good) - 1
 
     @property
     def predicted(self) -> int:
@@ -47,8 +64,7 @@ class BatchResult(RowCounts):
     def first_errors(self) -> list[str]:
         """Up to ten 'row N (line M): why' lines for the validation report: N counts data rows from 1, M is the
         line in the file (the header is line 1)."""
-        errors = self.table["error"].to_numpy(dtype=object)
-        return [f"{row_reference(i)}: {errors[i]}" for i in np.flatnonzero(~self.good)[:10]]
+        return [f"{row_reference(i)}: {self.errors[i]}" for i in np.flatnonzero(~self.good)[:10]]
 
 
 def row_reference(index: int) -> str:
@@ -97,13 +113,16 @@ def predict_validated(
     version: str,
     progress: ProgressFn | None = None,
 ) -> BatchResult:
-    """Predict the good rows of a validated table and assemble the full output table."""
+    """Predict the good rows of a validated table (the output table is assembled when asked for)."""
     values = scores(model, validated.inputs, validated.ready, progress)
     good, errors, values = finite_only(validated.good, validated.errors, values)
-    table = assemble(frame, good, errors, values, output, version)
     return BatchResult(
-        table=table,
+        frame=frame,
         good=good,
+        values=values,
+        errors=errors,
+        output=output,
+        version=version,
         warnings=validated.warnings,
         warning_count=validated.warning_count,
         extra_columns=validated.extra_columns,

@@ -40,7 +40,22 @@ class Part:
 
     @property
     def good(self) -> np.ndarray:
+        """Which of this request's rows were predicted."""
         return self.result.good[self.start : self.stop]
+
+    @property
+    def errors(self) -> np.ndarray:
+        """This request's error per row ("" where predicted)."""
+        return self.result.errors[self.start : self.stop]
+
+    @property
+    def values(self) -> np.ndarray:
+        """The model's outputs of this request's predicted rows, in order (a view of the batch's array)."""
+        good = self.result.good[self.start : self.stop]
+        if not good.any():
+            return self.result.values[:0]
+        before = int(self.result.positions[self.start]) + 1 - int(good[0])  # predicted rows ahead of this request's
+        return self.result.values[before : before + int(good.sum())]
 
     @property
     def warnings(self) -> list[RangeWarning]:
