@@ -24,6 +24,7 @@ from dashboard import history, service
 from dashboard.api import connections
 from dashboard.api.compat import compat_routes
 from dashboard.api.gate import BearerGate
+from dashboard.api.lane import ApiLane
 from dashboard.api.routes import create_api
 from dashboard.common.logs import configure_logging, log
 from dashboard.errors import DashboardError
@@ -98,10 +99,11 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
 
 
 _sign_in = SERVER.settings.access.sign_in
+_api_routes = [Mount("/api/v1", app=create_api(SERVER)), *compat_routes(SERVER)]
 app = st.App(
     Path(__file__).resolve().parent / "ui" / "page.py",
-    routes=[Mount("/api/v1", app=create_api(SERVER)), *compat_routes(SERVER)],
-    middleware=[Middleware(BearerGate, access=SERVER.settings.access)],
+    routes=_api_routes,  # reached through ApiLane, which takes the API's paths before Streamlit's middleware
+    middleware=[Middleware(BearerGate, access=SERVER.settings.access), Middleware(ApiLane, routes=_api_routes)],
     lifespan=lifespan,
     # AUTH_* config vars become Streamlit's [auth] section (a dyno has no secrets.toml)
     secrets=_sign_in.as_secrets() if _sign_in is not None and _sign_in.from_environment else None,

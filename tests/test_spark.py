@@ -327,7 +327,7 @@ def test_hostile_spark_inputs_are_refused_or_flagged_per_row(spark, env, tmp_pat
 
 
 def test_a_python_worker_failure_says_what_failed():
-    from dashboard.spark import _spark_message
+    from dashboard.spark.command import _spark_message
 
     text = (
         "An exception was thrown from the Python worker. Please see the stack trace below.\n"
