@@ -167,3 +167,45 @@ def test_safe_csv_also_covers_header_and_error_text():
     table = pd.DataFrame({"=evil": ["x"], "error": ["=cmd: missing value"]})
     text = safe_csv(table).decode()
     assert text.splitlines() == ["'=evil,error", "x,'=cmd: missing value"]
+
+
+@pytest.mark.parametrize(
+    ("name", "schema"),
+    [
+        (
+            "classifier.keras",
+            {
+                "features": [{"name": n, "min": 0, "max": 1} for n in "abc"],  # range warnings on most rows
+                "output": {"type": "classification", "labels": ["w", "x", "y", "z"]},
+            },
+        ),
+        ("binary.keras", None),
+        ("regression.keras", None),
+    ],
+)
+def test_json_rows_as_one_matrix_answer_exactly_as_the_table_path(models, name, schema):
+    """Issue 25: the API's all-number rows skip the DataFrame (validate_matrix); every answer, error message, range
+    warning and output cell is the table path's, on rows with NaN, infinities, values past float32, ints."""
+    from dashboard.api.answers import answer, raw_outputs
+    from dashboard.prediction.reading.json_rows import frame_of
+    from dashboard.service.batching import Part
+
+    model = served(models, name, schema)
+    names = model.schema.names
+    rng = np.random.default_rng(7)
+    odd = [float("nan"), float("inf"), -float("inf"), 1e39, 7, -3, 0]
+    for _ in range(60):
+        rows = [
+            {n: float(rng.uniform(-2, 3)) if rng.random() < 0.85 else odd[rng.integers(len(odd))] for n in names}
+            for _ in range(rng.integers(0, 30))
+        ]
+        fast = service.predict_rows(model, rows)
+        table = service.predict_frame(model, frame_of(rows, names), None, None)
+        assert fast.validated is not None and fast.validated.inputs.dtype == np.float32
+        fast_part, table_part = Part(fast, 0, len(rows)), Part(table, 0, len(rows))
+        assert answer(model, fast_part) == answer(model, table_part)
+        assert raw_outputs(model, fast_part) == raw_outputs(model, table_part)
+        assert fast.table.equals(table.table)
+    assert (
+        service.predict_rows(model, [{**{n: 1.0 for n in names}, names[0]: "1.5"}]).predicted == 1
+    )  # text: careful path

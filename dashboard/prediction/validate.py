@@ -200,18 +200,7 @@ def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndar
         column = column.astype("string")
     if pd.api.types.is_numeric_dtype(column):
         numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        beyond = np.isfinite(numbers) & (np.abs(numbers) > FLOAT32_MAX)
-        bad = ~np.isfinite(numbers) | beyond
-        messages = np.full(len(numbers), "", dtype=object)
-        for index in np.flatnonzero(bad):
-            value = numbers[index]
-            messages[index] = (
-                f"{name}: missing value"
-                if np.isnan(value)
-                else f"{name}: {value:g} is beyond the largest number the model computes with (±3.4e38)"
-                if beyond[index]
-                else f"{name}: {'inf' if value > 0 else '-inf'} is not a finite number"
-            )
+        bad, messages = _checked_numbers(numbers, name)
         return numbers, bad, messages
     plain = _plain_numbers(column)
     if plain is not None:  # every cell a plain number (the usual CSV column): parsed in one Arrow cast
@@ -251,6 +240,48 @@ def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndar
         else:
             messages[index] = f"{name}: {quote(raw)} is not a number"
     return parsed, bad, messages
+
+
+def _checked_numbers(numbers: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(bad-row mask, message per row) of float64 values: missing (NaN), infinite, or beyond float32's range."""
+    beyond = np.isfinite(numbers) & (np.abs(numbers) > FLOAT32_MAX)
+    bad = ~np.isfinite(numbers) | beyond
+    messages = np.full(len(numbers), "", dtype=object)
+    for index in np.flatnonzero(bad):
+        value = numbers[index]
+        messages[index] = (
+            f"{name}: missing value"
+            if np.isnan(value)
+            else f"{name}: {value:g} is beyond the largest number the model computes with (±3.4e38)"
+            if beyond[index]
+            else f"{name}: {'inf' if value > 0 else '-inf'} is not a finite number"
+        )
+    return bad, messages
+
+
+def validate_matrix(numbers: np.ndarray, schema: Schema, max_warnings: int | None = MAX_SHOWN_WARNINGS) -> Validated:
+    """validate() for the API's usual request: every feature a number, every cell already a float (rows x features,
+    in schema order), the model taking one 2-D input. The same checks, messages and warnings, without a DataFrame."""
+    problems: list[tuple[np.ndarray, np.ndarray | str]] = []
+    warn_masks: list[tuple[np.ndarray, str, Bound, float]] = []
+    values: dict[str, np.ndarray] = {}
+    for k, feature in enumerate(schema.features):
+        column = numbers[:, k]
+        bad = ~np.isfinite(column) | (np.abs(column) > FLOAT32_MAX)
+        if bad.any():
+            problems.append(_checked_numbers(column, feature.name))
+        values[feature.name] = column
+        for bound, limit, outside in (("min", feature.min, np.less), ("max", feature.max, np.greater)):
+            if limit is not None:
+                mask = ~bad & outside(column, limit)
+                if mask.any():
+                    warn_masks.append((mask, feature.name, bound, limit))
+    good, errors = _joined_errors(problems, len(numbers))
+    warnings, warning_count = _range_warnings(warn_masks, good, values, max_warnings)
+    inputs = numbers[good].astype(np.float32)
+    return Validated(
+        inputs=inputs, good=good, errors=errors, warnings=tuple(warnings), warning_count=warning_count, extra_columns=()
+    )
 
 
 def _plain_numbers(column: pd.Series) -> np.ndarray | None:

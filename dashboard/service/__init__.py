@@ -16,7 +16,14 @@ from dashboard.service.load import (
     settings,
 )
 from dashboard.service.pool import ModelPool, process_pool
-from dashboard.service.predicting import predict_csv, predict_frame, predict_row, predict_table, read_csv
+from dashboard.service.predicting import (
+    predict_csv,
+    predict_frame,
+    predict_row,
+    predict_rows,
+    predict_table,
+    read_csv,
+)
 
 __all__ = [
     "ModelPool",
@@ -31,6 +38,7 @@ __all__ = [
     "predict_csv",
     "predict_frame",
     "predict_row",
+    "predict_rows",
     "predict_table",
     "process_pool",
     "read_csv",

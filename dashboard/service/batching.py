@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from dashboard import service
-from dashboard.prediction.reading.json_rows import frame_of
 from dashboard.prediction.scoring import BatchResult
 from dashboard.prediction.validate import RangeWarning
 from dashboard.service import Served
@@ -115,8 +114,7 @@ class MicroBatcher:
     async def _work(self, served: Served, jobs: list[_Job]) -> None:
         rows = [row for job in jobs for row in job.rows]
         try:
-            frame = frame_of(rows, served.schema.names) if rows else None
-            result = await asyncio.to_thread(service.predict_frame, served, frame, None, None)
+            result = await asyncio.to_thread(service.predict_rows, served, rows)
         except Exception as exc:
             if len(jobs) > 1:  # one request's rows may be what fails: each request alone, so only its sender hears
                 for job in jobs:

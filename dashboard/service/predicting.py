@@ -3,7 +3,7 @@ predictions, against a served version."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -11,9 +11,10 @@ import pandas as pd
 from dashboard.config import Settings
 from dashboard.prediction import scoring
 from dashboard.prediction.reading import csv_files
+from dashboard.prediction.reading.json_rows import frame_of, matrix_of
 from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.scoring import BatchResult
-from dashboard.prediction.validate import validate
+from dashboard.prediction.validate import validate, validate_matrix
 from dashboard.service.load import Served
 
 
@@ -51,3 +52,18 @@ def predict_row(served: Served, values: Mapping[str, Any]) -> BatchResult:
     """Predict one row given as {feature: value} (the form's path)."""
     frame = pd.DataFrame([{name: values.get(name) for name in served.schema.names}])
     return predict_frame(served, frame)
+
+
+def predict_rows(served: Served, rows: Sequence[Mapping[str, Any]]) -> BatchResult:
+    """Predict rows given as {feature: value} (a JSON request, the micro-batcher's batch): all-number rows for a
+    model of one 2-D input go through validate_matrix as one float matrix (no DataFrame per request); any other
+    rows through the table path. Same answers, messages and warnings either way; every range warning kept."""
+    names = served.schema.names
+    numbers = None
+    if not served.model.named_inputs and all(f.type == "number" for f in served.schema.features):
+        numbers = matrix_of(rows, names)
+    if numbers is None:
+        return predict_frame(served, frame_of(rows, names), None, None)
+    validated = validate_matrix(numbers, served.schema, None)
+    frame = pd.DataFrame(numbers, columns=list(names), copy=False)
+    return scoring.predict_validated(served.model, frame, validated, served.schema.output, served.label)

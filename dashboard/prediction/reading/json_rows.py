@@ -144,3 +144,18 @@ def frame_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> pd.Data
                 pass
         columns[name] = pd.Series(values, dtype=object)
     return pd.DataFrame(columns, columns=list(names))
+
+
+def matrix_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> np.ndarray | None:
+    """Rows as one float64 matrix (rows x names) when every cell is an int or a float (the API's usual request);
+    None when any is not (missing, text, a boolean, an integer past float64), for frame_of and the careful path."""
+    try:
+        cells = [[row[name] for name in names] for row in rows]
+    except (KeyError, TypeError):
+        return None
+    if not all(type(v) is float or type(v) is int for line in cells for v in line):
+        return None
+    try:
+        return np.array(cells, dtype=np.float64).reshape(len(rows), len(names))
+    except OverflowError:  # an integer past float64: validation words it
+        return None
