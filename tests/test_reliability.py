@@ -510,3 +510,29 @@ def test_the_secret_scan_finds_planted_secrets_and_the_suite_has_been_producing_
     ]
     assert find_secrets(planted) == [("test", "X-Amz-Signature"), ("test", "user:password@"), ("test", "sig=")]
     assert find_secrets(SCANNED) == []
+
+
+def test_frequent_api_predictions_make_one_log_line_a_period(caplog):
+    """Issue 25: a line per API request was 4-7% of a loaded server's CPU; the first is logged at once, then one line
+    per period says who did how much."""
+    import logging
+
+    from dashboard.common.logs import Tally
+
+    now = [1000.0]
+    tally = Tally("API predictions", period=60, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="dashboard"):
+        tally.add("alice via api/v1 with version 1.1.0", 1)
+        for _ in range(500):
+            tally.add("alice via api/v1 with version 1.1.0", 2)
+        now[0] += 59
+        tally.add("bob via MLflow with version 1.0.0", 10)
+        first = "API predictions: 1 request(s) since the last line: alice via api/v1 with version 1.1.0: 1 (1 rows)"
+        assert [r.getMessage() for r in caplog.records] == [first]
+        now[0] += 1
+        tally.add("bob via MLflow with version 1.0.0", 10)
+    assert [r.getMessage() for r in caplog.records] == [
+        first,
+        "API predictions: 502 request(s) since the last line: alice via api/v1 with version 1.1.0: 500 (1,000 rows); "
+        "bob via MLflow with version 1.0.0: 2 (20 rows)",
+    ]

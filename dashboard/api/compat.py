@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from dashboard.api.answers import answer_rows, predict_csv, raw_outputs, record_rows
+from dashboard.api.answers import answer_rows, counted, predict_csv, raw_outputs, record_rows
 from dashboard.api.errors import ApiError
 from dashboard.api.reading import json_rows, media_type, read_body, version_for
 from dashboard.common.logs import report
@@ -88,6 +88,7 @@ async def _tf_predict(serving: Serving, request: Request) -> Response:
     outputs = raw_outputs(served, part)
     answers = answer_rows(served, part) if serving.recorder is not None else []  # only what the history keeps
     recorded = record_rows(serving, served, request, rows, answers, started)
+    counted(request, served, len(rows), "TF Serving")
     return JSONResponse(
         {"outputs": outputs} if columnar else {"predictions": outputs}, headers=_headers(served, recorded)
     )
@@ -137,6 +138,7 @@ async def _invocations(serving: Serving, request: Request) -> Response:
     _refuse_bad_rows(part)
     answers = answer_rows(served, part) if serving.recorder is not None else []  # only what the history keeps
     recorded = record_rows(serving, served, request, rows, answers, started)
+    counted(request, served, len(rows), "MLflow")
     return JSONResponse({"predictions": raw_outputs(served, part)}, headers=_headers(served, recorded))
 
 

@@ -20,7 +20,7 @@ from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from dashboard.api.answers import answer, predict_csv, record_rows, version_info
+from dashboard.api.answers import answer, counted, predict_csv, record_rows, version_info
 from dashboard.api.documents import ERRORS, PREDICT_BODY, ErrorAnswer, ModelInfo, PredictAnswer, Versions
 from dashboard.api.errors import RETRY_AFTER, ApiError, error_response
 from dashboard.api.history_routes import add_history_routes
@@ -34,9 +34,8 @@ from dashboard.api.reading import (
     media_type,
     read_body,
     version_for,
-    who,
 )
-from dashboard.common.logs import log, report
+from dashboard.common.logs import report
 from dashboard.prediction.reading.json_rows import frame_of
 from dashboard.prediction.reading.table import InputTable
 from dashboard.service import understand
@@ -206,7 +205,7 @@ def _add_predict_route(api: FastAPI, serving: Serving) -> None:
             part = Part(explained.result, 0, len(rows))
         else:
             part = await serving.batcher.predict(served, rows)
-        log.info("API prediction by %s: %d rows with version %s", who(request), len(rows), served.label)
+        counted(request, served, len(rows))
         headers = {"X-Model-Version": served.label}
         if fallback:
             headers["X-Model-Fallback"] = fallback
