@@ -1,6 +1,6 @@
 """Explanation benchmark (issue 16): `python -m bench.explain [--quick]`. 100,000 rows x 10 features, every row
 explained (sampled Shapley: 8 orderings, forwards and backwards), beside plain prediction of the same file in the
-same run; time and the process's peak RSS. Builds its own model and data (bench.py's)."""
+same run; time and the process's peak RSS. Builds its own model and data (bench/core.py's)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def main() -> None:
 
         exec(NO_TENSORFLOW, {})
         sys.argv = [sys.argv[0], *[a for a in sys.argv[1:] if a != "--lean"]]
-        runpy.run_path(__file__, run_name="__main__")
+        runpy.run_module("bench.explain", run_name="__main__")
         return
     import numpy as np
 
@@ -37,7 +37,7 @@ def main() -> None:
     from dashboard.service import understand
 
     if not args.demo:
-        import bench
+        from bench import core
     rows = 10_000 if args.quick else 100_000
     folder = Path(tempfile.mkdtemp(prefix="explain-bench-"))
     if args.demo:
@@ -46,8 +46,8 @@ def main() -> None:
         settings = load_settings({"MODEL_CACHE_DIR": str(folder / "cache"), "MODEL_RUNTIME": args.demo}, secrets={})
         features = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
     else:
-        settings = bench.settings_for(folder, bench.store_for(folder, [bench.build_model(folder)]))
-        features = bench.FEATURES
+        settings = core.settings_for(folder, core.store_for(folder, [core.build_model(folder)]))
+        features = core.FEATURES
     served = service.load_version(settings, service.catalog(settings).default)
     values = np.random.default_rng(0).uniform(0.1, 7, size=(rows, len(features)))
     data = (",".join(features) + "\n" + "\n".join(",".join(f"{v:.4f}" for v in row) for row in values)).encode()

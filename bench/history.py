@@ -17,8 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from api import hey, wait_ready
-
+from bench.api import hey, wait_ready
 from tests.support import dashboard_server
 from tests.support.postgres import AVAILABLE, start_postgres
 

@@ -405,7 +405,8 @@ def main() -> None:
     print(f"{'case':<9} {'seconds':>8} {'peak RSS':>9}  outcome  [before: adversarial review]")
     print("(the version-cycling memory figure is bench/versions.py's; history kept through SIGTERM is a test)")
     for name in args.only or CASES:
-        done = subprocess.run([sys.executable, __file__, "--child", name], capture_output=True, text=True, timeout=900)
+        command = [sys.executable, "-m", "bench.hostile", "--child", name]
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
         if done.returncode != 0:
             print(f"{name:<9} failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else '?'}")
             continue

@@ -71,7 +71,8 @@ def main() -> None:
     print(f"{loads:,} loads cycling 3 versions (2 kept, the default pinned); RSS in MB")
     for policy in ("once", "each"):
         done = subprocess.run(
-            [sys.executable, __file__, "--policy", policy, "--loads", str(loads)],
+            [sys.executable, "-m", "bench.versions", "--policy", policy, "--loads", str(loads)],
+            cwd=REPO,
             capture_output=True,
             text=True,
             timeout=3600,

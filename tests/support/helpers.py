@@ -1,4 +1,4 @@
-"""Helpers the tests share (no fixtures here: those are in conftest.py). Also imported by bench/bench.py."""
+"""Helpers the tests share (no fixtures here: those are in conftest.py). Also imported by the benchmarks."""
 
 from __future__ import annotations
 
