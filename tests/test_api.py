@@ -390,3 +390,41 @@ def test_the_docs_page_is_served_offline_by_the_dashboard(api):
     script = call(api, "GET", "/api/v1/static/swagger-ui-bundle.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert len(script.content) > 500_000
+
+
+def test_the_fast_predict_route_answers_as_the_documented_fastapi_route(tmp_path):
+    """Issue 25: POST /api/v1/predict is answered by a plain Starlette route placed before the FastAPI mount (which
+    documents it); both give the same status, body and error shape for good and bad query parameters."""
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.testclient import TestClient
+
+    from dashboard import service
+    from dashboard.api.predicting import fast_routes
+    from dashboard.api.routes import create_api
+    from dashboard.service.batching import MicroBatcher
+    from dashboard.service.serving import Serving
+
+    settings = service.settings({"MODEL_CACHE_DIR": str(tmp_path / "cache"), "HISTORY": "off"})
+    serving = Serving(settings=settings, batcher=MicroBatcher())
+    serving._load(serving.catalog().default)
+    fast = TestClient(Starlette(routes=fast_routes(serving)))
+    documented = TestClient(Starlette(routes=[Mount("/api/v1", app=create_api(serving))]))
+    row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    queries = ["", "?explain=true", "?explain=True", "?explain=0", "?explain=maybe", "?explain=", "?version=1.0.0"]
+    queries += ["?version=9.9", "?version=~=1.0&explain=yes", "?version="]
+    for query in queries:
+        for body in ({"instances": [row]}, {"instances": [{"sepal_length": "x"}]}, {"nothing": 1}):
+            ours = fast.post("/api/v1/predict" + query, json=body)
+            theirs = documented.post("/api/v1/predict" + query, json=body)
+            assert (ours.status_code, ours.headers["content-type"]) == (
+                theirs.status_code,
+                theirs.headers["content-type"],
+            )
+            assert ours.json() == theirs.json(), (query, body)
+    assert fast.post("/api/v1/predict?explain=maybe", json={"instances": [row]}).json() == {
+        "error": {
+            "code": "bad_request",
+            "message": "query.explain: Input should be a valid boolean, unable to interpret input",
+        }
+    }

@@ -7,9 +7,7 @@ Thin like the UI: it parses a request, calls the core, and words the answer. Err
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
-import time
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Request
@@ -20,26 +18,16 @@ from fastapi.security import HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from dashboard.api.answers import answer, counted, predict_csv, record_rows, version_info
+from dashboard.api import predicting
+from dashboard.api.answers import version_info
 from dashboard.api.documents import ERRORS, PREDICT_BODY, ErrorAnswer, ModelInfo, PredictAnswer, Versions
 from dashboard.api.errors import RETRY_AFTER, ApiError, error_response
 from dashboard.api.history_routes import add_history_routes
 from dashboard.api.reading import (
-    SMALL,
     catalog_of,
-    check_explain,
     choose,
-    explaining,
-    json_rows,
-    media_type,
-    read_body,
-    version_for,
 )
 from dashboard.common.logs import report
-from dashboard.prediction.reading.json_rows import frame_of
-from dashboard.prediction.reading.table import InputTable
-from dashboard.service import understand
-from dashboard.service.batching import Part
 from dashboard.service.serving import Serving
 
 DOCS_ASSETS = Path(importlib.util.find_spec("fastapi_offline").origin).parent / "static"
@@ -191,33 +179,8 @@ def _add_predict_route(api: FastAPI, serving: Serving) -> None:
         openapi_extra=PREDICT_BODY,
     )
     async def predict(request: Request, version: str | None = None, explain: bool = False) -> Response:
-        started = time.perf_counter()
-        served, fallback = await version_for(serving, version)
-        body = await read_body(request, serving)
-        kind = media_type(request)
-        if kind == "text/csv":
-            return await predict_csv(serving, served, body, explain, request, started)
-        _, rows = await json_rows(body, served, serving)
-        if explain:  # not batched with others: each request's rows explained against the reference input
-            check_explain(serving, served, len(rows))
-            frame = frame_of(rows, served.schema.names)
-            explained = await explaining(understand.explain_table, served, InputTable(frame))
-            part = Part(explained.result, 0, len(rows))
-        else:
-            part = await serving.batcher.predict(served, rows)
-        counted(request, served, len(rows))
-        headers = {"X-Model-Version": served.label}
-        if fallback:
-            headers["X-Model-Fallback"] = fallback
-        found = (
-            answer(served, part, fallback, explain)
-            if len(rows) <= SMALL
-            else await asyncio.to_thread(answer, served, part, fallback, explain)
-        )
-        recorded = record_rows(serving, served, request, rows, found["predictions"], started)
-        if recorded is not None:
-            found["prediction_id"] = headers["X-Prediction-Id"] = recorded
-        return JSONResponse(found, headers=headers)
+        # the documented route; requests reach predicting.fast_routes' equal twin first (no FastAPI machinery)
+        return await predicting.predict(serving, request, version, explain)
 
 
 def _add_docs(api: FastAPI) -> None:
