@@ -385,7 +385,7 @@ def csv_figures(base: str, folder: Path, quick: bool) -> None:
 def memory_figures(dashboard, predict: str, body: Path, quick: bool) -> None:
     """RSS of the server before and after 10,000 requests."""
     pid = dashboard.process.pid
-    count = 2_000 if quick else 10_000
+    count = 2_000 if quick else 100_000
     before = rss_mb(pid)
     subprocess.run(
         ["hey", "-n", str(count), "-c", "16", "-m", "POST", "-T", "application/json", "-D", str(body), predict],
