@@ -12,12 +12,19 @@ import pandas as pd
 
 from dashboard.contract import Batch, Bound
 from dashboard.errors import MissingColumnsError
+from dashboard.prediction.cells import (
+    FLOAT32_MAX,
+    UNREADABLE,
+    UNREADABLE_MESSAGE,
+    checked_numbers,
+    number_cells,
+    quote,
+    text_cells,
+)
 from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.schema import Feature, Schema
 
 MAX_SHOWN_WARNINGS = 20
-_GROUPED = r"[+-]?\d{1,3},\d{3}"  # 12,500: a decimal comma or a thousands separator?
-FLOAT32_MAX = float(np.finfo(np.float32).max)  # models compute in float32: 1e39 would be inf there
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ def validate(
     for feature in schema.features:
         column = frame[feature.name]
         if feature.type == "number":
-            numbers, bad, messages = _numbers(column, feature.name, table.decimal_comma)
+            numbers, bad, messages = number_cells(column, feature.name, table.decimal_comma)
             problems.append((bad, messages))
             values[feature.name] = numbers
             for bound, limit, outside in (("min", feature.min, np.less), ("max", feature.max, np.greater)):
@@ -97,7 +104,7 @@ def validate(
             problems.append((bad, messages))
             values[feature.name] = text if feature.name in string_inputs else codes.astype(np.float64)
         else:
-            text = _texts(column)
+            text = text_cells(column)
             missing = np.zeros(rows, dtype=bool) if empty_text_ok else text == ""
             problems.append((missing, f"{feature.name}: missing value"))
             problems.append((text == UNREADABLE, UNREADABLE_MESSAGE.format(name=feature.name)))
@@ -143,7 +150,7 @@ def _categories(
     column: pd.Series, feature: Feature, rows: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(text, choice codes, bad mask, message per row) of a category column."""
-    text = _texts(column)
+    text = text_cells(column)
     choices = [str(c) for c in feature.choices]
     codes = pd.Index(choices, dtype=object).get_indexer(text)
     bad = codes < 0
@@ -190,75 +197,6 @@ def _range_warnings(
     return warnings, count
 
 
-def _numbers(column: pd.Series, name: str, decimal_comma: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | str]:
-    """float64 values, a bad-row mask, and the message per bad row.
-
-    With decimal_comma, "5,1" is 5.1, but "12,500" (three digits after one comma) is flagged as ambiguous: it could
-    be 12.5 or 12500. Without it, a comma is never a decimal point (it is a thousands separator, or a typo).
-    """
-    if pd.api.types.is_bool_dtype(column):
-        column = column.astype("string")
-    if pd.api.types.is_numeric_dtype(column):
-        numbers = column.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad, messages = _checked_numbers(numbers, name)
-        return numbers, bad, messages
-    plain = _plain_numbers(column)
-    if plain is not None:  # every cell a plain number (the usual CSV column): parsed in one Arrow cast
-        return plain, np.zeros(len(plain), dtype=bool), np.full(len(plain), "", dtype=object)
-    text = _texts(column)
-    parsed = np.array(pd.to_numeric(pd.Series(text, dtype=object), errors="coerce"), dtype=np.float64)
-    series = pd.Series(text, dtype=object)
-    commas = np.isnan(parsed) & series.str.contains(",", regex=False).to_numpy(dtype=bool)
-    ambiguous = np.zeros(len(text), dtype=bool)
-    if decimal_comma and commas.any():
-        ambiguous = commas & series.str.fullmatch(_GROUPED).to_numpy(dtype=bool)
-        retry = commas & ~ambiguous
-        fixed = pd.Series(text[retry], dtype=object).str.replace(",", ".", regex=False)
-        parsed[retry] = pd.to_numeric(fixed, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        parsed[ambiguous] = np.nan
-    beyond = np.isfinite(parsed) & (np.abs(parsed) > FLOAT32_MAX)  # finite here, infinite in the model's float32
-    bad = ~np.isfinite(parsed) | beyond
-    messages = np.full(len(text), "", dtype=object)
-    for index in np.flatnonzero(bad):
-        raw = text[index]
-        if raw == UNREADABLE:
-            messages[index] = UNREADABLE_MESSAGE.format(name=name)
-        elif beyond[index]:
-            messages[index] = f"{name}: {quote(raw)} is beyond the largest number the model computes with (±3.4e38)"
-        elif raw == "" or raw.lower() in ("nan", "na", "n/a", "null", "none"):
-            messages[index] = f"{name}: missing value"
-        elif ambiguous[index]:
-            point, grouped = (f"{float(raw.replace(',', sep)):g}" for sep in (".", ""))
-            messages[index] = (
-                f"{name}: {quote(raw)} is ambiguous ({point} with a decimal comma, or {grouped} with a thousands "
-                f"separator); write {point} or {grouped}"
-            )
-        elif np.isinf(parsed[index]):
-            messages[index] = f"{name}: {quote(raw)} is not a finite number"
-        elif commas[index] and not decimal_comma:
-            messages[index] = f"{name}: {quote(raw)} is not a number; write numbers without thousands separators"
-        else:
-            messages[index] = f"{name}: {quote(raw)} is not a number"
-    return parsed, bad, messages
-
-
-def _checked_numbers(numbers: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(bad-row mask, message per row) of float64 values: missing (NaN), infinite, or beyond float32's range."""
-    beyond = np.isfinite(numbers) & (np.abs(numbers) > FLOAT32_MAX)
-    bad = ~np.isfinite(numbers) | beyond
-    messages = np.full(len(numbers), "", dtype=object)
-    for index in np.flatnonzero(bad):
-        value = numbers[index]
-        messages[index] = (
-            f"{name}: missing value"
-            if np.isnan(value)
-            else f"{name}: {value:g} is beyond the largest number the model computes with (±3.4e38)"
-            if beyond[index]
-            else f"{name}: {'inf' if value > 0 else '-inf'} is not a finite number"
-        )
-    return bad, messages
-
-
 def validate_matrix(numbers: np.ndarray, schema: Schema, max_warnings: int | None = MAX_SHOWN_WARNINGS) -> Validated:
     """validate() for the API's usual request: every feature a number, every cell already a float (rows x features,
     in schema order), the model taking one 2-D input. The same checks, messages and warnings, without a DataFrame."""
@@ -269,7 +207,7 @@ def validate_matrix(numbers: np.ndarray, schema: Schema, max_warnings: int | Non
         column = numbers[:, k]
         bad = ~np.isfinite(column) | (np.abs(column) > FLOAT32_MAX)
         if bad.any():
-            problems.append(_checked_numbers(column, feature.name))
+            problems.append(checked_numbers(column, feature.name))
         values[feature.name] = column
         for bound, limit, outside in (("min", feature.min, np.less), ("max", feature.max, np.greater)):
             if limit is not None:
@@ -282,53 +220,3 @@ def validate_matrix(numbers: np.ndarray, schema: Schema, max_warnings: int | Non
     return Validated(
         inputs=inputs, good=good, errors=errors, warnings=tuple(warnings), warning_count=warning_count, extra_columns=()
     )
-
-
-def _plain_numbers(column: pd.Series) -> np.ndarray | None:
-    """float64 values of a text column read from a file when every cell is a plain, finite number within float32
-    (Arrow's cast: ~6x faster than parsing cell by cell); None when any cell needs the careful path (an empty cell,
-    a decimal comma, text, nan, inf), which words each bad cell."""
-    if column.dtype == object or not pd.api.types.is_string_dtype(column):
-        return None
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        values = pc.cast(pc.utf8_trim_whitespace(pa.array(column.array)), pa.float64())
-        numbers = values.to_numpy(zero_copy_only=False)
-    except Exception:  # a cell Arrow does not read as a number (or no Arrow): the careful path decides
-        return None
-    if len(numbers) != len(column) or not np.isfinite(numbers).all() or (np.abs(numbers) > FLOAT32_MAX).any():
-        return None
-    return numbers
-
-
-def quote(raw: str, limit: int = 40) -> str:
-    """A cell's text quoted for a message, shortened when long (a 5 MB cell must not make a 5 MB message)."""
-    if len(raw) <= limit:
-        return repr(raw)
-    return repr(raw[:limit] + "…") + f" ({len(raw):,} characters)"
-
-
-def _texts(column: pd.Series) -> np.ndarray:
-    """Cells as stripped strings ('' for missing), as an object array. A cell that is not valid Unicode (a lone
-    surrogate from a JSON escape such as \\ud800) becomes UNREADABLE, which every feature type refuses."""
-    if column.dtype == object:  # values from JSON (or a ragged CSV): checked cell by cell
-        return np.array([_cell_text(v) for v in column.to_numpy(dtype=object)], dtype=object)
-    series = column.astype("string").fillna("").str.strip()  # read from bytes: always valid text
-    return series.to_numpy(dtype=object)
-
-
-UNREADABLE = "\x00unreadable"  # never a number, a choice or sent to a model: validation words it per row
-UNREADABLE_MESSAGE = "{name}: the value is not valid text (it holds a lone surrogate such as \\ud800); send UTF-8 text"
-
-
-def _cell_text(value: object) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    text = str(value).strip()
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return UNREADABLE
-    return text
