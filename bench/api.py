@@ -113,51 +113,33 @@ def keepalive(url: str, count: int, body: dict) -> list[float]:
 
 def start_flask(folder: Path) -> tuple[subprocess.Popen, str, subprocess.Popen]:
     """The seed-style app under gunicorn, its model from a static file server (MODEL_URL)."""
-    files_port, port = free_port(), free_port()
+    files_port = free_port()
     files = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(files_port), "--bind", "127.0.0.1", "--directory", str(DEMO)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    (folder / "seed_app.py").write_text(FLASK_APP)
-    environ = dict(os.environ, MODEL_URL=f"http://127.0.0.1:{files_port}/iris-1.1.0.keras", TF_CPP_MIN_LOG_LEVEL="2")
-    flask = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "4", "-b", f"127.0.0.1:{port}", "seed_app:app"],
-        cwd=folder,
-        env=environ,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            requests.post(base + "/predict", json={"instances": [ROW]}, timeout=30).raise_for_status()
-            return flask, base, files
-        except requests.RequestException:
-            time.sleep(0.5)
-    raise RuntimeError("the seed-style Flask app did not start")
+    command = [sys.executable, "-m", "gunicorn", "-w", "1", "--threads", "4", "-b", "127.0.0.1:{port}", "seed_app:app"]
+    flask, base = start_peer(folder, "seed_app.py", FLASK_APP, command, files_port)
+    return flask, base, files
 
 
 def start_fastapi(folder: Path, files_port: int) -> tuple[subprocess.Popen, str]:
     """The hand-written FastAPI app under uvicorn (one process), its model from the static file server."""
+    command = [sys.executable, "-m", "uvicorn", "fastapi_app:app", "--host", "127.0.0.1", "--port", "{port}"]
+    return start_peer(
+        folder, "fastapi_app.py", FASTAPI_APP, [*command, "--log-level", "warning", "--no-access-log"], files_port
+    )
+
+
+def start_peer(folder: Path, name: str, code: str, command: list[str], files_port: int) -> tuple[subprocess.Popen, str]:
+    """Another app answering POST /predict ({port} in command is its port), its model fetched from MODEL_URL at
+    start; returned once it answers."""
     port = free_port()
-    (folder / "fastapi_app.py").write_text(FASTAPI_APP)
+    (folder / name).write_text(code)
     environ = dict(os.environ, MODEL_URL=f"http://127.0.0.1:{files_port}/iris-1.1.0.keras", TF_CPP_MIN_LOG_LEVEL="2")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "fastapi_app:app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
+    process = subprocess.Popen(
+        [part.format(port=port) for part in command],
         cwd=folder,
         env=environ,
         stdout=subprocess.DEVNULL,
@@ -168,10 +150,11 @@ def start_fastapi(folder: Path, files_port: int) -> tuple[subprocess.Popen, str]
     while time.monotonic() < deadline:
         try:
             requests.post(base + "/predict", json={"instances": [ROW]}, timeout=30).raise_for_status()
-            return server, base
+            return process, base
         except requests.RequestException:
             time.sleep(0.5)
-    raise RuntimeError("the hand-written FastAPI app did not start")
+    process.terminate()
+    raise RuntimeError(f"{name} did not start")
 
 
 def cpu_seconds(pid: int) -> float:
