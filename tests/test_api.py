@@ -407,7 +407,8 @@ def test_the_fast_predict_route_answers_as_the_documented_fastapi_route(tmp_path
 
     settings = service.settings({"MODEL_CACHE_DIR": str(tmp_path / "cache"), "HISTORY": "off"})
     serving = Serving(settings=settings, batcher=MicroBatcher())
-    serving._load(serving.catalog().default)
+    for version in serving.catalog().versions:  # loaded before: a version still loading would answer 503 first
+        serving._load(version)
     fast = TestClient(Starlette(routes=fast_routes(serving)))
     documented = TestClient(Starlette(routes=[Mount("/api/v1", app=create_api(serving))]))
     row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
