@@ -429,3 +429,63 @@ def test_the_fast_predict_route_answers_as_the_documented_fastapi_route(tmp_path
             "message": "query.explain: Input should be a valid boolean, unable to interpret input",
         }
     }
+
+
+def test_a_small_batch_runs_on_the_loop_but_never_waits_there_for_a_busy_model(tmp_path):
+    """Issue 25: a few rows are predicted on the event loop when the model is free (no thread hop); while another
+    call holds the model (a page's large batch), the request waits in a thread and the loop keeps answering."""
+    import asyncio
+    import threading
+
+    import numpy as np
+
+    from dashboard import service
+    from dashboard.loading.runtime import ModelBusy, not_waiting
+    from dashboard.service.batching import MicroBatcher
+    from dashboard.service.serving import Serving
+
+    settings = service.settings({"MODEL_CACHE_DIR": str(tmp_path / "cache"), "HISTORY": "off"})
+    serving = Serving(settings=settings, batcher=MicroBatcher())
+    served = serving.pool.get(settings, serving.catalog().default)
+    row = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+    expected = service.predict_rows(served, [row]).values  # the model called from a worker-style caller
+
+    async def scenario() -> tuple[list[str], np.ndarray, np.ndarray]:
+        loop_thread = threading.get_ident()
+        callers: list[int] = []
+        original = served.model.call
+
+        def spy(inputs):
+            callers.append(threading.get_ident())
+            return original(inputs)
+
+        served.model.call = spy
+        try:
+            free = await serving.batcher.predict(served, [row])
+            assert callers == [loop_thread]  # ran on the loop: the model was free
+            callers.clear()
+            served.model._lock.acquire()  # a page's batch holds the model
+            request = asyncio.ensure_future(serving.batcher.predict(served, [row]))
+            ticks = 0
+            for _ in range(20):  # the loop keeps running while the request waits for the model
+                await asyncio.sleep(0.005)
+                ticks += 1
+            assert not request.done()
+            served.model._lock.release()
+            busy = await asyncio.wait_for(request, 30)
+            assert callers[0] == loop_thread  # tried on the loop first, found the model busy,
+            assert callers[-1] != loop_thread  # and the call that answered ran in a worker thread
+            return [str(ticks)], free.values, busy.values
+        finally:
+            served.model.call = original
+
+    ticks, free, busy = asyncio.run(scenario())
+    assert ticks == ["20"]
+    np.testing.assert_allclose(free, expected)
+    np.testing.assert_allclose(busy, expected)
+    served.model._lock.acquire()
+    try:
+        with not_waiting(), pytest.raises(ModelBusy):
+            served.model.call(np.zeros((1, 4), dtype=np.float32))
+    finally:
+        served.model._lock.release()

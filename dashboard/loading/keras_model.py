@@ -24,6 +24,7 @@ from dashboard.common import jsontext
 from dashboard.config import quiet_tensorflow
 from dashboard.contract import Batch, InputInfo, ModelKind, ModelLimits
 from dashboard.errors import ModelLoadError, UnsafeModelError, scrub
+from dashboard.loading.runtime import holding
 from dashboard.loading.safety import FIX_SAFE, check_archive, check_config, check_h5, sniff_format
 
 
@@ -46,7 +47,7 @@ class LoadedModel:
         """Outputs for a batch: a 2-D float array (matrix input) or a dict of per-input columns."""
         import tensorflow as tf
 
-        with self._lock:
+        with holding(self._lock, ready=self._fn is not None):
             if self._fn is None:
                 self._fn = self._compile(tf)
             if self.named_inputs:

@@ -19,6 +19,7 @@ import numpy as np
 
 from dashboard.contract import Batch, InputInfo, ServableModel
 from dashboard.errors import ModelLoadError
+from dashboard.loading.runtime import holding
 
 TOLERANCE = 1e-5  # largest absolute difference allowed between Keras and LiteRT outputs
 
@@ -42,7 +43,7 @@ class LiteModel:
 
     def call(self, inputs: Batch) -> np.ndarray:
         """Outputs for a batch (same contract as LoadedModel.call)."""
-        with self._lock:
+        with holding(self._lock):
             rows = len(next(iter(inputs.values()))) if isinstance(inputs, dict) else len(inputs)
             if rows != self._batch:
                 for info in self.inputs:

@@ -1,4 +1,5 @@
-"""Which runtime this machine can serve, and TensorFlow imported without its start-up chatter."""
+"""Which runtime this machine can serve, TensorFlow imported without its start-up chatter, and the model lock a
+small request on the event loop may take without waiting."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import contextlib
 import importlib.util
 import os
 import sys
+import threading
+from collections.abc import Iterator
 
 
 def import_tensorflow_quietly() -> None:
@@ -45,3 +48,36 @@ def litert_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+class ModelBusy(Exception):
+    """The model is in another call (or not compiled yet) and the caller asked not to wait: see not_waiting()."""
+
+
+_caller = threading.local()
+
+
+@contextlib.contextmanager
+def not_waiting() -> Iterator[None]:
+    """Within the block a model call that would wait for another one, or compile first, raises ModelBusy instead:
+    a small request may then run on the event loop (no thread hop) but never blocks it behind a page's large batch."""
+    _caller.hurry = True
+    try:
+        yield
+    finally:
+        _caller.hurry = False
+
+
+@contextlib.contextmanager
+def holding(lock: threading.Lock, ready: bool = True) -> Iterator[None]:
+    """The model's lock for one call (every runtime's call is behind one: a shared interpreter is not thread-safe);
+    under not_waiting() taken only if free at once and the model is ready."""
+    if getattr(_caller, "hurry", False):
+        if not ready or not lock.acquire(blocking=False):
+            raise ModelBusy
+    else:
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
