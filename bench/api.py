@@ -1,5 +1,7 @@
-"""HTTP API benchmark (issues 13 and 25): `python -m bench.api [--quick]`. Prints figures, each beside its target and
-the baseline measured in the same run: the hand-written FastAPI app (the floor), and the seed-style Flask app.
+"""HTTP API benchmark (issues 13 and 25): `python -m bench.api [--quick] [--peers auto|yes|no]`. Prints figures, each
+beside its target and the baselines measured in the same run: the hand-written FastAPI app (the floor), BentoML and
+MLflow's scoring server (bench/peers.py builds their venvs; not with --quick unless --peers yes), and the seed-style
+Flask app.
 
 It starts the dashboard on the demo store exactly as the Procfile does, and the classic hand-rolled alternative:
 a Flask app with `POST /predict` calling `model.predict` per request, under gunicorn (1 worker, 4 threads), its
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import requests
 
+from bench import peers
 from bench.common import REPO, rss_mb
 from tests.support import dashboard_server
 from tests.support.helpers import CHROMIUM, CHROMIUM_FLAGS, DEMO, free_port
@@ -157,12 +160,6 @@ def start_peer(folder: Path, name: str, code: str, command: list[str], files_por
     raise RuntimeError(f"{name} did not start")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def bodies(rows: int) -> dict[str, dict]:
     """The same rows in each door's own format: ours (rows as objects), MLflow's dataframe_split, TF Serving's lists."""
     import numpy as np
@@ -176,8 +173,11 @@ def bodies(rows: int) -> dict[str, dict]:
     }
 
 
-def versus_fastapi(base: str, pid: int, fastapi: str, fastapi_pid: int, folder: Path, quick: bool) -> None:
-    """Our three JSON doors beside the hand-written FastAPI app, interleaved rounds (issue 25's ratios)."""
+def versus_fastapi(
+    base: str, pid: int, fastapi: str, fastapi_pid: int, folder: Path, quick: bool, others: list[peers.Peer]
+) -> None:
+    """Our three JSON doors beside the hand-written FastAPI app (and BentoML, MLflow when running), interleaved
+    rounds (issue 25's ratios)."""
     doors = {
         "native": base + "/api/v1/predict",
         "invocations": base + "/invocations",
@@ -195,23 +195,18 @@ def versus_fastapi(base: str, pid: int, fastapi: str, fastapi_pid: int, folder: 
         for name, url, pid_, one_body, big_body in [
             ("fastapi", fastapi + "/predict", fastapi_pid, theirs_one, theirs_big),
             *[(door, doors[door], pid, one[door], big[door]) for door in doors],
+            *[(peer.name, peer.url, peer.pid, one[peer.body], big[peer.body]) for peer in others],
         ]:
             add(name, "p50", statistics.median(keepalive(url, count, one_body)))
             path = folder / f"{name}.json"
             path.write_text(json.dumps(one_body))
-            before = cpu_seconds(pid_)
+            before = peers.tree_cpu_seconds(pid_)
             loaded = hey(url, seconds, 32, path)
             add(name, "rps", loaded["rps"])
-            add(name, "cpu", (cpu_seconds(pid_) - before) / max(1.0, loaded["rps"] * seconds) * 1e3)
+            add(name, "cpu", (peers.tree_cpu_seconds(pid_) - before) / max(1.0, loaded["rps"] * seconds) * 1e3)
             add(name, "big", min(keepalive(url, 1 if quick else 3, big_body)))
     floor = {figure: statistics.median(values) for figure, values in results["fastapi"].items()}
-    record(
-        "BentoML and MLflow's scoring server",
-        "skipped",
-        "their venvs are not built by this bench yet",
-        "issue 25 measured both slower than ours",
-    )
-    for door in doors:
+    for door in [*doors, *(peer.name for peer in others)]:
         mine = {figure: statistics.median(values) for figure, values in results[door].items()}
         record(
             f"{door}: c=32 single-row req/s vs hand-written FastAPI",
@@ -249,6 +244,12 @@ def wait_ready(base: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (a smoke test of the bench itself)")
+    parser.add_argument(
+        "--peers",
+        choices=["auto", "yes", "no"],
+        default="auto",
+        help="BentoML and MLflow in venvs built by the bench (auto: yes unless --quick)",
+    )
     args = parser.parse_args()
     if shutil.which("hey") is None:
         sys.exit("hey is not installed: apt-get install hey")
@@ -259,6 +260,7 @@ def main() -> None:
     print(f"{'figure':<58} {'value':>16}  {'baseline (same run)':<28} target")
     dashboard = dashboard_server.start(folder, {})
     flask = files = fastapi = None
+    others: list[peers.Peer] = []
     try:
         wait_ready(dashboard.base)
         predict = dashboard.base + "/api/v1/predict"
@@ -266,7 +268,17 @@ def main() -> None:
             keepalive(predict, 20, {"instances": [ROW]})
         flask, flask_base, files = start_flask(folder)
         fastapi, fastapi_base = start_fastapi(folder, int(files.args[3]))
-        versus_fastapi(dashboard.base, dashboard.process.pid, fastapi_base, fastapi.pid, folder, args.quick)
+        if args.peers == "yes" or (args.peers == "auto" and not args.quick):
+            for name in peers.RELEASES:
+                try:
+                    others.append(peers.start(name, folder))
+                except Exception as exc:  # a peer that cannot be built or started is a skip, printed with why
+                    record(f"{name} {peers.RELEASES[name]}", "skipped", str(exc)[:120], "")
+        else:
+            record("BentoML and MLflow's scoring server", "skipped", "--quick (or --peers no)", "")
+        versus_fastapi(dashboard.base, dashboard.process.pid, fastapi_base, fastapi.pid, folder, args.quick, others)
+        for peer in others:  # they would load the machine for the figures that follow
+            peer.stop()
         seed_one = keepalive(flask_base + "/predict", 20 if args.quick else 60, {"instances": [ROW]})
         ours_one = keepalive(predict, 100 if args.quick else 500, {"instances": [ROW]})
         p50 = statistics.median(ours_one)
@@ -311,6 +323,8 @@ def main() -> None:
         memory_figures(dashboard, predict, body, args.quick)
         page_under_load(dashboard.base, predict, body, seconds)
     finally:
+        for peer in others:
+            peer.stop()
         dashboard.stop()
         for process in (flask, files, fastapi):
             if process is not None:
