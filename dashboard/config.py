@@ -47,6 +47,7 @@ class Settings:
     csv_max_bytes: int = 50 * 1024 * 1024  # with csv_max_rows: fits the Keras stack on a 1 GB dyno
     csv_max_rows: int = 200_000
     csv_max_columns: int = 1_000
+    image_max_pixels: int = 40_000_000  # one image (width x height), refused from its header before decoding
     api_max_bytes: int = 50 * 1024 * 1024  # one HTTP request body
     api_max_rows: int = 100_000  # rows in one HTTP request (JSON or CSV)
     # a JSON body becomes ~40x its size in Python objects: 8 MiB (~100,000 short rows) parses to ~300 MB
@@ -210,6 +211,7 @@ def _limits(get: Get) -> dict[str, Any]:
         download_timeout=number(get("MODEL_DOWNLOAD_TIMEOUT"), "MODEL_DOWNLOAD_TIMEOUT", d.download_timeout),
         csv_max_bytes=integer(get("CSV_MAX_BYTES"), "CSV_MAX_BYTES", d.csv_max_bytes),
         csv_max_columns=integer(get("CSV_MAX_COLUMNS"), "CSV_MAX_COLUMNS", d.csv_max_columns),
+        image_max_pixels=integer(get("IMAGE_MAX_PIXELS"), "IMAGE_MAX_PIXELS", d.image_max_pixels),
         api_max_bytes=integer(get("API_MAX_BYTES"), "API_MAX_BYTES", d.api_max_bytes),
         api_max_rows=integer(get("API_MAX_ROWS"), "API_MAX_ROWS", d.api_max_rows),
         api_max_json_bytes=integer(get("API_MAX_JSON_BYTES"), "API_MAX_JSON_BYTES", d.api_max_json_bytes),

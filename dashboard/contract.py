@@ -12,14 +12,14 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 
 ModelKind = Literal["file", "architecture", "builder"]  # one .keras/.h5 file; JSON + weights; function + weights
-FeatureType = Literal["number", "category", "text"]
+FeatureType = Literal["number", "category", "text", "image"]
 OutputType = Literal["classification", "binary", "regression"]
 Runtime = Literal["keras", "litert"]
 RuntimeChoice = Literal["auto", "keras", "litert"]  # MODEL_RUNTIME
 ComparisonKind = Literal["labels", "values"]  # labels: classification / binary; values: regression
 Bound = Literal["min", "max"]
 
-FEATURE_TYPES: tuple[FeatureType, ...] = ("number", "category", "text")
+FEATURE_TYPES: tuple[FeatureType, ...] = ("number", "category", "text", "image")
 OUTPUT_TYPES: tuple[OutputType, ...] = ("classification", "binary", "regression")
 RUNTIME_CHOICES: tuple[RuntimeChoice, ...] = ("auto", "keras", "litert")
 
@@ -38,6 +38,12 @@ class InputInfo:
     def is_string(self) -> bool:
         """True for tf.string inputs."""
         return self.dtype == "string"
+
+    @property
+    def is_image(self) -> bool:
+        """True for a per-row shape (height, width, channels) with 1 or 3 channels, or (height, width), all fixed."""
+        fixed = all(isinstance(d, int) and d > 0 for d in self.shape)
+        return fixed and (len(self.shape) == 2 or (len(self.shape) == 3 and self.shape[2] in (1, 3)))
 
     @property
     def row_shape(self) -> tuple[int, ...]:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from dashboard.api import uploads
 from dashboard.api.answers import answer, counted, predict_csv, record_rows
 from dashboard.api.errors import ApiError, error_response
 from dashboard.api.reading import SMALL, check_explain, explaining, json_rows, media_type, read_body, version_for
@@ -62,10 +63,18 @@ async def predict(serving: Serving, request: Request, version: str | None, expla
     started = time.perf_counter()
     served, fallback = await version_for(serving, version)
     body = await read_body(request, serving)
-    kind = media_type(request)
+    kind = media_type(request, images=bool(served.schema.images))
     if kind == "text/csv":
         return await predict_csv(serving, served, body, explain, request, started)
-    _, rows = await json_rows(body, served, serving)
+    if kind == "application/json":
+        _, rows = await json_rows(body, served, serving)
+    else:
+        rows = (
+            uploads.form_rows(body, request.headers["content-type"], served, serving.settings.api_max_rows)
+            if kind == "multipart/form-data"
+            else uploads.raw_image_rows(body, served)
+        )
+        uploads.check_pixels(rows, served, serving.settings.api_max_bytes)
     if explain:  # not batched with others: each request's rows explained against the reference input
         check_explain(serving, served, len(rows))
         frame = frame_of(rows, served.schema.names)

@@ -9,7 +9,9 @@ from typing import Any
 
 from fastapi import Request
 
+from dashboard.api import uploads
 from dashboard.api.errors import RETRY_AFTER, ApiError
+from dashboard.api.uploads import IMAGE_TYPES
 from dashboard.common import jsontext
 from dashboard.common.logs import report
 from dashboard.errors import DashboardError, InputError
@@ -82,13 +84,16 @@ async def read_body(request: Request, serving: Serving) -> bytes:
     return b"".join(chunks)
 
 
-def media_type(request: Request) -> str:
-    """application/json or text/csv; anything else is a 415."""
+def media_type(request: Request, images: bool = False) -> str:
+    """application/json or text/csv (and, with images, multipart/form-data or a raw image); else a 415."""
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    if kind in ("application/json", "text/csv"):
+    if kind in ("application/json", "text/csv") or (images and (kind == "multipart/form-data" or kind in IMAGE_TYPES)):
         return kind
+    also = ", multipart/form-data or an image (image/png, image/jpeg, image/webp)" if images else " or text/csv"
     raise ApiError(
-        415, "unsupported_media_type", f"Content-Type {kind!r} is not supported; send application/json or text/csv"
+        415,
+        "unsupported_media_type",
+        f"Content-Type {kind!r} is not supported; send application/json{', text/csv' if images else ''}{also}",
     )
 
 
@@ -112,13 +117,23 @@ async def json_rows(body: bytes, served: Served, serving: Serving) -> tuple[Any,
 
     def parse() -> tuple[Any, list]:
         data = parse_json(body)
-        return data, rows_for(data, served, serving)
+        rows = uploads.images_of(rows_for(data, served, serving), served)
+        if served.schema.images:
+            uploads.check_pixels(rows, served, serving.settings.api_max_bytes)
+        return data, rows
 
     return parse() if len(body) <= 65_536 else await asyncio.to_thread(parse)
 
 
 def check_explain(serving: Serving, served: Served, rows: int) -> None:
     """Refuse an explanation larger than API_EXPLAIN_MAX_CELLS (rows x inputs) before any work."""
+    if served.schema.images:
+        raise ApiError(
+            400,
+            "bad_request",
+            "explain=true is not available for image models yet; the page's Predict tab shows which parts of an "
+            "image mattered",
+        )
     cells, limit = rows * len(served.schema.features), serving.settings.api_explain_max_cells
     if cells > limit:
         raise ApiError(

@@ -9,10 +9,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from dashboard import history, service
 from dashboard.common.files import write_bytes_atomic
 from dashboard.errors import InputError
-from dashboard.prediction.reading import parquet_files
+from dashboard.prediction.images import SUFFIXES
+from dashboard.prediction.reading import image_files, parquet_files
 from dashboard.prediction.results import results_csv
 
 HISTORY_WAIT = 10.0  # seconds the CLI waits for the history database before it warns and exits
@@ -36,10 +39,8 @@ def _print_drift(served, table, result) -> None:
 
 def predict(source: Path, target: Path, requested: str | None, explain: bool = False, drift: bool = False) -> int:
     settings = service.settings()
-    try:
-        data = source.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {source}: {exc.strerror}; check the path") from exc
+    if not source.exists():
+        raise InputError(f"cannot read {source}: no such file or folder; check the path")
     catalog = service.catalog(settings)
     version, warning = (
         catalog.choose(requested, "--version") if requested is not None else (catalog.default, catalog.warning)
@@ -48,12 +49,22 @@ def predict(source: Path, target: Path, requested: str | None, explain: bool = F
         print(f"warning: {warning}", file=sys.stderr)
     history.check(settings)  # a bad DATABASE_URL fails here, before any work
     served = service.load_version(settings, version)
+    if served.schema.images and (source.is_dir() or source.suffix.lower() in (".zip", *SUFFIXES)):
+        if explain or drift:
+            raise InputError(
+                "--explain and --drift are not available for image files yet; the page's Predict tab shows which "
+                "parts of an image mattered"
+            )
+        return predict_images(settings, served, source, target)
+    data = _read(source)
     started = time.perf_counter()
     table = (
         parquet_files.read_parquet(source, data)
         if source.suffix.lower() in (".parquet", ".pq")
         else service.read_csv(settings, data)
     )
+    if served.schema.images:  # a CSV whose image columns hold paths relative to it
+        table = image_files.with_paths(table, [f.name for f in served.schema.images], source.parent)
     if explain:
         from dashboard.service import understand
 
@@ -82,6 +93,73 @@ def predict(source: Path, target: Path, requested: str | None, explain: bool = F
     print(
         f"predicted {result.predicted} of {result.rows} rows with version {served.label} -> {target}", file=sys.stderr
     )
+    return 0
+
+
+def _read(source: Path) -> bytes:
+    if source.is_dir():
+        raise InputError(f"{source} is a folder; give a CSV or Parquet file (folders of images are for image models)")
+    try:
+        return source.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {source}: {exc.strerror}; check the path") from exc
+
+
+def predict_images(settings, served, source: Path, target: Path) -> int:
+    """A folder, a zip or one image file: predicted a chunk of images at a time (memory holds one chunk), written
+    as one results CSV with the file's name first, recorded in the history as one run."""
+    import pandas as pd
+
+    features = served.schema.images
+    if len(served.schema.features) != 1:
+        others = ", ".join(f.name for f in served.schema.features if f.type != "image")
+        raise InputError(
+            f"this model also takes {others}: give a CSV with a {features[0].name} column of image paths "
+            "(relative to the CSV) and the other columns"
+        )
+    started = time.perf_counter()
+    tables, digest, failed, first = [], hashlib.sha256(), 0, ""
+    for chunk in image_files.chunks(image_files.source_files(source), features[0].name):
+        result = service.predict_table(served, chunk)
+        tables.append(result.table)
+        for item in chunk.frame[features[0].name]:
+            digest.update(f"{item.name}\0{item.digest}\0".encode())
+        if result.failed and not first:
+            index = int(np.flatnonzero(~result.good)[0])
+            first = str(result.errors[index])
+        failed += result.failed
+    if not tables:
+        raise InputError(f"{source} holds no files; give a folder or a zip of images")
+    table = pd.concat(tables, ignore_index=True)
+    _write_output(target, results_csv(table))
+    recorder = history.recorder(settings)
+    if recorder is not None:
+        seconds = time.perf_counter() - started
+        recorder.record(
+            served,
+            "cli",
+            history.local_user(),
+            table,
+            seconds,
+            keep_rows=settings.history_file_rows,
+            file_name=source.name,
+            file_sha256=digest.hexdigest(),
+        )
+        _close_history(recorder)
+    rows = len(table)
+    if failed:
+        print(
+            f"{failed:,} of {rows:,} files {'has' if failed == 1 else 'have'} errors (see the error column); "
+            f"first: {first}",
+            file=sys.stderr,
+        )
+    if failed == rows:
+        print(
+            f"error: no image could be predicted with version {served.label}; the reasons are in {target}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"predicted {rows - failed} of {rows} images with version {served.label} -> {target}", file=sys.stderr)
     return 0
 
 

@@ -59,7 +59,8 @@ class LoadedModel:
                 }
                 out = self._fn(tensors)
             else:
-                out = self._fn(tf.constant(inputs, dtype=self.inputs[0].dtype))
+                shaped = np.asarray(inputs).reshape((-1,) + self.inputs[0].row_shape)  # (n, H, W, 1) for (H, W)
+                out = self._fn(tf.constant(shaped, dtype=self.inputs[0].dtype))
         return np.asarray(out)
 
     def _compile(self, tf: Any) -> Callable:
@@ -119,16 +120,17 @@ def describe_model(model: Any, fmt: str) -> LoadedModel:
         for n, t in enumerate(raw_inputs)
     )
     named = len(inputs) > 1 or isinstance(getattr(model, "_inputs_struct", None), dict) or inputs[0].is_string
-    wide = [i for i in inputs if named and i.shape not in ((), (1,))]
+    wide = [i for i in inputs if named and i.shape not in ((), (1,)) and not i.is_image]
     if wide:
         raise ModelLoadError(
             f"the model's input {wide[0].name!r} takes shape {wide[0].shape} per row; with several "
-            "inputs the dashboard needs one value per input (shape (1,)), one CSV column each"
+            "inputs the dashboard needs one value per input (shape (1,)), one CSV column each, "
+            "or an image (height, width, 1 or 3 channels)"
         )
-    if not named and len(inputs[0].shape) != 1:
+    if not named and len(inputs[0].shape) != 1 and not inputs[0].is_image:
         raise ModelLoadError(
-            f"the model's input has shape {inputs[0].shape} per row; the dashboard serves models "
-            "that take one row of features (shape (n,)) or one named input per feature"
+            f"the model's input has shape {inputs[0].shape} per row; the dashboard serves models that take one row "
+            "of features (shape (n,)), an image (height, width, 1 or 3 channels), or one named input per feature"
         )
     if not named and inputs[0].shape[0] is None:
         raise ModelLoadError("the model's input has no fixed number of features; give keras.Input a shape such as (4,)")

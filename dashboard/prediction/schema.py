@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 
 from dashboard.common import jsontext
-from dashboard.contract import FEATURE_TYPES, OUTPUT_TYPES, FeatureType, OutputType, ServableModel
+from dashboard.contract import FEATURE_TYPES, OUTPUT_TYPES, FeatureType, InputInfo, OutputType, ServableModel
 from dashboard.errors import SchemaError
+from dashboard.prediction.images import RESIZES, SCALES
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,12 @@ class Feature:
     default: Any = None
     unit: str = ""
     choices: tuple[Any, ...] = ()
+    # image features (SPEC "Images"): the model's pixel grid and how a file becomes it
+    height: int = 0
+    width: int = 0
+    channels: int = 3
+    scale: str = "0..255"
+    resize: str = "stretch"
 
     @property
     def initial(self) -> Any:
@@ -38,6 +45,8 @@ class Feature:
             return self.choices[0] if self.choices else ""
         if self.type == "text":
             return ""
+        if self.type == "image":
+            return None
         if self.min is not None and self.max is not None:
             return (self.min + self.max) / 2
         return self.min if self.min is not None else (self.max if self.max is not None else 0.0)
@@ -67,6 +76,11 @@ class Schema:
         """Feature names in order."""
         return [f.name for f in self.features]
 
+    @property
+    def images(self) -> list[Feature]:
+        """The image features, in order (none for a tabular model)."""
+        return [f for f in self.features if f.type == "image"]
+
     def template_csv(self) -> bytes:
         """A CSV with the expected header and one example row of defaults."""
         row = {f.name: f.initial for f in self.features}
@@ -84,6 +98,9 @@ class Schema:
                 item["unit"] = f.unit
             if f.choices:
                 item["choices"] = list(f.choices)
+            if f.type == "image":
+                item |= {"height": f.height, "width": f.width, "channels": f.channels}
+                item |= {"scale": f.scale, "resize": f.resize}
             features.append(item)
         out: dict[str, Any] = {"type": self.output.type}
         if self.output.type in ("classification", "binary"):
@@ -146,10 +163,29 @@ def _parse_feature(item: Any, where: str) -> Feature:
         return Feature(name=name, type=kind, choices=tuple(choices), default=default, unit=str(item.get("unit", "")))
     if kind == "text":
         return Feature(name=name, type=kind, default=item.get("default"))
+    if kind == "image":
+        return _parse_image(item, where, name)
     low, high, default = (_optional_number(item.get(k), where, name, k) for k in ("min", "max", "default"))
     if low is not None and high is not None and low > high:
         raise SchemaError(f"{where} ({name}): min {low:g} is above max {high:g}")
     return Feature(name=name, type=kind, min=low, max=high, default=default, unit=str(item.get("unit", "")))
+
+
+def _parse_image(item: Mapping[str, Any], where: str, name: str) -> Feature:
+    sizes = {}
+    for key in ("height", "width"):
+        value = item.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 4096:
+            raise SchemaError(f'{where} ({name}): an image needs "{key}", a whole number of pixels from 1 to 4096')
+        sizes[key] = value
+    channels, scale, resize = item.get("channels", 3), item.get("scale", "0..255"), item.get("resize", "stretch")
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise SchemaError(f'{where} ({name}): "channels" must be 1 (grayscale) or 3 (RGB), not {channels!r}')
+    if scale not in SCALES:
+        raise SchemaError(f'{where} ({name}): "scale" must be one of {", ".join(SCALES)}, not {scale!r}')
+    if resize not in RESIZES:
+        raise SchemaError(f'{where} ({name}): "resize" must be one of {", ".join(RESIZES)}, not {resize!r}')
+    return Feature(name=name, type="image", channels=channels, scale=scale, resize=resize, **sizes)
 
 
 def _optional_number(value: Any, where: str, name: str, key: str) -> float | None:
@@ -203,7 +239,12 @@ def parse_schema_json(raw: bytes, where: str) -> Schema:
 def infer_schema(model: ServableModel) -> Schema:
     """A schema from the model alone: x0..x{n-1} (or input names), output type from the last activation."""
     if model.named_inputs:
-        features = tuple(Feature(name=i.name, type="text" if i.is_string else "number") for i in model.inputs)
+        features = tuple(
+            _image_feature(i.name, i) if i.is_image else Feature(name=i.name, type="text" if i.is_string else "number")
+            for i in model.inputs
+        )
+    elif model.inputs[0].is_image:
+        features = (_image_feature("image", model.inputs[0]),)
     else:
         features = tuple(Feature(name=f"x{i}") for i in range(int(model.inputs[0].shape[0])))
     units, activation = model.output_units, model.output_activation
@@ -214,6 +255,29 @@ def infer_schema(model: ServableModel) -> Schema:
     else:
         output = Output(type="regression")
     return Schema(features=features, output=output, inferred=True)
+
+
+def _image_feature(name: str, info: InputInfo) -> Feature:
+    """An image feature for a model input of per-row shape (H, W, C) or (H, W): pixels as they are, stretched."""
+    height, width = int(info.shape[0]), int(info.shape[1])  # type: ignore[arg-type]
+    channels = int(info.shape[2]) if len(info.shape) == 3 else 1  # type: ignore[arg-type]
+    return Feature(name=name, type="image", height=height, width=width, channels=channels)
+
+
+def _check_image(feature: Feature, info: InputInfo, where: str) -> None:
+    """An image feature must ask for the pixel grid the model input takes."""
+    if not info.is_image:
+        raise SchemaError(
+            f"{where}: feature {feature.name!r} is an image, but the model input takes shape {info.shape} per row; "
+            "make it a number, a category or text"
+        )
+    expected = _image_feature(feature.name, info)
+    if (feature.height, feature.width, feature.channels) != (expected.height, expected.width, expected.channels):
+        raise SchemaError(
+            f"{where}: image {feature.name!r} is {feature.height}×{feature.width} with {feature.channels} channel(s) "
+            f"but the model takes {expected.height}×{expected.width} with {expected.channels}; "
+            "give the model's height, width and channels"
+        )
 
 
 def check_against_model(schema: Schema, model: ServableModel, where: str = "the schema") -> None:
@@ -229,6 +293,22 @@ def check_against_model(schema: Schema, model: ServableModel, where: str = "the 
                 + (f"; not model inputs: {', '.join(extra)}" if extra else "")
                 + "; fix the schema's feature names"
             )
+        by_name = {i.name: i for i in model.inputs}
+        for feature in schema.features:
+            if feature.type == "image":
+                _check_image(feature, by_name[feature.name], where)
+            elif by_name[feature.name].is_image:
+                raise SchemaError(
+                    f"{where}: the model input {feature.name!r} takes an image of shape {by_name[feature.name].shape} "
+                    'per row; give the feature "type": "image" with its height, width and channels'
+                )
+    elif model.inputs[0].is_image:
+        if len(schema.features) != 1 or schema.features[0].type != "image":
+            raise SchemaError(
+                f"{where} lists {len(schema.features)} feature(s) but the model takes one image of shape "
+                f'{model.inputs[0].shape} per row; list one feature of "type": "image"'
+            )
+        _check_image(schema.features[0], model.inputs[0], where)
     else:
         width = int(model.inputs[0].shape[0])
         if len(schema.features) != width:
@@ -236,10 +316,11 @@ def check_against_model(schema: Schema, model: ServableModel, where: str = "the 
                 f"{where} lists {len(schema.features)} features but the model takes {width} per row; "
                 "list one feature per model input column, in order"
             )
-        text = [f.name for f in schema.features if f.type == "text"]
+        text = [f.name for f in schema.features if f.type in ("text", "image")]
         if text:
+            kind = "an image" if schema.features[schema.names.index(text[0])].type == "image" else "text"
             raise SchemaError(
-                f"{where}: feature {text[0]!r} is text, but the model takes numbers only; "
+                f"{where}: feature {text[0]!r} is {kind}, but the model takes numbers only; "
                 "make it a number or a category"
             )
     out, units = schema.output, model.output_units

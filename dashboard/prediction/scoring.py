@@ -16,6 +16,7 @@ import pandas as pd
 
 from dashboard.contract import Batch, ComparisonKind, ServableModel
 from dashboard.errors import SchemaError
+from dashboard.prediction.images import FILE_COLUMN, ImageFile
 from dashboard.prediction.schema import Output
 from dashboard.prediction.validate import RangeWarning, RowCounts, Validated
 
@@ -183,12 +184,32 @@ def assemble(
         added["prediction"] = prediction
     added["model_version"] = np.full(rows, version, dtype=object)
     added["error"] = errors
-    inputs = frame.reset_index(drop=True)
+    inputs = shown_inputs(frame.reset_index(drop=True))
     clashes = {c: f"input_{c}" for c in inputs.columns if c in added}
     if clashes:
         inputs = inputs.rename(columns=clashes)
     result = pd.concat([inputs, pd.DataFrame(added)], axis=1)
     return result
+
+
+def shown_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The inputs as a results table shows them: an image as its file's name (never its bytes), and an image column
+    that only repeats the `file` column left out."""
+    images = [
+        name
+        for name in frame.columns
+        if frame[name].dtype == object and len(frame) and isinstance(frame[name].iloc[0], ImageFile)
+    ]
+    if not images:
+        return frame
+    shown = frame.copy()
+    for name in images:
+        names = [str(cell) for cell in frame[name]]
+        if FILE_COLUMN in frame.columns and name != FILE_COLUMN and names == [str(c) for c in frame[FILE_COLUMN]]:
+            shown = shown.drop(columns=[name])
+        else:
+            shown[name] = pd.Series(names, dtype=object, index=frame.index)
+    return shown
 
 
 @dataclass(frozen=True)

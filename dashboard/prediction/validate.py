@@ -21,6 +21,7 @@ from dashboard.prediction.cells import (
     quote,
     text_cells,
 )
+from dashboard.prediction.images import FILE_COLUMN, image_cells, stacked
 from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.schema import Feature, Schema
 
@@ -88,6 +89,7 @@ def validate(
     problems: list[tuple[np.ndarray, np.ndarray | str]] = []  # (bad mask, one message or one per row)
     warn_masks: list[tuple[np.ndarray, str, Bound, float]] = []
     values: dict[str, np.ndarray] = {}
+    pictures: dict[str, list[np.ndarray | None]] = {}  # image features: pixels per row (None where unreadable)
     for feature in schema.features:
         column = frame[feature.name]
         if feature.type == "number":
@@ -103,6 +105,9 @@ def validate(
             text, codes, bad, messages = _categories(column, feature, rows)
             problems.append((bad, messages))
             values[feature.name] = text if feature.name in string_inputs else codes.astype(np.float64)
+        elif feature.type == "image":
+            pictures[feature.name], bad, messages = image_cells(column, feature)
+            problems.append((bad, messages))
         else:
             text = text_cells(column)
             missing = np.zeros(rows, dtype=bool) if empty_text_ok else text == ""
@@ -117,12 +122,16 @@ def validate(
         problems.insert(0, (bad, messages))
     good, errors = _joined_errors(problems, rows)
     warnings, warning_count = _range_warnings(warn_masks, good, values, max_warnings)
+    images = {f.name: stacked(pictures[f.name], good, f) for f in schema.images}
     if named_inputs:
-        inputs = {name: array[good] for name, array in values.items()}
+        inputs = {name: array[good] for name, array in values.items()} | images
+    elif images:
+        inputs = next(iter(images.values()))
     else:
         inputs = np.column_stack([values[name][good] for name in schema.names]) if rows else np.empty((0, 0))
         inputs = inputs.astype(np.float32, copy=False)
-    extra = tuple(c for c in columns if c not in set(schema.names))
+    known = set(schema.names) | ({FILE_COLUMN} if images else set())
+    extra = tuple(c for c in columns if c not in known)
     return Validated(
         inputs=inputs,
         good=good,

@@ -13,6 +13,7 @@ from dashboard.config import Settings, load_settings
 from dashboard.contract import Runtime, ServableModel
 from dashboard.errors import ModelLoadError
 from dashboard.loading import keras_model, runtime
+from dashboard.prediction import images
 from dashboard.prediction import schema as schemas
 from dashboard.prediction.schema import Schema
 from dashboard.store import fetch
@@ -48,8 +49,10 @@ class Served:
 
 
 def settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """The settings from the environment and secrets."""
-    return load_settings(environ)
+    """The settings from the environment and secrets (IMAGE_MAX_PIXELS applied to this process's image decoding)."""
+    found = load_settings(environ)
+    images.set_max_pixels(found.image_max_pixels)
+    return found
 
 
 def catalog(settings: Settings) -> Catalog:

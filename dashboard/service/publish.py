@@ -211,6 +211,13 @@ def _samples(schema: schemas.Schema, loaded: ServableModel, rows: int = 256) -> 
             first = float(feature.choices.index(feature.initial)) if feature.initial in feature.choices else 0.0
         elif feature.type == "text":
             raise PublishError(f"feature {feature.name!r} is text; LiteRT cannot serve text inputs")
+        elif feature.type == "image":  # random pixels in the schema's scale, a mid-grey image first
+            low, high = {"0..255": (0.0, 255.0), "0..1": (0.0, 1.0), "-1..1": (-1.0, 1.0)}[feature.scale]
+            shape = (rows + 1, feature.height, feature.width, feature.channels)
+            pixels = rng.uniform(low, high, shape).astype(np.float32)
+            pixels[0] = (low + high) / 2
+            columns[feature.name] = pixels
+            continue
         else:
             low = feature.min if feature.min is not None else (feature.max - 2 if feature.max is not None else -2.0)
             high = feature.max if feature.max is not None else low + 4.0
@@ -219,6 +226,8 @@ def _samples(schema: schemas.Schema, loaded: ServableModel, rows: int = 256) -> 
         columns[feature.name] = np.concatenate([[first], values])
     if loaded.named_inputs:
         return columns
+    if schema.images:
+        return columns[schema.images[0].name]
     return np.column_stack([columns[name] for name in schema.names]).astype(np.float32)
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from dashboard.contract import ServableModel
 from dashboard.errors import SchemaError
 from dashboard.prediction import drift as reference
-from dashboard.prediction import shapley
+from dashboard.prediction import saliency, shapley
 from dashboard.prediction.reading import csv_files
 from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.schema import Schema
@@ -165,3 +165,28 @@ def reference_stats(schema: Schema, model: ServableModel, data: bytes, where: st
     stats = reference.compute(columns, schema)
     reference.check(stats, schema, where)
     return stats
+
+
+@dataclass(frozen=True)
+class SeenImage:
+    """One image row predicted, with what the model saw (pixels as preprocessed) and, when predicted, which
+    squares of the first image input mattered (occlusion saliency)."""
+
+    result: BatchResult
+    pixels: np.ndarray | None  # (H, W, C) as the model took them; None when the row failed
+    saliency: saliency.Saliency | None
+
+
+def see_image(served: Served, row: Mapping[str, Any]) -> SeenImage:
+    """Predict one row of an image model (files as ImageFile) and explain its first image by occlusion."""
+    from dashboard.prediction.reading.json_rows import frame_of
+
+    result = predict_table(served, InputTable(frame_of([row], served.schema.names)))
+    validated = result.validated
+    if not result.predicted or validated is None:
+        return SeenImage(result, None, None)
+    feature = served.schema.images[0].name
+    inputs = validated.inputs
+    pixels = np.asarray(inputs[feature] if isinstance(inputs, dict) else inputs)[0]
+    output = int(np.argmax(result.values[0])) if served.schema.output.type == "classification" else 0
+    return SeenImage(result, pixels, saliency.occlusion(served.model, inputs, feature, output))

@@ -16,7 +16,7 @@ from dashboard.history import Recorder
 from dashboard.prediction.results import results_csv
 from dashboard.prediction.scoring import BatchResult
 from dashboard.service import Served, understand
-from dashboard.ui import charts, insight, session, words
+from dashboard.ui import charts, image_batch, insight, session, words
 from dashboard.ui.session import Upload
 from dashboard.ui.words import md
 
@@ -27,6 +27,8 @@ def show(
     settings: Settings, served: Served, who: str = "anonymous", recorder: Recorder | None = None
 ) -> BatchResult | None:
     """Draw the batch tab; returns the result for the uploaded file (None without a usable file)."""
+    if served.schema.images:
+        return image_batch.show(settings, served, who, recorder, _report, _chart)
     st.download_button(
         "Download CSV template",
         served.schema.template_csv(),

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard.config import Settings
+from dashboard.prediction.images import describe
 from dashboard.service import Served
 from dashboard.store.versions import Catalog
 from dashboard.ui import cached, session, words
@@ -72,6 +73,8 @@ def _inputs_table(schema) -> pd.DataFrame:
             usual = "one of " + ", ".join(str(c) for c in f.choices)
         elif f.type == "text":
             usual = "text"
+        elif f.type == "image":
+            usual = "image: " + describe(f)
         elif f.min is not None or f.max is not None:
             low = f"{round(f.min, places):g}" if f.min is not None else "…"
             high = f"{round(f.max, places):g}" if f.max is not None else "…"

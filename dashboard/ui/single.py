@@ -10,25 +10,33 @@ import streamlit as st
 
 from dashboard.common.logs import log
 from dashboard.history import Recorder
+from dashboard.prediction.images import ImageFile
 from dashboard.prediction.schema import Feature
 from dashboard.prediction.scoring import BatchResult
 from dashboard.service import Served, understand
-from dashboard.ui import charts, history, insight, session, words
+from dashboard.ui import charts, history, images, insight, session, words
 from dashboard.ui.words import md
 
 
 def show(served: Served, who: str = "anonymous", recorder: Recorder | None = None) -> BatchResult | None:
     """Draw the form; returns the last result for this version (None before the first click)."""
     schema = served.schema
+    camera = bool(schema.images) and st.toggle("Take a photo with the camera", key="single-camera")
     with st.form("single-form", border=True):
         values = {}
         features = list(schema.features)
         for start in range(0, len(features), 2):  # row by row, so a phone's single column keeps the schema order
             for column, feature in zip(st.columns(2), features[start : start + 2], strict=False):
                 with column:
-                    values[feature.name] = _field(feature)
+                    values[feature.name] = (
+                        images.field(feature, camera and feature is schema.images[0])
+                        if feature.type == "image"
+                        else _field(feature)
+                    )
         submitted = st.form_submit_button("Predict", key="single-submit", type="primary")
-    if submitted:
+    if submitted and schema.images:
+        _predict_image(served, values, who, recorder)
+    elif submitted:
         values, defaulted = _with_defaults(schema.features, values)
         session.keep_defaulted(served, defaulted)
         started = time.perf_counter()
@@ -49,11 +57,33 @@ def show(served: Served, who: str = "anonymous", recorder: Recorder | None = Non
     if not result.table["error"].iloc[0]:
         history.report_form(recorder, served, session.prediction_id(served), who)
     stored = session.explained(served)
-    if stored is not None and not result.table["error"].iloc[0]:
+    if stored is not None and schema.images:
+        images.seen(served, *stored)
+    elif stored is not None and not result.table["error"].iloc[0]:
         explained, asked = stored
         insight.why(served, explained, asked)
         insight.what_if(served, asked)
     return result
+
+
+def _predict_image(served: Served, values: dict, who: str, recorder: Recorder | None) -> None:
+    """An image row: predicted, its first image explained by occlusion, kept for this session and recorded."""
+    missing = [f.name for f in served.schema.images if values.get(f.name) is None]
+    if missing:
+        st.warning(f"Give an image for {md(', '.join(missing))} (upload a file or take a photo), then press Predict.")
+        return
+    values, defaulted = _with_defaults(served.schema.features, values)
+    session.keep_defaulted(served, defaulted)
+    started = time.perf_counter()
+    with st.spinner("Predicting and finding what mattered…"):
+        shown = understand.see_image(served, values)
+    if recorder is not None:
+        seconds = time.perf_counter() - started
+        prediction_id = recorder.record(served, "form", who, shown.result.table, seconds, keep_rows=1)
+        session.keep_prediction_id(served, prediction_id)
+    session.keep_single_result(served, shown.result)
+    session.keep_explained(served, (shown, {k: v for k, v in values.items() if isinstance(v, ImageFile)}))
+    log.info("image prediction by %s with version %s", who, served.label)
 
 
 def _field(feature: Feature):

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard.errors import InputError
+from dashboard.prediction.images import from_b64, is_b64
 
 Format = Literal["instances", "inputs", "dataframe_split", "dataframe_records"]
 FORMATS: tuple[Format, ...] = ("instances", "inputs", "dataframe_split", "dataframe_records")
@@ -80,7 +81,9 @@ def _rows(value: Any, names: Sequence[str], field: str, lists: bool = True) -> l
         raise InputError(f'"{field}" must be a list of rows; {_HINT}')
     rows = []
     for i, row in enumerate(value):
-        if isinstance(row, Mapping):
+        if isinstance(row, Mapping) and len(names) == 1 and is_b64(row):  # TF Serving: {"b64": ...} as the row
+            rows.append({names[0]: row})
+        elif isinstance(row, Mapping):
             rows.append(row)
         elif lists and isinstance(row, list):
             if len(row) != len(names):
@@ -127,6 +130,17 @@ def _split(value: Any, names: Sequence[str]) -> list[Mapping[str, Any]]:
             raise InputError(f'"dataframe_split"["data"][{i}] must be a list of {len(columns)} values, one per column')
         rows.append(dict(zip(columns, row, strict=True)))
     return rows
+
+
+def with_images(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[Mapping[str, Any]]:
+    """The rows with each {"b64": ...} value of the image features `names` decoded to a file (TF Serving's
+    convention for binary values); bad base64 becomes that row's error at validation."""
+    return [
+        {**row, **{name: from_b64(row[name]) for name in names if is_b64(row.get(name))}}
+        if any(is_b64(row.get(name)) for name in names)
+        else row
+        for row in rows
+    ]
 
 
 def frame_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> pd.DataFrame:
