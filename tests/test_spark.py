@@ -339,3 +339,24 @@ def test_a_python_worker_failure_says_what_failed():
         "An exception was thrown from the Python worker. Please see the stack trace below. UnicodeDecodeError: "
         "'utf-8' codec can't decode byte 0xe9 in position 3: invalid continuation byte"
     )
+
+
+def test_a_folder_of_images_on_spark_gives_the_local_clis_rows(spark, env, tmp_path, capsys):
+    """Issue 26: Spark reads a folder with binaryFile; every file is a row named by its path in the folder, bad
+    files are row errors, and the rows equal the local CLI's on the same folder."""
+    digits = DEMO / "digits"
+    env.setenv("MODEL_MANIFEST_URL", str(digits / "manifest.json"))
+    env.setenv("HISTORY", "off")
+    folder = tmp_path / "shots"
+    shutil.copytree(digits / "samples", folder / "nested")
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (folder / ".hidden.png").write_bytes((digits / "samples" / "digit-1.png").read_bytes())
+    assert cli.main(["predict", "--input", str(folder), "--output", str(tmp_path / "local.csv")]) == 0
+    local = cells((tmp_path / "local.csv").read_text())
+    argv = ["predict", "--engine", "spark", "--master", "local[2]", "--input", str(folder)]
+    assert cli.main([*argv, "--output", str(tmp_path / "out")]) == 0
+    assert "1 of 11 rows have errors" in capsys.readouterr().err
+    on_spark = spark_csv(tmp_path / "out").sort_values("file", ignore_index=True)
+    assert list(on_spark["file"]) == ["broken.png", *[f"nested/digit-{d}.png" for d in range(10)]]
+    same(local.sort_values("file", ignore_index=True), on_spark)
+    assert "broken.png: not an image Pillow can read" in on_spark["error"][0]

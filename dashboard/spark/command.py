@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 from dashboard import service
 from dashboard.config import Settings, quiet_tensorflow
 from dashboard.errors import DashboardError, InputError, scrub
+from dashboard.prediction.images import FILE_COLUMN
 from dashboard.prediction.reading.spark_batches import CORRUPT
 from dashboard.spark.driver import OutputFormat, Run, apply, counters_for, prepare_served
 from dashboard.spark.worker import MARKER
@@ -44,8 +45,9 @@ def session(master: str | None = None) -> SparkSession:
     return spark
 
 
-def input_format(path: str) -> Literal["csv", "parquet"]:
-    """parquet for a .parquet file, glob or folder of them; csv otherwise."""
+def input_format(path: str) -> Literal["csv", "parquet", "images"]:
+    """parquet for a .parquet file, glob or folder of them; images for a local folder of image files (no CSV or
+    Parquet in it); csv otherwise."""
     bare = path.rstrip("/")
     if re.search(r"\.(parquet|pq)$", bare, re.IGNORECASE):
         return "parquet"
@@ -53,6 +55,8 @@ def input_format(path: str) -> Literal["csv", "parquet"]:
     if "://" not in bare or bare.startswith("file://"):
         if local.is_dir() and any(local.glob("*.parquet")):
             return "parquet"
+        if local.is_dir() and not any(local.glob("*.csv")) and not any(local.glob("part-*")):
+            return "images"
         if not local.exists() and not glob.glob(str(local)):
             raise InputError(f"cannot read {path}: no such file, folder or glob match; check the path")
     return "csv"
@@ -65,6 +69,8 @@ def read(spark: SparkSession, path: str) -> DataFrame:
 
     if input_format(path) == "parquet":
         return spark.read.parquet(path)
+    if input_format(path) == "images":
+        return read_images(spark, path)
     header = spark.read.option("header", True).option("inferSchema", False).csv(path).columns
     header = [c.strip().lstrip("\ufeff") for c in header]
     schema = T.StructType(
@@ -80,6 +86,24 @@ def read(spark: SparkSession, path: str) -> DataFrame:
         .option("multiLine", False)
         .schema(schema)
         .csv(path)
+    )
+
+
+IMAGE_BYTES = "_dashboard_image_bytes"  # the binaryFile content column, until the worker makes it the image feature
+
+
+def read_images(spark: SparkSession, path: str) -> DataFrame:
+    """A folder of images as Spark's binaryFile reads it (every file under it, hidden ones skipped): `file` (its
+    path inside the folder, as the local CLI names it) and its bytes."""
+    from pyspark.sql import functions as F
+
+    root = Path(path.removeprefix("file://")).resolve().as_uri()  # file:///... as Spark writes a local path
+    files = spark.read.format("binaryFile").option("recursiveFileLookup", "true").load(path)
+    relative = F.regexp_replace(F.col("path"), "^file:(//)?" + re.escape(root.removeprefix("file://")) + "/", "")
+    return (
+        files.select(relative.alias(FILE_COLUMN), F.col("content").alias(IMAGE_BYTES))
+        .where(~F.col(FILE_COLUMN).rlike(r"(^|/)\."))
+        .orderBy(FILE_COLUMN)
     )
 
 
@@ -103,10 +127,12 @@ def run(
         raise
     except Exception as exc:
         raise InputError(f"cannot read {input_path}: {_spark_message(exc)}") from None
-    job, served = prepare_served(df, version, settings, safe_text=fmt == "csv")
+    kind = input_format(input_path)
+    images = IMAGE_BYTES if kind == "images" else None
+    job, served = prepare_served(df, version, settings, safe_text=fmt == "csv", images=images)
     counters = counters_for(spark)
     rows_before, errors_before = counters.rows.value, counters.errors.value
-    result = apply(df, job, raw_text=input_format(input_path) == "parquet")  # Spark's CSV reader makes valid text
+    result = apply(df, job, raw_text=kind == "parquet")  # Spark's CSV reader makes valid text
     try:
         writer = result.write.mode("errorifexists")
         if fmt == "csv":

@@ -71,8 +71,9 @@ def prepare(df: DataFrame, version: str | None, settings: Settings | None, safe_
 
 
 def prepare_served(
-    df: DataFrame, version: str | None, settings: Settings | None, safe_text: bool = False
+    df: DataFrame, version: str | None, settings: Settings | None, safe_text: bool = False, images: str | None = None
 ) -> tuple[Job, Served]:
+    """Step 1 (see prepare); images: df is a folder of images (`file`, and this column of bytes)."""
     settings = settings or service.settings()
     width = len([c for c in df.columns if c != CORRUPT])
     if width > settings.csv_max_columns:  # as the local CLI refuses it: 5,000 columns took Spark 221 s
@@ -90,7 +91,14 @@ def prepare_served(
     pinned = pin(settings, chosen, runtime)
     served = service.load_version(settings, pinned)
     given = [c for c in df.columns if c != CORRUPT]
-    missing = [name for name in served.schema.names if name not in given]
+    if images is not None:
+        if len(served.schema.features) != 1 or served.schema.features[0].type != "image":
+            raise InputError(
+                f"a folder of images is for models of one image input; version {served.label} takes "
+                f"{', '.join(served.schema.names)}: give a CSV or Parquet file"
+            )
+        given = [c for c in given if c != images]
+    missing = [name for name in served.schema.names if name not in given and images is None]
     if missing:
         raise MissingColumnsError(
             f"column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} "
@@ -109,6 +117,7 @@ def prepare_served(
         columns=(*given, *added),
         input_columns=tuple(given),
         safe_text=safe_text,
+        images=images,
     )
     return job, served
 

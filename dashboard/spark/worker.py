@@ -37,6 +37,7 @@ class Job:
     input_columns: tuple[str, ...]
     safe_text: bool = False
     raw_text: tuple[str, ...] = ()  # text columns sent as bytes: checked as UTF-8 per cell by the worker
+    images: str | None = None  # a folder of images (binaryFile): the column of file bytes, beside `file`
 
     @property
     def key(self) -> str:
@@ -99,7 +100,7 @@ def batches_of(job: Job, counters: Counters):
 
 def predict_batch(served: Served, job: Job, batch: pd.DataFrame, counters: Counters | None = None) -> pd.DataFrame:
     """One Arrow batch through the same validation and prediction as the CLI (bad rows flagged, never raised)."""
-    batch, table = spark_batches.read_batch(batch, job.schema, job.raw_text)
+    batch, table = spark_batches.read_batch(batch, job.schema, job.raw_text, job.images)
     result = service.predict_table(served, table, max_warnings=0)
     table = result.table
     table = pd.concat([batch[list(job.input_columns)], table[list(job.columns[len(job.input_columns) :])]], axis=1)

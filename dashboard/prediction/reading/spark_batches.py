@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from dashboard.prediction.images import FILE_COLUMN, ImageFile
 from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.schema import Schema
 
@@ -62,10 +63,18 @@ def as_read(batch: pd.DataFrame, schema: Schema) -> pd.DataFrame:
     return frame
 
 
-def read_batch(batch: pd.DataFrame, schema: Schema, raw_text: tuple[str, ...] = ()) -> tuple[pd.DataFrame, InputTable]:
+def read_batch(
+    batch: pd.DataFrame, schema: Schema, raw_text: tuple[str, ...] = (), images: str | None = None
+) -> tuple[pd.DataFrame, InputTable]:
     """One Arrow batch -> (the batch as given, with text columns decoded; the table for validation, with the rows
-    already found wrong while reading)."""
+    already found wrong while reading). images: the column of file bytes (Spark's binaryFile `content`) that is
+    the model's one image input, beside the `file` column naming each."""
     batch = batch.reset_index(drop=True)
+    if images is not None:
+        pairs = zip(batch[FILE_COLUMN], batch[images], strict=True)
+        files = [ImageFile(str(name), bytes(data)) for name, data in pairs]
+        batch = batch.drop(columns=[images])
+        batch[schema.images[0].name] = pd.Series(files, dtype=object)
     row_errors: dict[int, str] = {}
     if CORRUPT in batch.columns:
         flagged = batch[CORRUPT].notna().to_numpy()
