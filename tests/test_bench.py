@@ -103,3 +103,18 @@ def test_drift_and_version_cycling_benchmarks_quick_mode_print_every_figure():
     cycling = quick("versions")
     assert "gc.freeze once (now)" in cycling and "gc.freeze after every load (before)" in cycling
     assert cycling.count("default still loaded: True") == 2
+
+
+def test_image_benchmark_quick_mode_prints_every_figure():
+    """bench/images.py (issue 26): the CLI on a folder of JPEGs beside the Pillow + predict_on_batch floor, peak
+    memory at two folder sizes, the API's single image beside a hand-written FastAPI endpoint, the occlusion cost."""
+    stdout = quick("images")
+    for figure in (
+        "CLI: 100 JPEGs 640×480 -> 96×96 CNN, end to end",
+        "peak memory (max RSS)",
+        "CLI peak memory, 25 vs 100 images",
+        "API: one 640×480 JPEG (raw body), c=1 keep-alive p50",
+        "occlusion map of one 96×96 image",
+    ):
+        assert figure in stdout, figure
+    assert "65 forward passes, one call" in stdout
