@@ -249,3 +249,45 @@ def test_on_a_phone_every_tab_fits_and_answers_lead_the_table(server):
             expect(header).to_contain_text("prediction", timeout=30_000)
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["keras", "lean"])
+def test_a_person_predicts_an_image_and_a_folder_of_them_in_the_browser(server, tmp_path, lean):
+    """Issue 26, the image demo store in Chromium (and on the lean stack: Pillow and LiteRT, no TensorFlow): upload
+    a digit, see the answer, the image and what mattered; upload several in Batch and download the results, the
+    file's name first."""
+    chromium_or_skip()
+    from playwright.sync_api import expect
+
+    digits = DEMO / "digits"
+    base = server({"MODEL_MANIFEST_URL": str(digits / "manifest.json")}, lean=lean)
+    with opened(base) as page:
+        predict = page.get_by_role("tabpanel", name="Predict")
+        predict.locator("input[type=file]").set_input_files(str(digits / "samples" / "digit-3.png"))
+        page.wait_for_timeout(500)
+        predict.get_by_role("button", name="Predict").click()
+        expect(page.get_by_test_id("stMetricValue").first).to_have_text("3", timeout=60_000)
+        expect(page.get_by_text("Why: each of 64 squares")).to_be_visible(timeout=30_000)
+        expect(predict.get_by_test_id("stImage")).to_have_count(2, timeout=30_000)
+        page.get_by_role("tab", name="Batch", exact=True).click()
+        settled(page)
+        batch = page.get_by_role("tabpanel", name="Batch")
+        batch.locator("input[type=file]").set_input_files([str(p) for p in sorted((digits / "samples").iterdir())])
+        expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
+        expect(batch.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)
+        if not lean:
+            page.wait_for_timeout(1500)  # let the thumbnails paint before the screenshot
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-images.png"), full_page=True)
+        with page.expect_download() as pending:
+            page.get_by_role("button", name="Download results").click()
+        saved = tmp_path / "digits.csv"
+        pending.value.save_as(saved)
+    if lean:
+        maps = Path(f"/proc/{server.pids[-1]}/maps").read_text()
+        assert "libtensorflow" not in maps, "the lean server loaded TensorFlow"
+    results = pd.read_csv(saved, keep_default_na=False)
+    assert list(results.columns[:2]) == ["file", "prediction"]
+    assert list(results["file"]) == [f"digit-{d}.png" for d in range(10)]
+    assert (results["prediction"].astype(str) == [str(d) for d in range(10)]).mean() >= 0.8
+    assert (results["error"] == "").all()

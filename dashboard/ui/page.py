@@ -120,9 +120,17 @@ def intro(catalog, served) -> str:
         if output.type == "binary"
         else md(output.name)
     )
+    count = len(served.schema.features)
+    if served.schema.images and count == 1:
+        return (
+            f"**{md(catalog.name)}** predicts {what} from an image: upload one (or take a photo) and press "
+            "**Predict**, or upload many, or a zip, in **Batch**. Pick another version in the sidebar."
+        )
+    inputs = f"{count} input" if count == 1 else f"{count} inputs"
     return (
-        f"**{md(catalog.name)}** predicts {what} from {len(served.schema.features)} inputs: fill in the form and "
-        "press **Predict**, or upload a CSV in **Batch**. Pick another version in the sidebar."
+        f"**{md(catalog.name)}** predicts {what} from {inputs}: fill in the form and press **Predict**, or upload "
+        f"a {'CSV' if not served.schema.images else 'CSV naming its images, with the images,'} in **Batch**. "
+        "Pick another version in the sidebar."
     )
 
 
