@@ -415,3 +415,33 @@ def _padded(data: bytes) -> np.ndarray:
 
     image = Image.open(io.BytesIO(data)).convert("L")
     return np.asarray(ImageOps.pad(image, (32, 32), Image.Resampling.BILINEAR, color=0), np.float32)[:, :, None] / 255
+
+
+def test_drift_of_images_against_a_reference_folder(cnns, tmp_path):
+    """publish --reference FOLDER stores the training images' statistics (size, aspect, brightness, contrast);
+    predict --drift on a folder reads stable for images like them and major for much brighter ones."""
+    reference, alike, bright = (tmp_path / name for name in ("reference", "alike", "bright"))
+    for folder in (reference, alike, bright):
+        folder.mkdir()
+    for i in range(300):
+        encoded_png = encoded(picture(1000 + i) // 2, "PNG")  # darker pictures, 30x20
+        (reference if i < 240 else alike).joinpath(f"{i}.png").write_bytes(encoded_png)
+    for i in range(60):
+        (bright / f"{i}.png").write_bytes(encoded(128 + picture(2000 + i) // 2, "PNG"))
+    store = tmp_path / "store"
+    environ = {"MODEL_CACHE_DIR": str(tmp_path / "cache"), "HISTORY": "off"}
+    command = ["publish", str(cnns["folder"] / "rgb.keras"), "--version", "1.0.0", "--store", str(store)]
+    done = run_cli(*command, "--reference", str(reference), env=environ)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads((store / "manifest.json").read_text())["versions"][0]
+    assert set(entry["reference"]["features"]) == {f"image.{s}" for s in ("width", "height", "aspect", "brightness",
+                                                                           "contrast")}  # fmt: skip
+    environ["MODEL_MANIFEST_URL"] = str(store / "manifest.json")
+    verdicts = {}
+    for folder in (alike, bright):
+        done = run_cli("predict", "--input", str(folder), "--output", str(tmp_path / "o.csv"), "--drift", env=environ)
+        assert done.returncode == 0, done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.startswith("drift: image.brightness")]
+        assert len(lines) == 1, done.stderr
+        verdicts[folder.name] = lines[0].split(": ")[2].split(" ")[0]
+    assert verdicts == {"alike": "stable", "bright": "major"}

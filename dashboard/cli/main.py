@@ -70,7 +70,11 @@ def _add_publish(subcommands) -> None:
     put.add_argument("--alias", help="point this alias (such as stable) at the new version")
     put.add_argument("--force", action="store_true", help="replace the version if it is already published")
     put.add_argument("--lean", action="store_true", help="also convert to LiteRT (parity-checked) for the lean runtime")
-    put.add_argument("--reference", type=Path, help="training CSV: its statistics are stored for drift checks")
+    put.add_argument(
+        "--reference",
+        type=Path,
+        help="training CSV (an image model: a folder or zip of training images): its statistics, for drift checks",
+    )
 
 
 def _add_convert_and_token(subcommands) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 from dashboard import history, service
 from dashboard.common.files import write_bytes_atomic
 from dashboard.errors import InputError
+from dashboard.prediction import images
 from dashboard.prediction.images import SUFFIXES
 from dashboard.prediction.reading import image_files, parquet_files
 from dashboard.prediction.results import results_csv
@@ -25,7 +26,10 @@ def _print_drift(served, table, result) -> None:
     """Per-feature drift verdicts on stderr (or why there are none)."""
     from dashboard.service import understand
 
-    found = understand.drift(served, table, result)
+    _print_drift_found(understand.drift(served, table, result))
+
+
+def _print_drift_found(found) -> None:
     if isinstance(found, str):
         print(f"drift: {found}", file=sys.stderr)
         return
@@ -50,12 +54,12 @@ def predict(source: Path, target: Path, requested: str | None, explain: bool = F
     history.check(settings)  # a bad DATABASE_URL fails here, before any work
     served = service.load_version(settings, version)
     if served.schema.images and (source.is_dir() or source.suffix.lower() in (".zip", *SUFFIXES)):
-        if explain or drift:
+        if explain:
             raise InputError(
-                "--explain and --drift are not available for image files yet; the page's Predict tab shows which "
-                "parts of an image mattered"
+                "--explain is not available for image files yet; the page's Predict tab shows which parts of an "
+                "image mattered"
             )
-        return predict_images(settings, served, source, target)
+        return predict_images(settings, served, source, target, drift)
     data = _read(source)
     started = time.perf_counter()
     table = (
@@ -105,7 +109,7 @@ def _read(source: Path) -> bytes:
         raise InputError(f"cannot read {source}: {exc.strerror}; check the path") from exc
 
 
-def predict_images(settings, served, source: Path, target: Path) -> int:
+def predict_images(settings, served, source: Path, target: Path, drift: bool = False) -> int:
     """A folder, a zip or one image file: predicted a chunk of images at a time (memory holds one chunk), written
     as one results CSV with the file's name first, recorded in the history as one run."""
     import pandas as pd
@@ -119,9 +123,13 @@ def predict_images(settings, served, source: Path, target: Path) -> int:
         )
     started = time.perf_counter()
     tables, digest, failed, first = [], hashlib.sha256(), 0, ""
+    statistics: list[dict] = []  # --drift: each predicted image's statistics, chunk by chunk
     for chunk in image_files.chunks(image_files.source_files(source), features[0].name):
         result = service.predict_table(served, chunk)
         tables.append(result.table)
+        if drift:
+            files = [f for f, good in zip(chunk.frame[features[0].name], result.good, strict=True) if good]
+            statistics.append(images.statistic_columns(files, features[0].name))
         for item in chunk.frame[features[0].name]:
             digest.update(f"{item.name}\0{item.digest}\0".encode())
         if result.failed and not first:
@@ -146,6 +154,11 @@ def predict_images(settings, served, source: Path, target: Path) -> int:
             file_sha256=digest.hexdigest(),
         )
         _close_history(recorder)
+    if drift:
+        from dashboard.service import understand
+
+        columns = {k: np.concatenate([part[k] for part in statistics]) for k in statistics[0]}
+        _print_drift_found(understand.image_drift(served, columns))
     rows = len(table)
     if failed:
         print(

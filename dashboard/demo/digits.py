@@ -2,7 +2,8 @@
 
 Trains two small CNNs on scikit-learn's bundled handwritten digits (8×8, upscaled to 32×32 grayscale: nothing is
 fetched), saves them as .keras beside a manifest whose schema states the preprocessing, writes sample PNGs (one per
-digit, from images held out of training), then adds a parity-checked LiteRT artifact to each version. Serve it with
+digit, from images held out of training), then adds a parity-checked LiteRT artifact and the training images'
+reference statistics (for drift) to each version. Serve it with
 MODEL_MANIFEST_URL=dashboard/demo/digits/manifest.json.
 """
 
@@ -88,7 +89,28 @@ def build(folder: Path = HERE) -> dict:
     from dashboard.demo.build import add_lean_artifacts
 
     add_lean_artifacts(folder)
+    add_reference(x_all[train], folder)
     return json.loads((folder / "manifest.json").read_text())
+
+
+def add_reference(training: np.ndarray, folder: Path = HERE) -> None:
+    """Every version's reference statistics from the training images (`publish --reference FOLDER`)."""
+    import tempfile
+
+    from PIL import Image
+
+    from dashboard.config import load_settings
+    from dashboard.service.publish import add_reference as add
+
+    with tempfile.TemporaryDirectory() as work:
+        images = Path(work) / "train"
+        images.mkdir()
+        for index, pixels in enumerate(training):
+            Image.fromarray(pixels).save(images / f"{index:04d}.png")
+        settings = load_settings({"MODEL_CACHE_DIR": str(Path(work) / "cache")}, secrets={})
+        for entry in json.loads((folder / "manifest.json").read_text())["versions"]:
+            add(str(folder), entry["version"], images, settings)
+    (folder / ".publish.lock").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from dashboard.errors import SchemaError
+from dashboard.prediction.images import statistic_names
 from dashboard.prediction.schema import Schema
 
 Verdict = Literal["stable", "moderate", "major"]
@@ -119,7 +120,8 @@ def compute(columns: Mapping[str, np.ndarray], schema: Schema) -> dict[str, Any]
 def check(reference: Mapping[str, Any], schema: Schema, where: str) -> None:
     """Refuse a reference whose features are not the schema's, naming those that differ."""
     have = set((reference.get("features") or {}).keys())
-    want = {f.name for f in schema.features if f.type != "text"}
+    want = {f.name for f in schema.features if f.type not in ("text", "image")}
+    want |= {name for f in schema.images for name in statistic_names(f.name)}
     if have != want:
         missing, extra = sorted(want - have), sorted(have - want)
         raise SchemaError(

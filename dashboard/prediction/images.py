@@ -191,3 +191,35 @@ def stacked(cells: list[np.ndarray | None], good: np.ndarray, feature: Feature) 
     if not kept:
         return np.empty((0, feature.height, feature.width, feature.channels), dtype=np.float32)
     return np.stack(kept).astype(np.float32, copy=False)
+
+
+STATISTICS = ("width", "height", "aspect", "brightness", "contrast")  # what drift compares for an image feature
+
+
+def statistic_names(feature: str) -> list[str]:
+    """The drift report's names of an image feature's statistics: photo.width, photo.brightness, ..."""
+    return [f"{feature}.{name}" for name in STATISTICS]
+
+
+def statistics(item: ImageFile) -> tuple[float, float, float, float, float] | None:
+    """(width, height, aspect = width / height, brightness = mean luminance 0-255, contrast = its standard
+    deviation) of a file as given (before the schema's resize); None when it cannot be read. Read from a small
+    decoded copy (JPEG's draft mode), so a folder's statistics cost little more than its headers."""
+    try:
+        image = open_image(item.data)
+        width, height = image.size  # type: ignore[attr-defined]
+        image.draft("L", (64, 64))  # type: ignore[attr-defined]
+        small = image.convert("L")  # type: ignore[attr-defined]
+        small.thumbnail((64, 64))
+        luminance = np.asarray(small, dtype=np.float64)
+    except Exception:  # unreadable: not counted (its row is an error anyway)
+        return None
+    return float(width), float(height), width / height, float(luminance.mean()), float(luminance.std())
+
+
+def statistic_columns(files: list[object], feature: str) -> dict[str, np.ndarray]:
+    """Each statistic of the readable files, as columns named by statistic_names (NaN where unreadable)."""
+    found = [statistics(f) if isinstance(f, ImageFile) else None for f in files]
+    rows = np.array([f if f is not None else (np.nan,) * len(STATISTICS) for f in found], dtype=np.float64)
+    rows = rows.reshape(len(found), len(STATISTICS))
+    return {name: rows[:, k] for k, name in enumerate(statistic_names(feature))}

@@ -24,7 +24,7 @@ from dashboard import service
 from dashboard.common import urls
 from dashboard.config import Settings, load_settings
 from dashboard.contract import ServableModel
-from dashboard.errors import DashboardError, PublishError, SchemaError
+from dashboard.errors import DashboardError, InputError, PublishError, SchemaError
 from dashboard.loading import keras_model, runtime
 from dashboard.prediction import schema as schemas
 from dashboard.store.manifest import parse_manifest
@@ -259,6 +259,13 @@ def _reference(path: Path, schema: dict | None, loaded: keras_model.LoadedModel)
     from dashboard.service import understand
 
     parsed = schemas.parse_schema(schema) if schema else schemas.infer_schema(loaded)
+    if parsed.images and (Path(path).is_dir() or Path(path).suffix.lower() == ".zip"):
+        from dashboard.prediction.reading import image_files
+
+        try:
+            return understand.image_reference_stats(parsed, image_files.source_files(Path(path)), Path(path).name)
+        except InputError as exc:
+            raise PublishError(f"{path}: {exc.message}") from exc
     try:
         data = Path(path).read_bytes()
     except OSError as exc:

@@ -3,7 +3,7 @@ attributions against the reference input, what-if sweeps, drift against the publ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +13,11 @@ import pandas as pd
 from dashboard.contract import ServableModel
 from dashboard.errors import SchemaError
 from dashboard.prediction import drift as reference
-from dashboard.prediction import saliency, shapley
+from dashboard.prediction import images, saliency, shapley
+from dashboard.prediction.images import ImageFile
 from dashboard.prediction.reading import csv_files
 from dashboard.prediction.reading.table import InputTable
-from dashboard.prediction.schema import Schema
+from dashboard.prediction.schema import Feature, Schema
 from dashboard.prediction.scoring import BatchResult
 from dashboard.prediction.validate import validate
 from dashboard.service import Served, predict_table
@@ -120,15 +121,14 @@ def what_if(served: Served, values: Mapping[str, Any], feature: str) -> pd.DataF
 
 def drift(served: Served, table: InputTable, result: BatchResult) -> list[reference.FeatureDrift] | str:
     """Per-feature drift of a table's good rows, or why there is none (no reference, too few rows)."""
-    if not served.version.reference:
-        return (
-            f"version {served.label} has no reference statistics; publish it with --reference train.csv "
-            "(or python -m dashboard convert --reference train.csv) to compare uploads with the training data"
-        )
-    if result.predicted < reference.MIN_ROWS:
-        return f"too few rows to compare with the training data ({result.predicted}; at least {reference.MIN_ROWS})"
+    why = _no_drift(served, result.predicted)
+    if why:
+        return why
     # the values as validated (decimal commas resolved), good rows only: as predict_table kept them
     validated = result.validated if result.validated is not None else _inputs(served, table)
+    if served.schema.images:
+        columns = _image_columns(served.schema, table, result, validated)
+        return reference.drift(columns, np.ones(result.predicted, dtype=bool), served.version.reference)
     columns = _values(validated, served.schema)
     return reference.drift(columns, np.ones(validated.ready, dtype=bool), served.version.reference)
 
@@ -141,6 +141,67 @@ def _values(validated, schema: Schema) -> dict[str, np.ndarray]:
             codes = columns[feature.name]
             columns[feature.name] = np.array([str(feature.choices[int(c)]) for c in codes], dtype=object)
     return columns
+
+
+def _no_drift(served: Served, predicted: int) -> str | None:
+    """Why a drift report cannot be made (no reference statistics, too few rows), or None."""
+    if not served.version.reference:
+        where = "train.csv" if not served.schema.images else "the folder of training images"
+        return (
+            f"version {served.label} has no reference statistics; publish it with --reference {where} "
+            f"(or python -m dashboard convert --reference {where}) to compare uploads with the training data"
+        )
+    if predicted < reference.MIN_ROWS:
+        return f"too few rows to compare with the training data ({predicted}; at least {reference.MIN_ROWS})"
+    return None
+
+
+def image_drift(served: Served, columns: Mapping[str, np.ndarray]) -> list[reference.FeatureDrift] | str:
+    """Drift of predicted images given as their statistics (images.statistic_columns of the good rows): what the
+    CLI collects chunk by chunk."""
+    rows = len(next(iter(columns.values()))) if columns else 0
+    why = _no_drift(served, rows)
+    if why:
+        return why
+    return reference.drift(columns, np.ones(rows, dtype=bool), served.version.reference)
+
+
+def _image_columns(schema: Schema, table: InputTable, result: BatchResult, validated) -> dict[str, np.ndarray]:
+    """The predicted rows' values for drift: each image's statistics (size, aspect, brightness, contrast) from its
+    file, the other inputs as validated."""
+    columns: dict[str, np.ndarray] = {}
+    for feature in schema.images:
+        files = [f for f, good in zip(table.frame[feature.name], result.good, strict=True) if good]
+        columns |= images.statistic_columns(files, feature.name)
+    others = [f for f in schema.features if f.type != "image"]
+    if others and isinstance(validated.inputs, dict):
+        keep = result.good[validated.good]  # valid rows whose answer was finite
+        for feature in others:
+            values = np.asarray(validated.inputs[feature.name]).reshape(len(keep), -1)[:, 0][keep]
+            if feature.type == "category" and values.dtype != object:
+                values = np.array([str(feature.choices[int(c)]) for c in values], dtype=object)
+            columns[feature.name] = values
+    return columns
+
+
+def image_reference_stats(schema: Schema, files: Iterable[ImageFile], where: str) -> dict[str, Any]:
+    """Reference statistics of a folder (or zip) of training images, for a model of one image input."""
+    if len(schema.features) != 1:
+        raise SchemaError(
+            f"{where}: a folder of images is a reference for models of one image input; this one also takes "
+            f"{', '.join(f.name for f in schema.features if f.type != 'image')}"
+        )
+    feature = schema.images[0]
+    columns = images.statistic_columns(list(files), feature.name)
+    readable = ~np.isnan(next(iter(columns.values())))
+    if not readable.any():
+        raise SchemaError(f"{where}: no file in it is a readable image; give the folder of training images")
+    numbers = Schema(
+        features=tuple(Feature(name=name) for name in columns), output=schema.output, inferred=schema.inferred
+    )
+    stats = reference.compute({name: values[readable] for name, values in columns.items()}, numbers)
+    reference.check(stats, schema, where)
+    return stats
 
 
 def reference_stats(schema: Schema, model: ServableModel, data: bytes, where: str) -> dict[str, Any]:

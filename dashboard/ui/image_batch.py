@@ -20,7 +20,7 @@ from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.results import results_csv
 from dashboard.prediction.scoring import BatchResult
 from dashboard.service import Served
-from dashboard.ui import images, session
+from dashboard.ui import images, insight, session
 from dashboard.ui.session import Upload
 from dashboard.ui.words import md
 
@@ -59,6 +59,8 @@ def show(
     files = list(current.table.frame[feature.name]) if current is not None else []
     images.results(served, result.table, files)
     chart(served, result)
+    if current is not None:
+        insight.drift(served, current.table, result)  # size, aspect, brightness, contrast against the training images
     table = result.table
     st.download_button(
         "Download results",
