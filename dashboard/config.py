@@ -78,6 +78,7 @@ class Settings:
     history_scope: HistoryScope = "all"
     history_rows: int = 100  # an API call with up to this many rows keeps its inputs and outputs
     history_file_rows: int = 0  # a batch file or CLI run with up to this many rows keeps them (0: summary only)
+    history_images: str = "off"  # "thumbnails": kept image inputs carry a small PNG (the training-data export)
     history_queue: int = 10_000  # records that may wait while the database is down
     history_queue_mb: int = 64  # ... and the memory they may take; past either, records go to the spool on disk
     history_spool_mb: int = 256  # records kept on local disk until the database answers (then dropped, counted)
@@ -251,6 +252,7 @@ def _history(get: Get) -> dict[str, Any]:
         database_url=get("DATABASE_URL"),
         history=boolean(get("HISTORY"), "HISTORY", d.history),
         history_scope=choice(get("HISTORY_SCOPE"), "HISTORY_SCOPE", ("all", "own")),
+        history_images=choice(get("HISTORY_IMAGES"), "HISTORY_IMAGES", ("off", "thumbnails")),
         history_rows=integer(get("HISTORY_ROWS"), "HISTORY_ROWS", d.history_rows, minimum=0),
         history_file_rows=integer(get("HISTORY_FILE_ROWS"), "HISTORY_FILE_ROWS", d.history_file_rows, minimum=0),
         history_queue=integer(get("HISTORY_QUEUE"), "HISTORY_QUEUE", d.history_queue),

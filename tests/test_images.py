@@ -445,3 +445,41 @@ def test_drift_of_images_against_a_reference_folder(cnns, tmp_path):
         assert len(lines) == 1, done.stderr
         verdicts[folder.name] = lines[0].split(": ")[2].split(" ")[0]
     assert verdicts == {"alike": "stable", "bright": "major"}
+
+
+def test_a_wrong_answer_on_an_image_exports_as_a_folder_per_label(env, downloads):
+    """HISTORY_IMAGES=thumbnails: the form's image is recorded with its name, size, digest and a small PNG; a
+    report of the right answer exports as a zip with one folder per label and labels.csv."""
+    import hashlib
+
+    from tests.support.apptest import start
+
+    env.setenv("MODEL_MANIFEST_URL", str(DIGITS / "manifest.json"))
+    env.setenv("HISTORY_IMAGES", "thumbnails")
+    at = start()
+    seven = (DIGITS / "samples" / "digit-7.png").read_bytes()
+    at.file_uploader(key="single-digit").upload("seven.png", seven, "image/png")
+    at.button(key="single-submit").click().run()
+    assert at.metric[0].value == "7"
+    at.selectbox(key="feedback-label").select("1")
+    at.button(key="feedback-submit").click().run()
+    assert not at.exception
+    assert [s.value for s in at.success] == ["Thanks: reported as 1. It is listed in the Feedback tab."]
+    at.session_state["tab"] = "Feedback"
+    at.run()
+    assert not at.exception
+    archive = zipfile.ZipFile(io.BytesIO(downloads(at.get("download_button")[-1])))
+    names = sorted(archive.namelist())
+    assert names == ["1/00000-seven.png", "labels.csv"]
+    kept = np.asarray(Image.open(io.BytesIO(archive.read("1/00000-seven.png"))).convert("L"))
+    np.testing.assert_array_equal(kept, np.asarray(Image.open(DIGITS / "samples" / "digit-7.png")))
+    labels = pd.read_csv(io.BytesIO(archive.read("labels.csv")), dtype=str)
+    assert labels.to_dict(orient="records") == [{"digit": "1/00000-seven.png", "label": "1"}]
+    csv = pd.read_csv(io.BytesIO(downloads(at.get("download_button")[-2])), dtype=str)
+    assert csv.to_dict(orient="records") == [{"digit": "seven.png", "label": "1"}]
+    from dashboard import history, service
+
+    items = history.recorder(service.settings()).predictions(history.Filters(), details=True).items
+    kept = items[0]["inputs"][0]["digit"]
+    assert (kept["file"], kept["bytes"], kept["sha256"]) == ("seven.png", len(seven), hashlib.sha256(seven).hexdigest())
+    assert kept["thumbnail"].startswith("data:image/png;base64,")

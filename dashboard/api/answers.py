@@ -17,6 +17,7 @@ from dashboard.api.errors import ApiError
 from dashboard.api.reading import check_explain, explaining, who
 from dashboard.common.logs import Tally, log
 from dashboard.errors import InputError, MissingColumnsError, scrub
+from dashboard.prediction import images
 from dashboard.prediction.results import results_csv
 from dashboard.service import Served, understand
 from dashboard.service.batching import Part
@@ -61,6 +62,9 @@ def record_rows(
     is built for it); its id, or None when off."""
     if serving.recorder is None:
         return None
+    if served.schema.images:  # the file's name, size and digest (and a thumbnail when asked), never the pixels
+        thumbnails = serving.settings.history_images == "thumbnails"
+        rows = [{name: images.kept(value, thumbnails) for name, value in row.items()} for row in rows]
     return serving.recorder.record_answer(
         served, who(request), rows, answers, time.perf_counter() - started, keep_rows=serving.settings.history_rows
     )

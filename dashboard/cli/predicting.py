@@ -124,8 +124,13 @@ def predict_images(settings, served, source: Path, target: Path, drift: bool = F
     started = time.perf_counter()
     tables, digest, failed, first = [], hashlib.sha256(), 0, ""
     statistics: list[dict] = []  # --drift: each predicted image's statistics, chunk by chunk
+    kept: list[pd.DataFrame] = []
+    recorder = history.recorder(settings)
+    thumbnails = settings.history_images == "thumbnails"
     for chunk in image_files.chunks(image_files.source_files(source), features[0].name):
         result = service.predict_table(served, chunk)
+        if recorder is not None and sum(map(len, tables)) + chunk.rows <= settings.history_file_rows:
+            kept.append(images.kept_table(result.table, features, chunk.frame, thumbnails))  # rows the history keeps
         tables.append(result.table)
         if drift:
             files = [f for f, good in zip(chunk.frame[features[0].name], result.good, strict=True) if good]
@@ -140,14 +145,14 @@ def predict_images(settings, served, source: Path, target: Path, drift: bool = F
         raise InputError(f"{source} holds no files; give a folder or a zip of images")
     table = pd.concat(tables, ignore_index=True)
     _write_output(target, results_csv(table))
-    recorder = history.recorder(settings)
     if recorder is not None:
         seconds = time.perf_counter() - started
+        whole = len(kept) == len(tables)  # every row is kept (up to HISTORY_FILE_ROWS): with the image records
         recorder.record(
             served,
             "cli",
             history.local_user(),
-            table,
+            pd.concat(kept, ignore_index=True) if whole else table,
             seconds,
             keep_rows=settings.history_file_rows,
             file_name=source.name,

@@ -122,6 +122,10 @@ class Recorder(Writer):
         """The reports as training data: the corrected row's feature columns, then label (the right answer)."""
         return reports.training_rows(self._read, filters)
 
+    def training_zip(self, filters: Filters) -> bytes:
+        """The reports of an image model as a zip: one folder per right answer, and labels.csv."""
+        return reports.training_zip(self._read, filters)
+
     def _insert_report(self, entry: dict[str, Any]) -> int:
         try:
             with self.engine.begin() as connection:

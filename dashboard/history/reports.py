@@ -3,7 +3,10 @@ exported as training rows."""
 
 from __future__ import annotations
 
+import base64
+import io
 import re
+import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from dashboard.common.csv_export import safe_csv
 from dashboard.common.logs import log
 from dashboard.errors import InputError
 from dashboard.history.queries import PAGE_ROWS, Filters, Listing, Read, public, where_clauses
@@ -115,7 +119,19 @@ def agreement(read: Read, filters: Filters) -> pd.DataFrame:
 
 
 def training_rows(read: Read, filters: Filters) -> pd.DataFrame:
-    """The reports as training data: the corrected row's feature columns, then label (the right answer)."""
+    """The reports as training data: the corrected row's feature columns, then label (the right answer); an image
+    as its file's name (training_zip has the images)."""
+    table = _training_records(read, filters)
+    for column in table.columns:
+        table[column] = [_image_name(v) if isinstance(v, dict) and "sha256" in v else v for v in table[column]]
+    return table
+
+
+def _image_name(kept: dict[str, Any]) -> str:
+    return str(kept.get("file") or f"sha256 {kept['sha256']}")
+
+
+def _training_records(read: Read, filters: Filters) -> pd.DataFrame:
     rows, columns = [], []
     for item in read(_feedback_query(filters)):
         inputs = _row_of(item["inputs"], item["row"])
@@ -126,6 +142,35 @@ def training_rows(read: Read, filters: Filters) -> pd.DataFrame:
                 columns.append(name)
         rows.append({**inputs, "label": item["label"] if item["label"] is not None else item["value"]})
     return pd.DataFrame(rows, columns=[*columns, "label"])
+
+
+def training_zip(read: Read, filters: Filters) -> bytes:
+    """The reports of an image model as training data: each corrected image (its kept thumbnail) in a folder named
+    by the right answer, plus labels.csv (path in the zip, the other inputs, label): ready for
+    keras.utils.image_dataset_from_directory. Reports whose image was kept without a thumbnail are listed in
+    labels.csv by file name and sha256 only."""
+    table = _training_records(read, filters)
+    listed = []
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index, row in enumerate(table.to_dict(orient="records")):
+            folder = re.sub(r"[^\w.-]+", "_", str(row["label"])).strip("._") or "unlabelled"
+            entry = {}
+            for name, value in row.items():
+                if isinstance(value, dict) and "sha256" in value:
+                    stem = re.sub(r"[^\w.-]+", "_", str(value.get("file") or "").rsplit("/", 1)[-1]).strip("._")
+                    path = f"{folder}/{index:05d}-{(stem.rsplit('.', 1)[0] or value['sha256'][:12])}.png"
+                    thumbnail = str(value.get("thumbnail") or "")
+                    if thumbnail.startswith("data:image/png;base64,"):
+                        archive.writestr(path, base64.b64decode(thumbnail.split(",", 1)[1]))
+                        entry[name] = path
+                    else:
+                        entry[name] = f"(not kept) {value.get('file') or ''} sha256 {value['sha256']}"
+                else:
+                    entry[name] = value
+            listed.append(entry)
+        archive.writestr("labels.csv", safe_csv(pd.DataFrame(listed, columns=list(table.columns))))
+    return buffer.getvalue()
 
 
 def _feedback_query(filters: Filters) -> Any:

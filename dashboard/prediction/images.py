@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 if TYPE_CHECKING:
     from dashboard.prediction.schema import Feature
@@ -223,3 +224,42 @@ def statistic_columns(files: list[object], feature: str) -> dict[str, np.ndarray
     rows = np.array([f if f is not None else (np.nan,) * len(STATISTICS) for f in found], dtype=np.float64)
     rows = rows.reshape(len(found), len(STATISTICS))
     return {name: rows[:, k] for k, name in enumerate(statistic_names(feature))}
+
+
+THUMBNAIL_SIDE = 128  # HISTORY_IMAGES=thumbnails: the longer side kept (the model's own size when larger, to 512)
+
+
+def kept(item: object, thumbnails: bool = False, side: int = THUMBNAIL_SIDE) -> object:
+    """An input as the history keeps it: an image as its file's name, size and digest (and, with thumbnails, a
+    small PNG as a data URL: the Feedback tab's training-data export is built from it), never its full pixels;
+    anything else as it is."""
+    if not isinstance(item, ImageFile):
+        return item
+    record: dict[str, object] = {"file": item.name, "bytes": item.size, "sha256": item.digest}
+    if thumbnails and not item.problem:
+        import base64
+
+        try:
+            image = open_image(item.data)
+            image.seek(0)  # type: ignore[attr-defined]
+            from PIL import ImageOps
+
+            small = ImageOps.exif_transpose(image).convert("RGB")  # type: ignore[arg-type]
+            small.thumbnail((side, side))
+            buffer = io.BytesIO()
+            small.save(buffer, "PNG")
+            record["thumbnail"] = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+        except Exception:  # an unreadable file keeps its name and digest only (its row is an error anyway)
+            pass
+    return record
+
+
+def kept_table(table: pd.DataFrame, features: list[Feature], files: pd.DataFrame, thumbnails: bool) -> pd.DataFrame:
+    """A results table with each image feature's column holding kept() records instead of names: what the page
+    and the CLI record in the history. `files` is the frame the images came in (same rows)."""
+    recorded = table.copy()
+    side = max([THUMBNAIL_SIDE, *[min(512, max(f.height, f.width)) for f in features]])
+    for feature in features:
+        records = [kept(item, thumbnails, side) for item in files[feature.name]]
+        recorded[feature.name] = pd.Series(records, dtype=object, index=recorded.index)
+    return recorded

@@ -296,3 +296,13 @@ def feedback_tab(settings: Settings, recorder: Recorder | None, who: str) -> Non
         mime="text/csv",
         help="One row per report: the inputs of the corrected row, then label (the right answer).",
     )
+    if settings.history_images == "thumbnails":
+        st.download_button(
+            "Download as training images (zip)",
+            lambda: recorder.training_zip(filters),
+            key="feedback-zip",
+            file_name="feedback-training.zip",
+            mime="application/zip",
+            help="The corrected images in one folder per right answer, and labels.csv: ready for "
+            "keras.utils.image_dataset_from_directory.",
+        )

@@ -14,7 +14,7 @@ from dashboard.common.logs import log, report
 from dashboard.config import Settings
 from dashboard.errors import DashboardError, InputError
 from dashboard.history import Recorder
-from dashboard.prediction.images import FILE_COLUMN, ImageFile, describe
+from dashboard.prediction.images import FILE_COLUMN, ImageFile, describe, kept_table
 from dashboard.prediction.reading import image_files
 from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.results import results_csv
@@ -128,8 +128,9 @@ def _predicted(
     if recorder is not None:
         digest = hashlib.sha256(b"".join(u.getvalue() for u in uploads)).hexdigest()
         seconds = time.perf_counter() - started
+        kept = kept_table(result.table, served.schema.images, result.frame, settings.history_images == "thumbnails")
         recorder.record(
-            served, "batch", who, result.table, seconds, keep_rows=settings.history_file_rows, file_name=name,
+            served, "batch", who, kept, seconds, keep_rows=settings.history_file_rows, file_name=name,
             file_sha256=digest,
         )  # fmt: skip
     log.info("image batch by %s: %d of %d with version %s", who, result.predicted, result.rows, served.label)

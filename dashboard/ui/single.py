@@ -8,9 +8,10 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from dashboard import service
 from dashboard.common.logs import log
 from dashboard.history import Recorder
-from dashboard.prediction.images import ImageFile
+from dashboard.prediction.images import ImageFile, kept_table
 from dashboard.prediction.schema import Feature
 from dashboard.prediction.scoring import BatchResult
 from dashboard.service import Served, understand
@@ -79,7 +80,9 @@ def _predict_image(served: Served, values: dict, who: str, recorder: Recorder | 
         shown = understand.see_image(served, values)
     if recorder is not None:
         seconds = time.perf_counter() - started
-        prediction_id = recorder.record(served, "form", who, shown.result.table, seconds, keep_rows=1)
+        thumbnails = service.settings().history_images == "thumbnails"
+        kept = kept_table(shown.result.table, served.schema.images, shown.result.frame, thumbnails)
+        prediction_id = recorder.record(served, "form", who, kept, seconds, keep_rows=1)
         session.keep_prediction_id(served, prediction_id)
     session.keep_single_result(served, shown.result)
     session.keep_explained(served, (shown, {k: v for k, v in values.items() if isinstance(v, ImageFile)}))
