@@ -353,7 +353,8 @@ def test_the_page_says_server_not_dyno_and_legends_sit_below_plots(env):
 def test_a_model_that_cannot_be_served_offers_no_retry(env, tmp_path):
     import keras
 
-    image = keras.Input((8, 8, 1), name="image")
+    # four channels per pixel: neither a row of features nor an image (images are served since issue 26)
+    image = keras.Input((8, 8, 4), name="image")
     model = keras.Model(image, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(image)))
     model.save(tmp_path / "image.keras")
     store = tmp_path / "store"
