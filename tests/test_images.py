@@ -483,3 +483,9 @@ def test_a_wrong_answer_on_an_image_exports_as_a_folder_per_label(env, downloads
     kept = items[0]["inputs"][0]["digit"]
     assert (kept["file"], kept["bytes"], kept["sha256"]) == ("seven.png", len(seven), hashlib.sha256(seven).hexdigest())
     assert kept["thumbnail"].startswith("data:image/png;base64,")
+
+
+def test_openapi_documents_image_bodies(image_server):
+    document = requests.get(image_server.base + "/api/v1/openapi.json", timeout=30).json()
+    body = document["paths"]["/predict"]["post"]["requestBody"]["content"]
+    assert {"application/json", "text/csv", "multipart/form-data", "image/png", "image/jpeg", "image/webp"} <= set(body)

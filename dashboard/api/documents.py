@@ -178,6 +178,18 @@ PREDICT_BODY = {
                 }
             },
             "text/csv": {"schema": {"type": "string"}},
+            # image models (SPEC "Images"): a {"b64": ...} value in any JSON shape, a form, or one raw image
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "description": "one field per feature; many files in an image field are many rows",
+                    "additionalProperties": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                }
+            },
+            **{
+                kind: {"schema": {"type": "string", "format": "binary", "description": "one image: one row"}}
+                for kind in ("image/png", "image/jpeg", "image/webp")
+            },
         },
     }
 }
