@@ -135,7 +135,7 @@ class MicroBatcher:
             start = stop
 
     async def _predict(self, served: Served, rows: list[Mapping[str, Any]]) -> BatchResult:
-        if len(rows) <= self.inline_rows:
+        if len(rows) <= self.inline_rows and not served.schema.images:  # decoding an image is no job for the loop
             try:
                 with not_waiting():
                     return service.predict_rows(served, rows)
