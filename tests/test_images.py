@@ -489,3 +489,60 @@ def test_openapi_documents_image_bodies(image_server):
     document = requests.get(image_server.base + "/api/v1/openapi.json", timeout=30).json()
     body = document["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert {"application/json", "text/csv", "multipart/form-data", "image/png", "image/jpeg", "image/webp"} <= set(body)
+
+
+def test_a_grayscale_and_a_mixed_image_and_number_model_answer_as_keras(cnns, files, tmp_path):
+    """The (H, W) grayscale model on a folder, and the image + number model on a CSV naming its images (CLI) and
+    as a multipart form (the service seam the API uses): both equal Keras's own answers on the same pixels."""
+    from dashboard import service
+    from dashboard.config import load_settings
+    from dashboard.prediction.images import ImageFile
+    from dashboard.service.publish import publish
+
+    settings = load_settings({"MODEL_CACHE_DIR": str(tmp_path / "cache")}, secrets={})
+    publish(cnns["folder"] / "gray.keras", "1.0.0", str(tmp_path / "gray"), settings=settings)
+    publish(cnns["folder"] / "mixed.keras", "1.0.0", str(tmp_path / "mixed"), settings=settings)
+    env = {"MODEL_CACHE_DIR": str(tmp_path / "c"), "HISTORY": "off"}
+    out = tmp_path / "gray.csv"
+    gray_env = env | {"MODEL_MANIFEST_URL": str(tmp_path / "gray" / "manifest.json")}
+    done = run_cli("predict", "--input", str(files["folder"]), "--output", str(out), env=gray_env)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out, keep_default_na=False)
+    good = table[table["error"] == ""]
+    assert list(good["file"]) == GOOD
+    pixels = np.stack([keras_pixels((files["folder"] / n).read_bytes(), (12, 12), "L")[:, :, 0] for n in GOOD])
+    np.testing.assert_allclose(good["probability"].to_numpy(float), cnns["gray"].predict(pixels, verbose=0)[:, 0],
+                               atol=2e-6)  # fmt: skip
+
+    shutil.copytree(files["folder"], tmp_path / "pics")
+    listing = tmp_path / "people.csv"
+    listing.write_text("photo,age\npics/p0.png,30\npics/p4.bmp,71\npics/notes.txt,40\npics/p2.webp,abc\n")
+    out = tmp_path / "mixed.csv"
+    mixed_env = env | {"MODEL_MANIFEST_URL": str(tmp_path / "mixed" / "manifest.json")}
+    done = run_cli("predict", "--input", str(listing), "--output", str(out), env=mixed_env)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.columns[:2]) == ["photo", "age"]
+    assert list(table["error"] != "") == [False, False, True, True]
+    assert "age: 'abc' is not a number" in table["error"][3]
+    photos = np.stack([keras_pixels((files["folder"] / n).read_bytes(), (8, 8), "L") for n in ("p0.png", "p4.bmp")])
+    expected = cnns["mixed"].predict({"photo": photos, "age": np.array([[30.0], [71.0]])}, verbose=0)
+    got = table.loc[[0, 1], ["probability_0", "probability_1"]].to_numpy(float)
+    np.testing.assert_allclose(got, expected, atol=2e-6)
+
+    served_settings = service.settings(mixed_env | {"MODEL_CACHE_DIR": str(tmp_path / "c")})
+    served = service.load_version(served_settings, service.catalog(served_settings).default)
+    rows = [{"photo": ImageFile("p0.png", (files["folder"] / "p0.png").read_bytes()), "age": 30},
+            {"photo": ImageFile("p4.bmp", (files["folder"] / "p4.bmp").read_bytes()), "age": 71}]  # fmt: skip
+    np.testing.assert_allclose(service.predict_rows(served, rows).values, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_images_of_one_request_count_against_api_max_bytes(image_server):
+    """Twenty 900x1000 PNGs are a few KB on the wire but 54 MB of pixels: refused before any is decoded."""
+    flat = encoded(np.zeros((1000, 900, 3), np.uint8), "PNG")
+    form = [("image", (f"{i}.png", flat, "image/png")) for i in range(20)]
+    answer = requests.post(image_server.base + "/api/v1/predict", files=form, timeout=60)
+    assert answer.status_code == 413, answer.text
+    assert "decode to 54,000,000 bytes of pixels, over the 52,428,800 limit (API_MAX_BYTES)" in answer.text
+    small = requests.post(image_server.base + "/api/v1/predict", files=form[:2], timeout=60)
+    assert small.status_code == 200 and len(small.json()["predictions"]) == 2
