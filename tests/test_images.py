@@ -546,3 +546,28 @@ def test_the_images_of_one_request_count_against_api_max_bytes(image_server):
     assert "decode to 54,000,000 bytes of pixels, over the 52,428,800 limit (API_MAX_BYTES)" in answer.text
     small = requests.post(image_server.base + "/api/v1/predict", files=form[:2], timeout=60)
     assert small.status_code == 200 and len(small.json()["predictions"]) == 2
+
+
+def test_the_image_examples_in_docs_api_md_run_on_the_digits_demo(tmp_path):
+    """docs/api.md's image curl commands, run as written against the digits demo (the README's one variable)."""
+    text = (REPO / "docs" / "api.md").read_text()
+    block = text.split("<!-- image-api-examples -->", 1)[1].split("<!-- /image-api-examples -->", 1)[0]
+    commands = [line for line in block.splitlines() if line.startswith("curl ")]
+    assert len(commands) == 3
+    running = dashboard_server.start(tmp_path, {"MODEL_MANIFEST_URL": "dashboard/demo/digits/manifest.json"})
+    try:
+        running.wait_ready()
+        host = running.base.removeprefix("http://")
+        answers = []
+        for command in commands:
+            done = subprocess.run(
+                ["bash", "-c", command.replace("localhost:8501", host)], cwd=REPO, capture_output=True, text=True,
+                timeout=60,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            answers.append(json.loads(done.stdout))
+    finally:
+        running.stop()
+    assert [p["prediction"] for p in answers[0]["predictions"]] == ["7", "3"]
+    assert [p["prediction"] for p in answers[1]["predictions"]] == ["7"]
+    assert int(np.argmax(answers[2]["predictions"][0])) == 3
