@@ -36,6 +36,21 @@ def opened(base: str):
             browser.close()
 
 
+def screenshot(page, name: str) -> None:
+    """The whole page in artifacts/ (git-ignored), once the results grid has painted."""
+    page.wait_for_timeout(1500)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def download_results(page, saved: Path) -> Path:
+    """Press Download results and keep what the browser receives."""
+    with page.expect_download() as pending:
+        page.get_by_role("button", name="Download results").click()
+    pending.value.save_as(saved)
+    return saved
+
+
 @pytest.fixture
 def server(tmp_path):
     """`streamlit run dashboard/app.py` on a free port: launch(extra_env, lean=False) -> base URL."""
@@ -82,13 +97,8 @@ def test_a_person_picks_a_version_predicts_uploads_and_downloads(server, store, 
         expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
         expect(page.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)
         if source == "demo":
-            page.wait_for_timeout(1500)  # let the results grid paint before the screenshot
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "dashboard-batch.png"), full_page=True)
-        with page.expect_download() as pending:
-            page.get_by_role("button", name="Download results").click()
-        saved = tmp_path / "results.csv"
-        pending.value.save_as(saved)
+            screenshot(page, "dashboard-batch.png")
+        saved = download_results(page, tmp_path / "results.csv")
     if source == "lean":
         maps = Path(f"/proc/{server.pids[-1]}/maps").read_text()
         assert "libtensorflow" not in maps, "the lean server loaded TensorFlow"
@@ -276,13 +286,8 @@ def test_a_person_predicts_an_image_and_a_folder_of_them_in_the_browser(server, 
         expect(page.get_by_text("Rows ready")).to_be_visible(timeout=60_000)
         expect(batch.get_by_test_id("stDataFrame").first).to_be_visible(timeout=30_000)
         if not lean:
-            page.wait_for_timeout(1500)  # let the thumbnails paint before the screenshot
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "dashboard-images.png"), full_page=True)
-        with page.expect_download() as pending:
-            page.get_by_role("button", name="Download results").click()
-        saved = tmp_path / "digits.csv"
-        pending.value.save_as(saved)
+            screenshot(page, "dashboard-images.png")
+        saved = download_results(page, tmp_path / "digits.csv")
     if lean:
         maps = Path(f"/proc/{server.pids[-1]}/maps").read_text()
         assert "libtensorflow" not in maps, "the lean server loaded TensorFlow"
