@@ -22,6 +22,8 @@ Bound = Literal["min", "max"]
 FEATURE_TYPES: tuple[FeatureType, ...] = ("number", "category", "text", "image")
 OUTPUT_TYPES: tuple[OutputType, ...] = ("classification", "binary", "regression")
 RUNTIME_CHOICES: tuple[RuntimeChoice, ...] = ("auto", "keras", "litert")
+IMAGE_SCALES = ("0..255", "0..1", "-1..1")  # an image feature's pixel scale (SPEC "Images")
+IMAGE_RESIZES = ("stretch", "crop", "pad")  # how a file is brought to the model's size
 
 Batch = np.ndarray | dict[str, np.ndarray]  # a 2-D float matrix, or one 1-D column per named input
 

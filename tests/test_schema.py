@@ -44,7 +44,7 @@ def test_parse_spec_schema():
         ),
         (
             {"features": [{"name": "a", "type": "float"}], "output": {"type": "regression"}},
-            "schema, features[0] (a): type 'float' is not one of number, category, text",
+            "schema, features[0] (a): type 'float' is not one of number, category, text, image",
         ),
         (
             {"features": [{"name": "a", "min": 5, "max": 1}], "output": {"type": "regression"}},

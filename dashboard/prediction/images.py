@@ -12,18 +12,29 @@ import io
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-if TYPE_CHECKING:
-    from dashboard.prediction.schema import Feature
+from dashboard.contract import IMAGE_RESIZES, IMAGE_SCALES
 
 FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
-SCALES = ("0..255", "0..1", "-1..1")
-RESIZES = ("stretch", "crop", "pad")
+SCALES, RESIZES = IMAGE_SCALES, IMAGE_RESIZES
+
+
+class Feature(Protocol):
+    """What decoding needs of a schema's image feature (schema.Feature is one)."""
+
+    name: str
+    height: int
+    width: int
+    channels: int
+    scale: str
+    resize: str
+
+
 DEFAULT_MAX_PIXELS = 40_000_000
 FILE_COLUMN = "file"  # results of image files carry the file's name first
 _limit = {"pixels": DEFAULT_MAX_PIXELS}

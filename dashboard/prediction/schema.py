@@ -13,9 +13,17 @@ from typing import Any
 import pandas as pd
 
 from dashboard.common import jsontext
-from dashboard.contract import FEATURE_TYPES, OUTPUT_TYPES, FeatureType, InputInfo, OutputType, ServableModel
+from dashboard.contract import (
+    FEATURE_TYPES,
+    IMAGE_RESIZES,
+    IMAGE_SCALES,
+    OUTPUT_TYPES,
+    FeatureType,
+    InputInfo,
+    OutputType,
+    ServableModel,
+)
 from dashboard.errors import SchemaError
-from dashboard.prediction.images import RESIZES, SCALES
 
 
 @dataclass(frozen=True)
@@ -181,10 +189,10 @@ def _parse_image(item: Mapping[str, Any], where: str, name: str) -> Feature:
     channels, scale, resize = item.get("channels", 3), item.get("scale", "0..255"), item.get("resize", "stretch")
     if channels not in (1, 3) or isinstance(channels, bool):
         raise SchemaError(f'{where} ({name}): "channels" must be 1 (grayscale) or 3 (RGB), not {channels!r}')
-    if scale not in SCALES:
-        raise SchemaError(f'{where} ({name}): "scale" must be one of {", ".join(SCALES)}, not {scale!r}')
-    if resize not in RESIZES:
-        raise SchemaError(f'{where} ({name}): "resize" must be one of {", ".join(RESIZES)}, not {resize!r}')
+    if scale not in IMAGE_SCALES:
+        raise SchemaError(f'{where} ({name}): "scale" must be one of {", ".join(IMAGE_SCALES)}, not {scale!r}')
+    if resize not in IMAGE_RESIZES:
+        raise SchemaError(f'{where} ({name}): "resize" must be one of {", ".join(IMAGE_RESIZES)}, not {resize!r}')
     return Feature(name=name, type="image", channels=channels, scale=scale, resize=resize, **sizes)
 
 
