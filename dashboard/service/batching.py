@@ -3,9 +3,9 @@ call (as TF Serving and BentoML do), each request then given back its own rows.
 
 A request that finds no batch of its version running goes at once (no added latency when traffic is light);
 while one runs, arrivals wait for it to finish (at most `wait` seconds, less once `max_rows` rows are waiting)
-and then go together. The work runs in a worker thread, so the event loop never waits for the model — except a
-batch of a few rows while the model is free: that one runs on the loop (a thread hop is ~0.1 ms of a ~2 ms answer),
-and goes to a thread after all if the model turns out busy (loading.runtime.not_waiting). Rows are
+and then go together. The work runs in a worker thread, so the event loop never waits for the model — except a lone
+request of a few rows while the model is free: that one runs on the loop (a thread hop is ~0.1 ms of a ~2 ms
+answer), and goes to a thread after all if the model turns out busy (loading.runtime.not_waiting). Rows are
 validated one by one as always, so a bad row in one request never fails its neighbours'; a batch that fails as a
 whole is tried again request by request, so only the request that caused it fails.
 """
@@ -118,7 +118,7 @@ class MicroBatcher:
     async def _work(self, served: Served, jobs: list[_Job]) -> None:
         rows = [row for job in jobs for row in job.rows]
         try:
-            result = await self._predict(served, rows)
+            result = await self._predict(served, rows, alone=len(jobs) == 1)
         except Exception as exc:
             if len(jobs) > 1:  # one request's rows may be what fails: each request alone, so only its sender hears
                 for job in jobs:
@@ -134,8 +134,10 @@ class MicroBatcher:
                 job.future.set_result(Part(result, start, stop))
             start = stop
 
-    async def _predict(self, served: Served, rows: list[Mapping[str, Any]]) -> BatchResult:
-        if len(rows) <= self.inline_rows and not served.schema.images:  # decoding an image is no job for the loop
+    async def _predict(self, served: Served, rows: list[Mapping[str, Any]], alone: bool) -> BatchResult:
+        # on the loop: a lone request (light traffic: under load requests share batches, and the loop stays free for
+        # the page and the other requests), a few rows, no images (decoding one is no job for the loop)
+        if alone and len(rows) <= self.inline_rows and not served.schema.images:
             try:
                 with not_waiting():
                     return service.predict_rows(served, rows)
