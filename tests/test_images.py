@@ -571,3 +571,59 @@ def test_the_image_examples_in_docs_api_md_run_on_the_digits_demo(tmp_path):
     assert [p["prediction"] for p in answers[0]["predictions"]] == ["7", "3"]
     assert [p["prediction"] for p in answers[1]["predictions"]] == ["7"]
     assert int(np.argmax(answers[2]["predictions"][0])) == 3
+
+
+def test_batches_of_images_stay_within_the_pixel_budget(files, image_store, tmp_path, monkeypatch, capsys):
+    """images.BATCH_BYTES bounds the model input held at once: the CLI predicts in chunks that fit it (the same
+    answers as one pass), the API refuses a request with more images than fit (413), and the page's Batch says to
+    use the command line."""
+    from dashboard import service
+    from dashboard.api.errors import ApiError
+    from dashboard.api.uploads import check_pixels
+    from dashboard.cli.main import main
+    from dashboard.prediction import images
+    from dashboard.prediction.images import ImageFile
+
+    for name in list(os.environ):
+        if name.startswith(("MODEL_", "HISTORY")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MODEL_MANIFEST_URL", str(image_store / "rgb" / "manifest.json"))
+    monkeypatch.setenv("MODEL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HISTORY", "off")
+    assert main(["predict", "--input", str(files["folder"]), "--output", str(tmp_path / "whole.csv")]) == 0
+    monkeypatch.setattr(images, "BATCH_BYTES", 3 * 16 * 16 * 3 * 4)  # three 16x16 RGB images at a time
+    assert images.batch_rows([_rgb_feature()]) == 3
+    assert main(["predict", "--input", str(files["folder"]), "--output", str(tmp_path / "chunked.csv")]) == 0
+    capsys.readouterr()
+    whole, chunked = (pd.read_csv(tmp_path / n, keep_default_na=False) for n in ("whole.csv", "chunked.csv"))
+    pd.testing.assert_frame_equal(whole, chunked)
+    settings = service.settings()
+    served = service.load_version(settings, service.catalog(settings).default)
+    rows = [{"image": ImageFile(f"{i}.png", encoded(picture(i), "PNG"))} for i in range(4)]
+    with pytest.raises(ApiError, match="4 images are more than one request may hold at this model's size"):
+        check_pixels(rows, served, settings.api_max_bytes)
+    check_pixels(rows[:3], served, settings.api_max_bytes)
+
+
+def _rgb_feature():
+    from dashboard.prediction.schema import Feature
+
+    return Feature(name="image", type="image", height=16, width=16, channels=3)
+
+
+def test_the_page_batch_sends_more_images_than_fit_to_the_command_line(env, monkeypatch):
+    from dashboard.prediction import images
+    from tests.support.apptest import start
+
+    env.setenv("MODEL_MANIFEST_URL", str(DIGITS / "manifest.json"))
+    monkeypatch.setattr(images, "BATCH_BYTES", 5 * 32 * 32 * 4)  # five 32x32 grayscale images
+    at = start()
+    uploads = [(f"digit-{d}.png", (DIGITS / "samples" / f"digit-{d}.png").read_bytes(), "image/png") for d in range(8)]
+    at.file_uploader(key="batch-images").set_value(uploads).run()
+    assert not at.exception
+    assert [e.value for e in at.error] == [
+        "8 images are more than the page predicts at once (5 at this model's size); predict them with the command "
+        "line (python -m dashboard predict --input FOLDER), which takes any number a chunk at a time, or upload fewer"
+    ]
+    at.file_uploader(key="batch-images").set_value(uploads[:5]).run()
+    assert not at.error and [m.value for m in at.metric][-2:] == ["5", "0"]

@@ -12,7 +12,7 @@ from email.policy import HTTP
 from typing import Any
 
 from dashboard.api.errors import ApiError
-from dashboard.prediction.images import ImageError, ImageFile, open_image
+from dashboard.prediction.images import ImageError, ImageFile, batch_rows, open_image
 from dashboard.prediction.reading.json_rows import with_images
 from dashboard.service import Served
 
@@ -84,7 +84,16 @@ def images_of(rows: list[Mapping[str, Any]], served: Served) -> list[Mapping[str
 
 def check_pixels(rows: list[Mapping[str, Any]], served: Served, limit: int) -> None:
     """Refuse a request whose images would decode past API_MAX_BYTES (from their headers; an unreadable file is
-    left for validation, as that row's error)."""
+    left for validation, as that row's error), or whose model input would pass images.BATCH_BYTES (thousands of
+    tiny files, each stretched to the model's size)."""
+    most = batch_rows(served.schema.images)
+    if served.schema.images and len(rows) > most:
+        raise ApiError(
+            413,
+            "too_many_rows",
+            f"{len(rows):,} images are more than one request may hold at this model's size ({most:,}); "
+            "send them in several requests",
+        )
     total = 0
     for feature in served.schema.images:
         for row in rows:

@@ -127,7 +127,8 @@ def predict_images(settings, served, source: Path, target: Path, drift: bool = F
     kept: list[pd.DataFrame] = []
     recorder = history.recorder(settings)
     thumbnails = settings.history_images == "thumbnails"
-    for chunk in image_files.chunks(image_files.source_files(source), features[0].name):
+    size = min(image_files.CHUNK, images.batch_rows(features))  # a chunk's pixels fit images.BATCH_BYTES
+    for chunk in image_files.chunks(image_files.source_files(source), features[0].name, size):
         result = service.predict_table(served, chunk)
         if recorder is not None and sum(map(len, tables)) + chunk.rows <= settings.history_file_rows:
             kept.append(images.kept_table(result.table, features, chunk.frame, thumbnails))  # rows the history keeps

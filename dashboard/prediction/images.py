@@ -50,6 +50,19 @@ def max_pixels() -> int:
     return _limit["pixels"]
 
 
+BATCH_BYTES = 256 << 20  # the model input of one batch of images (float32 pixels at the model's size), at most
+
+
+def input_bytes(feature: Feature) -> int:
+    """Bytes of one image as the model takes it (float32 height x width x channels)."""
+    return feature.height * feature.width * feature.channels * 4
+
+
+def batch_rows(features: list) -> int:
+    """How many rows of these image features fit one batch's budget, BATCH_BYTES (at least one)."""
+    return max(1, BATCH_BYTES // max(1, sum(input_bytes(f) for f in features)))
+
+
 @dataclass(frozen=True, eq=False)
 class ImageFile:
     """An image as it came in: its name (inside the folder or zip; "" for an API value) and its bytes. Shown as its

@@ -15,6 +15,7 @@ from dashboard import service
 from dashboard.common.csv_export import neutralised
 from dashboard.config import Settings
 from dashboard.errors import DashboardError
+from dashboard.prediction.images import batch_rows
 from dashboard.prediction.reading import spark_batches
 from dashboard.prediction.results import rounded_probabilities
 from dashboard.prediction.schema import Schema
@@ -99,7 +100,17 @@ def batches_of(job: Job, counters: Counters):
 
 
 def predict_batch(served: Served, job: Job, batch: pd.DataFrame, counters: Counters | None = None) -> pd.DataFrame:
-    """One Arrow batch through the same validation and prediction as the CLI (bad rows flagged, never raised)."""
+    """One Arrow batch through the same validation and prediction as the CLI (bad rows flagged, never raised);
+    images a slice at a time, so their pixels fit images.BATCH_BYTES."""
+    if job.images is not None:
+        size = batch_rows(job.schema.images)
+        if len(batch) > size:
+            parts = [batch.iloc[start : start + size] for start in range(0, len(batch), size)]
+            return pd.concat([_predict_part(served, job, part, counters) for part in parts], ignore_index=True)
+    return _predict_part(served, job, batch, counters)
+
+
+def _predict_part(served: Served, job: Job, batch: pd.DataFrame, counters: Counters | None) -> pd.DataFrame:
     batch, table = spark_batches.read_batch(batch, job.schema, job.raw_text, job.images)
     result = service.predict_table(served, table, max_warnings=0)
     table = result.table

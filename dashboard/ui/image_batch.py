@@ -14,7 +14,7 @@ from dashboard.common.logs import log, report
 from dashboard.config import Settings
 from dashboard.errors import DashboardError, InputError
 from dashboard.history import Recorder
-from dashboard.prediction.images import FILE_COLUMN, ImageFile, describe, kept_table
+from dashboard.prediction.images import FILE_COLUMN, ImageFile, batch_rows, describe, kept_table
 from dashboard.prediction.reading import image_files
 from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.results import results_csv
@@ -104,6 +104,18 @@ def _table(served: Served, uploads) -> InputTable:
     return InputTable(frame, table.row_errors, table.decimal_comma, table.separator, table.decimal)
 
 
+def _within_budget(served: Served, table: InputTable) -> None:
+    """A page batch is predicted at once: its images' model input must fit images.BATCH_BYTES (the CLI takes any
+    number, a chunk at a time)."""
+    most = batch_rows(served.schema.images)
+    if table.rows > most:
+        raise InputError(
+            f"{table.rows:,} images are more than the page predicts at once ({most:,} at this model's size); "
+            "predict them with the command line (python -m dashboard predict --input FOLDER), which takes any "
+            "number a chunk at a time, or upload fewer"
+        )
+
+
 def _predicted(
     settings: Settings, served: Served, uploads, file_id: str, who: str, recorder: Recorder | None
 ) -> BatchResult | None:
@@ -111,6 +123,7 @@ def _predicted(
     started = time.perf_counter()
     try:
         table = _table(served, uploads)
+        _within_budget(served, table)
         result = service.predict_table(
             served, table, lambda done, total: bar.progress(done / total, text=f"Predicted {done:,} of {total:,}")
         )
