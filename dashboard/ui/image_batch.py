@@ -74,7 +74,7 @@ def show(
     return result
 
 
-def _table(served: Served, uploads) -> InputTable:
+def _table(settings: Settings, served: Served, uploads) -> InputTable:
     """The uploads as rows: every image (zips unpacked) one row; with a CSV, its rows, image columns naming files."""
     files: list[ImageFile] = []
     tables = []
@@ -96,7 +96,7 @@ def _table(served: Served, uploads) -> InputTable:
             raise InputError("the upload holds no files; upload images or a zip of images")
         return image_files.image_table(files, served.schema.images[0].name)
     by_name = {f.name: f for f in files} | {f.name.rsplit("/", 1)[-1]: f for f in files}
-    table = service.read_csv(service.settings(), tables[0].getvalue())
+    table = service.read_csv(settings, tables[0].getvalue())
     frame = table.frame.copy()
     for feature in served.schema.images:
         if feature.name in frame.columns:
@@ -122,7 +122,7 @@ def _predicted(
     bar = st.progress(0.0, text="Reading the images…")
     started = time.perf_counter()
     try:
-        table = _table(served, uploads)
+        table = _table(settings, served, uploads)
         _within_budget(served, table)
         result = service.predict_table(
             served, table, lambda done, total: bar.progress(done / total, text=f"Predicted {done:,} of {total:,}")
