@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from dashboard.history.tables import predictions
-from dashboard.prediction.images import ImageFile
+from dashboard.prediction import images
 from dashboard.prediction.schema import Schema
 from dashboard.prediction.scoring import output_columns
 from dashboard.store.versions import ModelVersion
@@ -214,19 +214,12 @@ def _from_answers(pending: Pending) -> dict[str, Any]:
         {
             "errors": len(answers) - len(good),
             "summary": summary,
-            "inputs": [{name: _kept(row.get(name)) for name in pending.features} for row in pending.rows or []]
+            "inputs": [{name: images.kept(row.get(name)) for name in pending.features} for row in pending.rows or []]
             if kept
             else None,
             "outputs": answers if kept else None,
         }
     )
-
-
-def _kept(value: Any) -> Any:
-    """An input as the history keeps it: an image as its file's name, size and digest, never its pixels."""
-    if isinstance(value, ImageFile):
-        return {"file": value.name, "bytes": value.size, "sha256": value.digest}
-    return value
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
