@@ -113,6 +113,33 @@ class Access:
         return found
 
 
+@dataclass(frozen=True)
+class ModelAccess:
+    """Who may use one model of a catalog (its entry's "allowed_emails", "allowed_domains", "tokens"): nobody is
+    narrowed when all three are empty; otherwise a signed-in person by verified address or domain, a program by
+    its token's name, and no stranger ("anonymous")."""
+
+    emails: frozenset[str] = frozenset()
+    domains: frozenset[str] = frozenset()
+    tokens: frozenset[str] = frozenset()
+
+    @property
+    def restricted(self) -> bool:
+        """True when the entry names who may use the model."""
+        return bool(self.emails or self.domains or self.tokens)
+
+    def admits(self, who: str) -> bool:
+        """True when `who` (an address, "token NAME" or "anonymous", as the doors name people) may use the model."""
+        if not self.restricted:
+            return True
+        if who.startswith("token "):
+            return who.removeprefix("token ") in self.tokens
+        email = who.strip().lower()
+        if not _PLAIN_ADDRESS.match(email):
+            return False
+        return email in self.emails or email.rsplit("@", 1)[-1] in self.domains
+
+
 def new_token(name: str) -> tuple[str, str]:
     """(a new random token, its API_TOKENS line NAME:sha256)."""
     if not _NAME.match(name):

@@ -21,12 +21,21 @@ DEMO_MANIFEST = Path(__file__).resolve().parent / "demo" / "manifest.json"
 _VERSIONED_URL = re.compile(r"^MODEL_URL_V(?P<version>[0-9A-Za-z_]+)$")
 _VERSIONED_SHA = re.compile(r"^MODEL_SHA256_V(?P<version>[0-9A-Za-z_]+)$")
 HistoryScope = Literal["all", "own"]
+_SINGLE = {  # one model's sources: a catalog replaces them all
+    "MODEL_MANIFEST_URL": "manifest_url",
+    "MODEL_URL": "model_url",
+    "MODEL_ARCHITECTURE_URL": "architecture_url",
+    "MODEL_BUILDER": "builder",
+    "MODEL_URL_V*": "versioned_urls",
+}
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the core needs to know about where models come from and the limits it runs under."""
 
+    catalog_url: str | None = None  # MODEL_CATALOG_URL: many models by name (store/catalog.py)
+    model_name: str | None = None  # the catalog entry these settings were narrowed to (service.for_model)
     manifest_url: str | None = None
     model_url: str | None = None
     architecture_url: str | None = None
@@ -62,6 +71,7 @@ class Settings:
     retries: int = 3
     refresh_seconds: int = 300
     cached_versions: int = 2
+    memory_mb: int | None = None  # MODEL_MEMORY_MB: loaded models' budget (None: a share of the dyno's memory)
     using_demo: bool = False
     # bucket access (the SDKs also read these from the environment themselves); secrets are kept out of repr
     aws_access_key_id: str | None = field(default=None, repr=False)
@@ -100,6 +110,8 @@ class Settings:
         parts = []
         if self.using_demo:
             return "embedded demo store"
+        if self.catalog_url:
+            parts.append(f"catalog {self.catalog_url}")
         if self.manifest_url:
             parts.append(f"manifest {self.manifest_url}")
         if self.model_url:
@@ -131,7 +143,9 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         return value or None
 
     values = _sources(get, set(env) | set(sec))
-    configured = any(values[k] for k in ("manifest_url", "model_url", "architecture_url", "builder", "versioned_urls"))
+    configured = any(
+        values[k] for k in ("catalog_url", "manifest_url", "model_url", "architecture_url", "builder", "versioned_urls")
+    )
     cache = get("MODEL_CACHE_DIR")
     xdg = env.get("XDG_CACHE_HOME")
     default_cache = (
@@ -166,6 +180,7 @@ def _sources(get: Get, names: set[str]) -> dict[str, Any]:
             version = _version_from_suffix(m.group("version"))
             versioned.append((version, get(name), shas.get(version)))
     values = dict(
+        catalog_url=get("MODEL_CATALOG_URL"),
         manifest_url=get("MODEL_MANIFEST_URL"),
         model_url=get("MODEL_URL"),
         architecture_url=get("MODEL_ARCHITECTURE_URL"),
@@ -193,6 +208,13 @@ def _sources(get: Get, names: set[str]) -> dict[str, Any]:
         )
     if values["architecture_url"] and values["builder"]:
         raise ConfigError("MODEL_ARCHITECTURE_URL and MODEL_BUILDER are both set; keep one of them")
+    single = [name for name, key in _SINGLE.items() if values[key]]
+    if values["catalog_url"] and single:
+        raise ConfigError(
+            f"MODEL_CATALOG_URL is set together with {', '.join(single)}; a catalog names each model's manifest "
+            "itself: keep MODEL_CATALOG_URL alone (add the model to the catalog with publish --model NAME), or "
+            "remove it to serve one model"
+        )
     if values["model_sha256"] and not re.fullmatch(r"[0-9a-f]{64}", values["model_sha256"]):
         raise ConfigError("MODEL_SHA256 must be 64 hexadecimal characters (the output of sha256sum)")
 
@@ -229,6 +251,7 @@ def _limits(get: Get) -> dict[str, Any]:
         retries=integer(get("MODEL_RETRIES"), "MODEL_RETRIES", d.retries, minimum=0),
         refresh_seconds=integer(get("MODEL_REFRESH_SECONDS"), "MODEL_REFRESH_SECONDS", d.refresh_seconds),
         cached_versions=integer(get("MODEL_CACHE_VERSIONS"), "MODEL_CACHE_VERSIONS", d.cached_versions),
+        memory_mb=integer(get("MODEL_MEMORY_MB"), "MODEL_MEMORY_MB", None),
     )
 
 

@@ -74,6 +74,7 @@ class ServableModel(Protocol):
     format: str  # shown on the model card: ".keras", ".h5 (full model)", ".tflite", ...
     load_seconds: float
     chunk_rows: int  # rows per call on large batches
+    weight_bytes: int  # the weights in memory (what the pool counts at least, against MODEL_MEMORY_MB)
 
     def call(self, inputs: Batch) -> np.ndarray:
         """Outputs for a batch as a 2-D float array, one row per input row; safe to call from many threads."""

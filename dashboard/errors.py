@@ -43,6 +43,10 @@ class VersionError(DashboardError):
     """No version can be chosen (for example: no versions at all)."""
 
 
+class UnknownModelError(VersionError):
+    """A model was asked for by a name the catalog does not have (or does not show to this person)."""
+
+
 class ModelSourceError(DashboardError):
     """A file could not be downloaded: unreachable, not found, too large, cache unusable."""
 
@@ -57,6 +61,10 @@ class IntegrityError(ModelSourceError):
 
 class ModelLoadError(DashboardError):
     """A file was downloaded but is not a model Keras can load."""
+
+
+class ModelMemoryError(ModelLoadError):
+    """A version would not fit in MODEL_MEMORY_MB beside the versions that must stay loaded."""
 
 
 class UnsafeModelError(ModelLoadError):

@@ -40,6 +40,7 @@ class LoadedModel:
     output_activation: str | None
     load_seconds: float = 0.0
     chunk_rows: int = 65536  # rows per compiled call on large batches
+    weight_bytes: int = 0
     _fn: Callable | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -147,6 +148,7 @@ def describe_model(model: Any, fmt: str) -> LoadedModel:
         named_inputs=named,
         output_units=int(shape[0]) if shape else 1,
         output_activation=_output_activation(model),
+        weight_bytes=sum(int(np.prod(w.shape)) * np.dtype(str(w.dtype)).itemsize for w in model.weights),
     )
 
 

@@ -35,6 +35,7 @@ class LiteModel:
     output_activation: str | None = None
     format: str = ".tflite"
     load_seconds: float = 0.0
+    weight_bytes: int = 0  # the flatbuffer's size (the interpreter holds it whole)
     chunk_rows: int = 8192  # smaller batches than Keras: same speed here, far smaller interpreter buffers
     _indices: dict[str, int] = field(default_factory=dict, repr=False)
     _output_index: int = 0
@@ -103,6 +104,7 @@ def load(path: Path) -> LiteModel:
         _output_index=outputs[0]["index"],
     )
     model.load_seconds = time.perf_counter() - started
+    model.weight_bytes = path.stat().st_size
     return model
 
 

@@ -15,6 +15,7 @@ from dashboard.service.load import (
     runtime_for,
     settings,
 )
+from dashboard.service.models import for_model, models
 from dashboard.service.pool import ModelPool, process_pool
 from dashboard.service.predicting import (
     predict_csv,
@@ -33,8 +34,10 @@ __all__ = [
     "catalog",
     "fetch_file",
     "fetch_files",
+    "for_model",
     "given_schema",
     "load_version",
+    "models",
     "predict_csv",
     "predict_frame",
     "predict_row",

@@ -99,19 +99,29 @@ def runtime_for(settings: Settings, version: ModelVersion) -> Runtime:
     )
 
 
-def load_version(settings: Settings, version: ModelVersion, progress: Progress | None = None) -> Served:
-    """Download, load and describe a version; every failure is a typed DashboardError."""
+def load_version(
+    settings: Settings,
+    version: ModelVersion,
+    progress: Progress | None = None,
+    admit: Callable[[int], None] | None = None,
+) -> Served:
+    """Download, load and describe a version; every failure is a typed DashboardError. `admit` is told the bytes of
+    the downloaded files before the runtime reads them (the pool makes room, or refuses the version)."""
     runtime = runtime_for(settings, version)
     model: ServableModel
     if runtime == "litert":
         from dashboard.loading import litert_model
 
         path = _fetch(settings, version.tflite, progress)
+        if admit:
+            admit(path.stat().st_size)
         if progress:
             progress("load", 0, None)
         model = litert_model.load(path)
     else:
         files = fetch_files(settings, version, progress)
+        if admit:
+            admit(sum(path.stat().st_size for path in files.values()))
         if progress:
             progress("load", 0, None)
         model = keras_model.load(

@@ -27,8 +27,9 @@ from dashboard.contract import ServableModel
 from dashboard.errors import DashboardError, InputError, PublishError, SchemaError
 from dashboard.loading import keras_model, runtime
 from dashboard.prediction import schema as schemas
+from dashboard.store.catalog import NAME, NAME_RULE, with_model
 from dashboard.store.manifest import parse_manifest
-from dashboard.store.targets import open_store
+from dashboard.store.targets import MANIFEST, open_store
 from dashboard.store.versions import ModelVersion
 
 
@@ -44,6 +45,8 @@ class PublishOptions:
     reference: Path | None = None  # training CSV: its statistics go into the entry (drift, reference input)
     lean: bool = False
     today: dt.date | None = None  # the "created" date (tests pin it)
+    model_name: str | None = None  # --model NAME: DIR/NAME/manifest.json, and NAME added to DIR/catalog.json
+    description: str | None = None  # --description: the catalog's one line about the model
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class Published:
     files: tuple[str, ...]
     schema: str  # "given", or "inferred when served"
     lean: LeanOutcome | None = None  # None when not asked
+    catalog: str | None = None  # the catalog the model was added to (--model)
 
 
 def publish(
@@ -75,7 +79,7 @@ def publish(
             "--lean needs the LiteRT runtime, which is not installed here (pip install ai-edge-litert); "
             "nothing was published"
         )
-    target = open_store(store, settings)
+    target = open_store(model_store(store, options.model_name), settings)
     for path in (model, options.weights, options.schema_path):
         if path is not None and not Path(path).is_file():
             raise PublishError(f"{path} does not exist or is not a file; check the path")
@@ -107,13 +111,32 @@ def publish(
             manifest["versions"] = sorted(versions, key=lambda e: Version(str(e["version"])), reverse=True)
             if options.alias:
                 manifest.setdefault("aliases", {})[options.alias] = str(label)
-            manifest.setdefault("name", model.stem)
+            manifest.setdefault("name", options.model_name or model.stem)
             manifest = {key: manifest[key] for key in ("name", "aliases", "versions") if key in manifest} | manifest
             _write_manifest(target, manifest)
     written = "given" if options.schema_path is not None else "inferred when served"
     if options.schema_path is None and schema is not None:
         written = "inferred, written for the lean runtime"
-    return Published(str(label), target.manifest, tuple(copied), written, lean)
+    catalog = None
+    if options.model_name:  # last: the catalog names the model once its manifest is in place
+        catalog = add_to_catalog(store, options.model_name, options.description, settings)
+    return Published(str(label), target.manifest, tuple(copied), written, lean, catalog)
+
+
+def model_store(store: str, name: str | None) -> str:
+    """Where one model's manifest and files go: STORE itself, or STORE/NAME for a model of a catalog."""
+    if name is None:
+        return store
+    if not NAME.match(name):
+        raise PublishError(f"--model {name!r}: a model's name must be {NAME_RULE}")
+    return store.rstrip("/") + "/" + name
+
+
+def add_to_catalog(store: str, name: str, description: str | None, settings: Settings | None = None) -> str:
+    """List NAME (its manifest at NAME/manifest.json) in STORE/catalog.json, atomically against other publishers."""
+    target = open_store(store, settings)
+    target.change_catalog(lambda data: with_model(data, name, f"{name}/{MANIFEST}", description))
+    return target.catalog
 
 
 def _given_schema(path: Path | None, loaded: ServableModel) -> dict | None:

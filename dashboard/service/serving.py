@@ -17,6 +17,8 @@ from dashboard.errors import DashboardError
 from dashboard.history import Recorder
 from dashboard.service import ModelPool, Served
 from dashboard.service.batching import MicroBatcher
+from dashboard.service.models import for_model, models
+from dashboard.store.catalog import ModelCatalog, read_catalog
 from dashboard.store.versions import Catalog, ModelVersion
 
 State = Literal["ready", "loading", "failed"]
@@ -30,8 +32,8 @@ class Serving:
     settings: Settings
     batcher: MicroBatcher
     recorder: Recorder | None = None  # the prediction history (None when HISTORY=off)
-    _catalog: Catalog | None = None
-    _read_at: float = 0.0
+    _models: tuple[ModelCatalog, float] | None = None  # the catalog of models, and when it was read
+    _versions: dict[str, tuple[Catalog, float]] = field(default_factory=dict)  # model name ("": single) -> versions
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loading: set[str] = field(default_factory=set)
     _failed: dict[str, tuple[str, float]] = field(default_factory=dict)  # identity -> (why, when)
@@ -39,23 +41,52 @@ class Serving:
 
     @property
     def pool(self) -> ModelPool:
-        return service.process_pool(self.settings.cached_versions)
+        return service.process_pool(self.settings)
 
-    def catalog(self) -> Catalog:
-        """The versions, re-read at most every MODEL_REFRESH_SECONDS; the last good list when a re-read fails."""
-        if self._catalog is not None and time.monotonic() - self._read_at < self.settings.refresh_seconds:
-            return self._catalog
+    def models(self, who: str | None = None) -> ModelCatalog:
+        """The catalog of models (re-read at most every MODEL_REFRESH_SECONDS, the last good one kept on failure), as
+        `who` sees it when given (only the models open to them)."""
+        found = self._fresh("models", self._models, self._read_models)
+        self._models = found
+        return found[0] if who is None else found[0].visible(who)
+
+    def _read_models(self) -> ModelCatalog:
+        if self.settings.catalog_url:
+            return read_catalog(self.settings.catalog_url, self.settings)
+        return models(self.settings, self.catalog())
+
+    def model_settings(self, model: str | None = None, who: str | None = None) -> Settings:
+        """The settings of the model called `model` (None: the default) if `who` may use it; UnknownModelError
+        (naming the models they may use) otherwise."""
+        if model is None and who is None and not self.settings.catalog_url:
+            return self.settings
+        return for_model(self.settings, self.models(who), model)
+
+    def catalog(self, model: str | None = None, who: str | None = None) -> Catalog:
+        """The versions of a model (None: the default one), re-read at most every MODEL_REFRESH_SECONDS; the last
+        good list when a re-read fails. The default model's default version is pinned in the pool."""
+        settings = self.model_settings(model, who)
+        key = settings.model_name or ""
+        found = self._fresh(
+            f"the versions of {key or 'the model'}", self._versions.get(key), lambda: service.catalog(settings)
+        )
+        self._versions[key] = found
+        catalog = found[0]
+        if not settings.catalog_url or key == self.models().default:
+            self.pool.pin(self.settings, catalog.default)  # the default version stays loaded
+        return catalog
+
+    def _fresh(self, what: str, kept: tuple | None, read) -> tuple:
+        """(value, read at): kept while younger than MODEL_REFRESH_SECONDS, else read again; kept on a failure."""
+        if kept is not None and time.monotonic() - kept[1] < self.settings.refresh_seconds:
+            return kept
         try:
-            found = service.catalog(self.settings)
+            return read(), time.monotonic()
         except DashboardError as exc:
-            if self._catalog is None:
+            if kept is None:
                 raise
-            report(exc, "re-reading the versions failed; the API keeps the last list")
-            self._read_at = time.monotonic()
-            return self._catalog
-        self._catalog, self._read_at = found, time.monotonic()
-        self.pool.pin(self.settings, found.default)  # the default version stays loaded
-        return found
+            report(exc, f"re-reading {what} failed; the API keeps the last one")
+            return kept[0], time.monotonic()
 
     def state(self, version: ModelVersion) -> tuple[State, Served | None, str | None]:
         """(ready, served, None), (loading, None, None) or (failed, None, why), starting a load when needed."""

@@ -96,6 +96,55 @@ def upload(url: str, source: Path | bytes, settings: Settings, content_type: str
         raise _error(url, exc, settings, writing=True) from exc
 
 
+def read_tagged(url: str, settings: Settings, max_bytes: int) -> tuple[bytes | None, str | None]:
+    """(the object's bytes, its tag: S3 ETag or GCS generation), or (None, None) when it does not exist yet: the
+    first half of a compare-and-swap with `upload_if`."""
+    scheme, bucket, key = split(url)
+    try:
+        if scheme == "s3":
+            response = _s3_client(settings).get_object(Bucket=bucket, Key=key)
+            data = response["Body"].read(max_bytes + 1)
+            tag = str(response["ETag"])
+        else:
+            blob = _gs_client(settings).bucket(bucket).blob(key)
+            data = blob.download_as_bytes(timeout=(settings.connect_timeout, settings.read_timeout))
+            tag = str(blob.generation)
+    except Exception as exc:
+        error = exc if isinstance(exc, ModelSourceError) else _error(url, exc, settings)
+        if isinstance(error, ObjectMissingError):
+            return None, None
+        raise error from exc
+    if len(data) > max_bytes:
+        raise ModelSourceError(f"{url} is over {format_bytes(max_bytes)}; is it the right file?")
+    return data, tag
+
+
+def upload_if(url: str, data: bytes, settings: Settings, content_type: str, tag: str | None) -> bool:
+    """Write the object only if it is still as read (tag from `read_tagged`; None: only if it does not exist);
+    False when another writer changed it first (read again and retry)."""
+    scheme, bucket, key = split(url)
+    try:
+        if scheme == "s3":
+            condition = {"IfMatch": tag} if tag is not None else {"IfNoneMatch": "*"}
+            _s3_client(settings).put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type, **condition)
+        else:
+            blob = _gs_client(settings).bucket(bucket).blob(key)
+            blob.upload_from_string(
+                data,
+                content_type=content_type,
+                if_generation_match=int(tag) if tag is not None else 0,
+                timeout=settings.read_timeout,
+            )
+    except Exception as exc:
+        response = getattr(exc, "response", None)
+        code = str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+        status = getattr(exc, "code", None)
+        if code in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409") or status == 412:
+            return False
+        raise _error(url, exc, settings, writing=True) from exc
+    return True
+
+
 def _s3_client(settings: Settings) -> Any:
     import boto3
     from botocore.config import Config

@@ -23,12 +23,14 @@ def load_catalog(settings: Settings) -> Catalog:
         found.extend(manifest_versions)
     found.extend(_env_versions(settings))
     refuse_duplicates(found)
+    name = settings.model_name or name
+    found = [dataclasses.replace(v, model_name=name) for v in found]
     found = [v if v.pinned and not v.schema_url else _with_revision(v, settings) for v in found]
     versions = tuple(sorted(found, key=lambda v: v.version, reverse=True))
     default, warning = choose(versions, aliases, settings.model_version)
     return Catalog(
         name=name,
-        source=scrub(settings.source_label),
+        source=scrub(f"manifest {settings.manifest_url}" if settings.model_name else settings.source_label),
         versions=versions,
         aliases=aliases,
         default=default,

@@ -1,13 +1,20 @@
 """Where `publish` writes: a store in a local folder or under a bucket prefix, behind one small interface.
 
 A folder store copies files and replaces manifest.json atomically under a file lock; a bucket store uploads
-files first and the manifest last, one whole PUT each (no lock across publishers there).
+files first and the manifest last, one whole PUT each (no lock across publishers there). The catalog of a store
+of many models (catalog.json, `publish --model NAME`) is changed read-modify-write: under the file lock in a
+folder, by conditional PUTs in a bucket (If-Match / ifGenerationMatch, retried), so two publishers at once never
+lose each other's model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import random
 import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,9 +25,12 @@ from dashboard.common.files import copy_atomic, locked, write_bytes_atomic
 from dashboard.config import Settings, load_settings
 from dashboard.errors import ManifestError, PublishError
 from dashboard.store import fetch
+from dashboard.store.catalog import CATALOG, parse_catalog
 from dashboard.store.manifest import parse_manifest
 
 MANIFEST = "manifest.json"
+CATALOG_TRIES = 20  # conditional writes of catalog.json before giving up (each loses only to another publisher)
+Change = Callable[["dict[str, Any] | None"], "dict[str, Any]"]
 READABLE = 0o644  # published files are read by the web server that hosts the store
 
 
@@ -28,6 +38,7 @@ class Store(Protocol):
     """A place to publish to: files go in first, the manifest last."""
 
     manifest: str  # where the manifest is, for messages
+    catalog: str  # where the catalog of a store of many models is
 
     def locked(self) -> contextlib.AbstractContextManager: ...
 
@@ -38,6 +49,10 @@ class Store(Protocol):
         ...
 
     def write_manifest(self, data: bytes) -> None: ...
+
+    def change_catalog(self, change: Change) -> dict[str, Any]:
+        """Apply change to the store's catalog.json (None when there is none yet) atomically; returns the result."""
+        ...
 
 
 def open_store(store: str, settings: Settings | None = None) -> Store:
@@ -63,6 +78,14 @@ def published_name(source: Path, version: Version, digest: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "-", f"{safe}-{version}-{digest[:12]}") + re.sub(r"[^A-Za-z0-9._]", "", suffix)
 
 
+def catalog_bytes(old: bytes | None, change: Change, where: str) -> bytes:
+    """The catalog after change, checked the way the dashboard reads it (never written if it would be refused)."""
+    data = jsontext.loads(old, f"the store's {where}", ManifestError, "fix or remove it first") if old else None
+    new = change(data)
+    parse_catalog(new, where)
+    return (json.dumps(new, indent=2) + "\n").encode("utf-8")
+
+
 def manifest_from(raw: bytes | None, where: str) -> dict[str, Any]:
     """The store's manifest as a dict (empty when there is none yet), refused if the dashboard would refuse it."""
     if raw is None:
@@ -80,6 +103,7 @@ class FolderStore:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.manifest = str(folder / MANIFEST)
+        self.catalog = str(folder / CATALOG)
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -106,6 +130,17 @@ class FolderStore:
     def write_manifest(self, data: bytes) -> None:
         write_bytes_atomic(self.folder / MANIFEST, data, READABLE)
 
+    def change_catalog(self, change: Change) -> dict[str, Any]:
+        path = self.folder / CATALOG
+        with locked(self.folder / ".catalog.lock"):
+            try:
+                old = path.read_bytes() if path.exists() else None
+            except OSError as exc:
+                raise ManifestError(f"cannot read the store's {path}: {exc.strerror}") from exc
+            data = catalog_bytes(old, change, str(path))
+            write_bytes_atomic(path, data, READABLE)
+        return json.loads(data)
+
 
 class BucketStore:
     """A store under an s3:// or gs:// prefix: files uploaded first, the manifest last (one PUT each)."""
@@ -113,6 +148,7 @@ class BucketStore:
     def __init__(self, url: str, settings: Settings) -> None:
         self.prefix = url.rstrip("/") + "/"
         self.manifest = self.prefix + MANIFEST
+        self.catalog = self.prefix + CATALOG
         self.settings = settings
 
     def locked(self) -> contextlib.AbstractContextManager:
@@ -135,3 +171,18 @@ class BucketStore:
         from dashboard.store import buckets
 
         buckets.upload(self.manifest, data, self.settings, "application/json")
+
+    def change_catalog(self, change: Change) -> dict[str, Any]:
+        from dashboard.store import buckets
+
+        url = self.catalog
+        for attempt in range(CATALOG_TRIES):
+            old, tag = buckets.read_tagged(url, self.settings, fetch.SMALL_FILE_CAP)
+            data = catalog_bytes(old, change, url)
+            if buckets.upload_if(url, data, self.settings, "application/json", tag):
+                return json.loads(data)
+            time.sleep(random.uniform(0.01, 0.05 * (attempt + 1)))  # another publisher won: read theirs, add ours
+        raise PublishError(
+            f"{urls.redact(url)} kept changing under {CATALOG_TRIES} attempts to add to it; publish again "
+            "(the model's manifest and files are in place)"
+        )

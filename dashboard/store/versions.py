@@ -45,6 +45,7 @@ class ModelVersion:
     notes: str = ""
     created: str = ""
     revision: str = ""  # for unpinned files: ETag / Last-Modified / size / mtime seen when the catalog was read
+    model_name: str = ""  # the model's name (its catalog entry, or its manifest's "name"): history rows carry it
 
     @property
     def label(self) -> str:
@@ -75,6 +76,7 @@ class ModelVersion:
         server said of them when the catalog was read), the schema (inline or its URL) and the LiteRT artifact.
         Loaded models and results are kept under this, so a schema fixed with publish --force is seen."""
         parts = [
+            self.model_name,
             self.digest,
             self.revision,
             json.dumps(self.schema, sort_keys=True, default=str) if self.schema is not None else "",

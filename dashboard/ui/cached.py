@@ -16,9 +16,9 @@ from dashboard.store.versions import Catalog, ModelVersion
 from dashboard.ui import session
 
 
-def pool(size: int) -> ModelPool:
+def pool(settings: Settings) -> ModelPool:
     """The process-wide pool of loaded versions (shared by every browser tab and the HTTP API)."""
-    return service.process_pool(size)
+    return service.process_pool(settings)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -69,7 +69,7 @@ def retry() -> None:
 
 def load(settings: Settings, version: ModelVersion, box=None) -> Served:
     """The version from the pool, showing download and load progress in box (a placeholder) while it is fetched."""
-    models = pool(settings.cached_versions)
+    models = pool(settings)
     ready = models.peek(settings, version)
     if ready is not None:
         return models.get(settings, version)
