@@ -139,13 +139,21 @@ def test_alembic_upgrades_from_empty_and_from_the_previous_revision(database, se
     }
     with engine.begin() as connection:
         connection.execute(predictions.insert(), [row])
-    assert historydb.migrate(engine) == "0002"
-    assert historydb.migrate(engine) == "0002"  # a second start changes nothing
+    assert historydb.migrate(engine) == "0003"
+    assert historydb.migrate(engine) == "0003"  # a second start changes nothing
     engine.dispose()
     recorder = make_recorder(database)
     try:
         old = recorder.prediction("a" * 32)
-        assert old["user"] == "old@example.com" and old["inputs"] == [ROW]
+        assert old["user"] == "old@example.com" and old["inputs"] == [ROW] and old["model"] is None
+        new = recorder.record(served, "form", "new@example.com", predicted(served, [ROW]), 0.004, keep_rows=1)
+        assert recorder.flush(10)
+        assert recorder.prediction(new)["model"] == served.version.model_name == "iris-classifier"
+        # rows from before models had names count as the default model's, and as no other model's
+        as_default = recorder.predictions(Filters(model="iris-classifier", model_is_default=True))
+        assert {item["id"] for item in as_default.items} == {"a" * 32, new}
+        assert {item["id"] for item in recorder.predictions(Filters(model="iris-classifier")).items} == {new}
+        assert recorder.predictions(Filters(model="other")).total == 0
         stored = recorder.add_feedback("a" * 32, "me", label="versicolor")
         assert stored["label"] == "versicolor"
     finally:

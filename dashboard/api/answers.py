@@ -14,9 +14,9 @@ from fastapi.responses import Response
 
 from dashboard import service
 from dashboard.api.errors import ApiError
-from dashboard.api.reading import check_explain, explaining, who
+from dashboard.api.reading import check_explain, explaining, models_of, who
 from dashboard.common.logs import Tally, log
-from dashboard.errors import InputError, MissingColumnsError, scrub
+from dashboard.errors import DashboardError, InputError, MissingColumnsError, scrub
 from dashboard.prediction import images
 from dashboard.prediction.results import results_csv
 from dashboard.service import Served, understand
@@ -124,6 +124,7 @@ def answer(served: Served, part: Part, fallback: str | None = None, explained: b
     """The JSON answer for one request's rows, built from the batch's arrays (attributions, when explained, from
     the explained table)."""
     body: dict[str, Any] = {
+        "model": served.version.model_name,
         "model_version": served.label,
         "sha256": served.version.digest if served.version.pinned else None,
         "predictions": answer_rows(served, part, explained),
@@ -186,3 +187,26 @@ def version_info(version: ModelVersion, catalog: Catalog, tags: list[str]) -> di
         "prerelease": version.version.is_prerelease,
         "default": version is catalog.default,
     }
+
+
+def models_listing(serving: Serving, request: Request) -> dict[str, Any]:
+    """GET /api/v1/models: the catalog as the caller sees it, each model with its default version (or why its versions
+    cannot be read: that model's problem only)."""
+    catalog, caller = models_of(serving, request), who(request)
+    entries = []
+    for entry in catalog.entries:
+        item: dict[str, Any] = {
+            "name": entry.name,
+            "description": entry.description,
+            "default": entry.name == catalog.default,
+        }
+        try:
+            versions = serving.catalog(entry.name, caller)
+        except DashboardError as exc:
+            item.update(default_version=None, versions=None, error=exc.message)
+        else:
+            item.update(default_version=versions.default.label, versions=len(versions.versions), error=None)
+        entries.append(item)
+    # a refused entry may name a model kept from this caller: the problems go to those who see every model
+    everyone = len(catalog.entries) == len(serving.models().entries)
+    return {"default": catalog.default, "models": entries, "problems": list(catalog.problems) if everyone else []}

@@ -15,9 +15,10 @@ from starlette.routing import Route
 
 from dashboard.api.answers import answer_rows, counted, predict_csv, raw_outputs, record_rows
 from dashboard.api.errors import ApiError
-from dashboard.api.reading import json_rows, media_type, read_body, version_for
+from dashboard.api.reading import catalog_of, json_rows, media_type, models_of, read_body, version_for
 from dashboard.common.logs import report
 from dashboard.service.serving import Serving
+from dashboard.store.catalog import NAME
 
 
 def compat_routes(serving: Serving) -> list[Route]:
@@ -60,13 +61,20 @@ async def _guard(work, tf_style: bool) -> Response:
         return JSONResponse(body, status_code=500)
 
 
-def _model_name(serving: Serving, request: Request) -> None:
+def _model_name(serving: Serving, request: Request) -> str | None:
+    """The model named in the path (None: the default model, also called "default"), if the caller may use it."""
     name = request.path_params["name"]
-    catalog = serving.catalog()
-    if name not in (catalog.name, "default"):
+    catalog = models_of(serving, request)
+    if name == "default":
+        return None
+    if name not in catalog.names:
+        shown = name if NAME.match(name) else "that name"
         raise ApiError(
-            404, "not_found", f"Servable not found for request: Latest({name}); this server serves {catalog.name!r}"
+            404,
+            "not_found",
+            f"Servable not found for request: Latest({shown}); models here: {', '.join(catalog.names) or 'none'}",
         )
+    return name
 
 
 def _spec(request: Request) -> str | None:
@@ -75,12 +83,12 @@ def _spec(request: Request) -> str | None:
 
 async def _tf_predict(serving: Serving, request: Request) -> Response:
     started = time.perf_counter()
-    _model_name(serving, request)
+    model = _model_name(serving, request)
     if media_type(request) != "application/json":  # a form or text/plain POST from any web page: refused
         raise ApiError(
             415, "unsupported_media_type", "TF Serving's API takes JSON: send Content-Type: application/json"
         )
-    served, _ = await version_for(serving, _spec(request))
+    served, _ = await version_for(serving, _spec(request), request, model)
     data, rows = await json_rows(await read_body(request, serving), served, serving)
     columnar = isinstance(data, dict) and isinstance(data.get("inputs"), dict)
     part = await serving.batcher.predict(served, rows)
@@ -96,15 +104,14 @@ async def _tf_predict(serving: Serving, request: Request) -> Response:
 
 def _headers(served, prediction_id: str | None) -> dict[str, str]:
     """The answer's headers: the version, and the history id (the body keeps the emulated server's shape)."""
-    headers = {"X-Model-Version": served.label}
+    headers = {"X-Model-Version": served.label, "X-Model-Name": served.version.model_name}
     if prediction_id:
         headers["X-Prediction-Id"] = prediction_id
     return headers
 
 
 async def _tf_status(serving: Serving, request: Request) -> Response:
-    _model_name(serving, request)
-    catalog = serving.catalog()
+    catalog = catalog_of(serving, request, _model_name(serving, request))
     spec = _spec(request)
     versions = [catalog.get(spec)] if spec else list(catalog.versions)
     status = []
@@ -129,7 +136,7 @@ async def _tf_status(serving: Serving, request: Request) -> Response:
 
 async def _invocations(serving: Serving, request: Request) -> Response:
     started = time.perf_counter()
-    served, _ = await version_for(serving, request.query_params.get("version"))
+    served, _ = await version_for(serving, request.query_params.get("version"), request)
     body = await read_body(request, serving)
     if media_type(request) == "text/csv":
         return await predict_csv(serving, served, body, request=request, started=started)

@@ -28,8 +28,24 @@ class VersionInfo(BaseModel):
     default: bool
 
 
+class ModelEntry(BaseModel):
+    name: str
+    description: str
+    default: bool
+    default_version: str | None
+    versions: int | None
+    error: str | None = None
+
+
+class Models(BaseModel):
+    default: str
+    models: list[ModelEntry]
+    problems: list[str]
+
+
 class Versions(BaseModel):
     name: str
+    model: str
     default: str
     warning: str | None
     versions: list[VersionInfo]
@@ -46,6 +62,7 @@ class Feature(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    model: str
     version: str
     sha256: str | None
     features: list[Feature]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +14,8 @@ from fastapi.responses import JSONResponse
 
 from dashboard.api.documents import ERRORS, FeedbackPage, FeedbackRequest, HistoryPage
 from dashboard.api.errors import ApiError
-from dashboard.api.reading import who
-from dashboard.errors import InputError
+from dashboard.api.reading import models_of, who
+from dashboard.errors import InputError, UnknownModelError
 from dashboard.history import SOURCES, Filters, Recorder, UnknownPredictionError
 from dashboard.history.database import HistoryError
 from dashboard.service.serving import Serving
@@ -28,6 +29,7 @@ def add_history_routes(api: FastAPI, serving: Serving) -> None:
 
     def asked(
         request: Request,
+        model: str | None = None,
         version: str | None = None,
         user: str | None = None,
         source: str | None = None,
@@ -36,7 +38,8 @@ def add_history_routes(api: FastAPI, serving: Serving) -> None:
         offset: int = 0,
     ) -> tuple[Filters, int, int]:
         """The filters and paging of a list request (HISTORY_SCOPE=own fixes the user to the caller)."""
-        return _filters(serving, request, version, user, source, since), _limit(limit), _offset(offset)
+        filters = _filters(serving, request, version, user, source, since)
+        return _for_model(serving, request, filters, model), _limit(limit), _offset(offset)
 
     @api.get("/history", summary="Recorded predictions, newest first", response_model=HistoryPage, responses=ERRORS)
     async def history(query: tuple[Filters, int, int] = Depends(asked)) -> JSONResponse:
@@ -108,6 +111,17 @@ def _filters(
     if serving.settings.history_scope == "own":
         user = who(request)
     return Filters(version=version or None, user=user or None, source=source, since=when)
+
+
+def _for_model(serving: Serving, request: Request, filters: Filters, model: str | None) -> Filters:
+    """The filters narrowed to one model (?model=, absent: the default one) that the caller may use; rows from
+    before models had names count as the default model's."""
+    everything = models_of(serving, None)
+    try:
+        name = models_of(serving, request).get(model).name
+    except UnknownModelError as exc:
+        raise ApiError(404, "unknown_model", exc.message) from exc
+    return dataclasses.replace(filters, model=name, model_is_default=name == everything.default)
 
 
 def _limit(limit: int) -> int:

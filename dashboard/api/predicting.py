@@ -61,7 +61,7 @@ def _explain(request: Request) -> bool:
 async def predict(serving: Serving, request: Request, version: str | None, explain: bool) -> Response:
     """Answer one prediction request (JSON or CSV), recorded in the history."""
     started = time.perf_counter()
-    served, fallback = await version_for(serving, version)
+    served, fallback = await version_for(serving, version, request)
     body = await read_body(request, serving)
     kind = media_type(request, images=bool(served.schema.images))
     if kind == "text/csv":
@@ -83,7 +83,7 @@ async def predict(serving: Serving, request: Request, version: str | None, expla
     else:
         part = await serving.batcher.predict(served, rows)
     counted(request, served, len(rows))
-    headers = {"X-Model-Version": served.label}
+    headers = {"X-Model-Version": served.label, "X-Model-Name": served.version.model_name}
     if fallback:
         headers["X-Model-Fallback"] = fallback
     found = (

@@ -14,21 +14,41 @@ from dashboard.api.errors import RETRY_AFTER, ApiError
 from dashboard.api.uploads import IMAGE_TYPES
 from dashboard.common import jsontext
 from dashboard.common.logs import report
-from dashboard.errors import DashboardError, InputError
+from dashboard.errors import DashboardError, InputError, UnknownModelError
 from dashboard.prediction.reading.json_rows import TooManyRows, rows_from_json
 from dashboard.service import Served
 from dashboard.service.serving import Serving
+from dashboard.store.catalog import ModelCatalog
 from dashboard.store.versions import Catalog, ModelVersion
 
 
-def who(request: Request) -> str:
+def who(request: Request | None) -> str:
     """Who made the request: the token's name (set by gate.BearerGate), or anonymous on an open dashboard."""
     return request.scope.get("state", {}).get("who", "anonymous")
 
 
-def catalog_of(serving: Serving) -> Catalog:
+def model_of(request: Request | None) -> str | None:
+    """The model a request asks for: ?model=NAME (absent: the default model)."""
+    return request.query_params.get("model") or None if request is not None else None
+
+
+def models_of(serving: Serving, request: Request | None) -> ModelCatalog:
+    """The catalog of models as the request's sender sees it (503 while it cannot be read)."""
     try:
-        return serving.catalog()
+        return serving.models(who(request) if request is not None else None)
+    except DashboardError as exc:
+        raise ApiError(
+            503, "unavailable", f"the catalog could not be read: {exc.message}", {"Retry-After": "30"}
+        ) from exc
+
+
+def catalog_of(serving: Serving, request: Request | None = None, model: str | None = None) -> Catalog:
+    """The versions of the model the request asks for (?model=, or `model` from the path), if its sender may use it;
+    404 naming the models they may use otherwise."""
+    try:
+        return serving.catalog(model or model_of(request), who(request) if request is not None else None)
+    except UnknownModelError as exc:
+        raise ApiError(404, "unknown_model", exc.message) from exc
     except DashboardError as exc:
         report(exc, "the API could not read the versions")
         raise ApiError(
@@ -44,18 +64,20 @@ def choose(catalog: Catalog, spec: str) -> ModelVersion:
     return chosen
 
 
-async def version_for(serving: Serving, spec: str | None) -> tuple[Served, str | None]:
+async def version_for(
+    serving: Serving, spec: str | None, request: Request | None = None, model: str | None = None
+) -> tuple[Served, str | None]:
     """The loaded version asked for (or the default), and a note when the default fell back to another version.
 
     An explicit version that is loading or failed is a 503 with Retry-After; the default may fall back to the
     newest loaded version, and the answer then says so."""
-    catalog = catalog_of(serving)
+    catalog = catalog_of(serving, request, model)
     version = choose(catalog, spec) if spec else catalog.default
     state, served, why = serving.state(version)
     if served is not None:
         return served, None
     if not spec:
-        for label in reversed(serving.pool.loaded()):
+        for label in reversed(serving.pool.loaded(version.model_name)):
             other = catalog.get(label)
             fallback = serving.pool.peek(serving.settings, other)
             if fallback is not None:

@@ -7,6 +7,7 @@ Thin like the UI: it parses a request, calls the core, and words the answer. Err
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from dashboard.api import predicting
-from dashboard.api.answers import version_info
-from dashboard.api.documents import ERRORS, PREDICT_BODY, ErrorAnswer, ModelInfo, PredictAnswer, Versions
+from dashboard.api.answers import models_listing, version_info
+from dashboard.api.documents import ERRORS, PREDICT_BODY, ErrorAnswer, ModelInfo, Models, PredictAnswer, Versions
 from dashboard.api.errors import RETRY_AFTER, ApiError, error_response
 from dashboard.api.history_routes import add_history_routes
 from dashboard.api.reading import (
@@ -111,7 +112,7 @@ def _add_health_routes(api: FastAPI, serving: Serving) -> None:
         responses={503: {"model": ErrorAnswer}},
     )
     async def ready() -> JSONResponse:
-        version = catalog_of(serving).default
+        version = catalog_of(serving).default  # the default model's default version (pinned, preloaded)
         state, _, why = serving.state(version)
         if state == "ready":
             return JSONResponse({"status": "ready", "version": version.label})
@@ -123,15 +124,30 @@ def _add_health_routes(api: FastAPI, serving: Serving) -> None:
 
 
 def _add_model_routes(api: FastAPI, serving: Serving) -> None:
-    """versions and models/{version}: what a client needs to choose and call a version."""
+    """models, versions and models/{version}: what a client needs to choose and call a model's version."""
 
-    @api.get("/versions", summary="Every version, newest first, with the default", response_model=Versions)
-    async def versions() -> JSONResponse:
-        catalog = catalog_of(serving)
+    @api.get(
+        "/models",
+        summary="Every model this dashboard serves (that the caller may use)",
+        response_model=Models,
+        responses=ERRORS,
+    )
+    async def models(request: Request) -> JSONResponse:
+        return JSONResponse(await asyncio.to_thread(models_listing, serving, request))
+
+    @api.get(
+        "/versions",
+        summary="Every version of a model, newest first, with the default",
+        response_model=Versions,
+        responses=ERRORS,
+    )
+    async def versions(request: Request, model: str | None = None) -> JSONResponse:
+        catalog = catalog_of(serving, request)
         tags = catalog.tags
         return JSONResponse(
             {
                 "name": catalog.name,
+                "model": catalog.default.model_name,
                 "default": catalog.default.label,
                 "warning": catalog.warning,
                 "versions": [version_info(v, catalog, tags[v.label]) for v in catalog.versions],
@@ -141,8 +157,8 @@ def _add_model_routes(api: FastAPI, serving: Serving) -> None:
     @api.get(
         "/models/{version}", summary="What a client needs to call a version", response_model=ModelInfo, responses=ERRORS
     )
-    async def model(version: str) -> JSONResponse:
-        chosen = choose(catalog_of(serving), version)
+    async def model(request: Request, version: str, model: str | None = None) -> JSONResponse:
+        chosen = choose(catalog_of(serving, request), version)
         state, served, why = serving.state(chosen)
         if served is None:
             code = 503
@@ -157,6 +173,7 @@ def _add_model_routes(api: FastAPI, serving: Serving) -> None:
         schema = served.schema.to_dict()
         return JSONResponse(
             {
+                "model": chosen.model_name,
                 "version": chosen.label,
                 "sha256": chosen.digest if chosen.pinned else None,
                 "features": schema["features"],
@@ -178,7 +195,9 @@ def _add_predict_route(api: FastAPI, serving: Serving) -> None:
         responses={**ERRORS, 200: {"content": {"text/csv": {}}}},
         openapi_extra=PREDICT_BODY,
     )
-    async def predict(request: Request, version: str | None = None, explain: bool = False) -> Response:
+    async def predict(
+        request: Request, version: str | None = None, explain: bool = False, model: str | None = None
+    ) -> Response:
         # the documented route; requests reach predicting.fast_routes' equal twin first (no FastAPI machinery)
         return await predicting.predict(serving, request, version, explain)
 

@@ -21,6 +21,8 @@ PAGE_ROWS = 50
 class Filters:
     """What the History and Feedback lists are narrowed to (None: any)."""
 
+    model: str | None = None
+    model_is_default: bool = False  # rows from before models had names (NULL) count as the default model's
     version: str | None = None
     user: str | None = None
     source: str | None = None
@@ -65,16 +67,27 @@ def distinct(read: Read, column: str) -> list[str]:
 
 
 def where_clauses(table: sa.Table, filters: Filters, with_source: bool) -> list[Any]:
+    """The filters on table's own user and time columns, and (with_source) on the prediction's model, version and
+    source."""
     where = []
     if filters.user:
         where.append(table.c.user == filters.user)
-    if with_source and filters.version:
-        where.append(table.c.version == filters.version)
-    if with_source and filters.source:
-        where.append(table.c.source == filters.source)
     if filters.since is not None:
         since = filters.since if filters.since.tzinfo else filters.since.replace(tzinfo=UTC)
         where.append(table.c.created_at >= since.astimezone(UTC))
+    return where + (prediction_clauses(filters) if with_source else [])
+
+
+def prediction_clauses(filters: Filters) -> list[Any]:
+    """The filters on the prediction a row is (or a report is about): its model, version and source."""
+    where = []
+    if filters.model:
+        named = predictions_table.c.model == filters.model
+        where.append(sa.or_(named, predictions_table.c.model.is_(None)) if filters.model_is_default else named)
+    if filters.version:
+        where.append(predictions_table.c.version == filters.version)
+    if filters.source:
+        where.append(predictions_table.c.source == filters.source)
     return where
 
 

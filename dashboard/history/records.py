@@ -118,6 +118,7 @@ def _fields(
         "created_at": datetime.now(UTC),
         "user": (who or "anonymous")[:320],
         "source": source,
+        "model": served.version.model_name[:64] or None,
         "version": served.label[:64],
         "sha256": served.version.digest if served.version.pinned else None,
         "runtime": served.runtime,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from dashboard.common.csv_export import safe_csv
 from dashboard.common.logs import log
 from dashboard.errors import InputError
-from dashboard.history.queries import PAGE_ROWS, Filters, Listing, Read, public, where_clauses
+from dashboard.history.queries import PAGE_ROWS, Filters, Listing, Read, prediction_clauses, public, where_clauses
 from dashboard.history.tables import feedback, predictions
 
 MAX_REPORTS = 100  # wrong-answer reports on one prediction
@@ -174,14 +174,11 @@ def training_zip(read: Read, filters: Filters) -> bytes:
 
 
 def _feedback_query(filters: Filters) -> Any:
-    where = where_clauses(feedback, filters, with_source=False)
-    if filters.version:
-        where.append(predictions.c.version == filters.version)
-    if filters.source:
-        where.append(predictions.c.source == filters.source)
+    where = where_clauses(feedback, filters, with_source=False) + prediction_clauses(filters)
     return (
         sa.select(
             feedback,
+            predictions.c.model,
             predictions.c.version,
             predictions.c.source,
             predictions.c.features,
@@ -207,6 +204,7 @@ def _feedback_item(item: dict[str, Any]) -> dict[str, Any]:
             "row": item["row"],
             "created_at": item["created_at"],
             "user": item["user"],
+            "model": item["model"],
             "version": item["version"],
             "source": item["source"],
             "label": item["label"],

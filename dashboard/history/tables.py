@@ -14,6 +14,7 @@ predictions = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("user", sa.String(320), nullable=False, index=True),  # email, token name, OS user (CLI), anonymous
     sa.Column("source", sa.String(16), nullable=False),  # form, batch, api, cli (4 values: not worth an index)
+    sa.Column("model", sa.String(64), index=True),  # the model's name; NULL for rows from before names (0003)
     sa.Column("version", sa.String(64), nullable=False, index=True),
     sa.Column("sha256", sa.String(64)),  # None when the version is not pinned
     sa.Column("runtime", sa.String(16), nullable=False),

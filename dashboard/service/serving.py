@@ -34,6 +34,7 @@ class Serving:
     recorder: Recorder | None = None  # the prediction history (None when HISTORY=off)
     _models: tuple[ModelCatalog, float] | None = None  # the catalog of models, and when it was read
     _versions: dict[str, tuple[Catalog, float]] = field(default_factory=dict)  # model name ("": single) -> versions
+    _narrowed: dict[str, tuple] = field(default_factory=dict)  # model name -> (the catalog read, its settings)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _loading: set[str] = field(default_factory=set)
     _failed: dict[str, tuple[str, float]] = field(default_factory=dict)  # identity -> (why, when)
@@ -58,9 +59,17 @@ class Serving:
     def model_settings(self, model: str | None = None, who: str | None = None) -> Settings:
         """The settings of the model called `model` (None: the default) if `who` may use it; UnknownModelError
         (naming the models they may use) otherwise."""
-        if model is None and who is None and not self.settings.catalog_url:
+        if not self.settings.catalog_url and (model is None or who is None):
+            if model is not None:
+                self.models().get(model)  # a catalog of one: its own name is the only one
             return self.settings
-        return for_model(self.settings, self.models(who), model)
+        catalog = self.models(who)
+        entry = catalog.get(model)
+        narrowed = self._narrowed.get(entry.name)
+        if narrowed is None or narrowed[0] is not self._models:  # narrowed once per catalog read
+            narrowed = (self._models, for_model(self.settings, self.models(), entry.name))
+            self._narrowed[entry.name] = narrowed
+        return narrowed[1]
 
     def catalog(self, model: str | None = None, who: str | None = None) -> Catalog:
         """The versions of a model (None: the default one), re-read at most every MODEL_REFRESH_SECONDS; the last
