@@ -1,4 +1,4 @@
-"""The other commands: `versions`, `publish`, `convert` and `token`."""
+"""The other commands: `models`, `versions`, `publish`, `convert` and `token`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,23 @@ import sys
 from pathlib import Path
 
 from dashboard import service
+from dashboard.cli.predicting import model_settings
 from dashboard.common.text import one_line
 
 
-def versions() -> int:
+def models() -> int:
     settings = service.settings()
+    catalog = service.models(settings)
+    for problem in catalog.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    for entry in sorted(catalog.entries, key=lambda e: e.name != catalog.default):
+        line = f"{entry.name:<24} {one_line(entry.description)}".rstrip()
+        print(line + (" (default)" if entry.name == catalog.default else ""))
+    return 0
+
+
+def versions(model: str | None = None) -> int:
+    settings = model_settings(model)
     catalog = service.catalog(settings)
     if catalog.warning:
         print(f"warning: {catalog.warning}", file=sys.stderr)
@@ -36,10 +48,16 @@ def publish_model(args: argparse.Namespace) -> int:
         weights=args.weights,
         lean=args.lean,
         reference=args.reference,
+        model_name=args.model_name,
+        description=args.description,
     )
     done = publish(args.model, args.version, args.store, options, settings=service.settings())
     print(f"published version {done.version} ({', '.join(done.files)}; schema {done.schema}) in {done.manifest}")
-    print(f"serve it with: MODEL_MANIFEST_URL={shlex.quote(manifest_url(done.manifest))}")
+    if done.catalog is not None:
+        print(f"listed as {args.model_name!r} in {done.catalog}")
+        print(f"serve every model of the store with: MODEL_CATALOG_URL={shlex.quote(manifest_url(done.catalog))}")
+    else:
+        print(f"serve it with: MODEL_MANIFEST_URL={shlex.quote(manifest_url(done.manifest))}")
     if done.lean is not None and done.lean.added:
         print(done.lean.detail)
     elif done.lean is not None:
@@ -55,8 +73,9 @@ def manifest_url(manifest: str) -> str:
 
 
 def convert(args: argparse.Namespace) -> int:
-    from dashboard.service.publish import add_lean, add_reference
+    from dashboard.service.publish import add_lean, add_reference, model_store
 
+    args.store = model_store(args.store, args.model)
     if args.reference is not None:
         done = add_reference(args.store, args.version, args.reference, settings=service.settings())
         print(f"version {done.version}: reference statistics from {args.reference.name} added in {done.manifest}")

@@ -11,13 +11,17 @@ from dashboard.cli import commands, predicting
 from dashboard.errors import DashboardError, InputError, describe, scrub
 from dashboard.loading import runtime
 
+MODEL_HELP = "the model's name in the catalog (MODEL_CATALOG_URL; default: the catalog's default model)"
+
 
 def parser() -> argparse.ArgumentParser:
     """The command line's arguments: one sub-command per job."""
     found = argparse.ArgumentParser(prog=_program(), description="Keras prediction dashboard tools.")
     found.add_argument("--debug", action="store_true", help="print the full (redacted) error on failure")
     subcommands = found.add_subparsers(dest="command", required=True)
-    subcommands.add_parser("versions", help="list every version, newest first")
+    subcommands.add_parser("models", help="list the models of the catalog (MODEL_CATALOG_URL), the default first")
+    listing = subcommands.add_parser("versions", help="list every version of a model, newest first")
+    listing.add_argument("--model", help=MODEL_HELP)
     _add_predict(subcommands)
     _add_publish(subcommands)
     _add_convert_and_token(subcommands)
@@ -40,6 +44,7 @@ def _add_predict(subcommands) -> None:
         "--version",
         help="exact version, alias, PEP 440 specifier or 'latest' (default: MODEL_VERSION, else the newest)",
     )
+    run.add_argument("--model", help=MODEL_HELP)
     run.add_argument("--explain", action="store_true", help="add attribution_<feature> columns (why each prediction)")
     run.add_argument("--drift", action="store_true", help="print per-feature drift against the training data to stderr")
     run.add_argument(
@@ -64,6 +69,13 @@ def _add_publish(subcommands) -> None:
         required=True,
         help="the store: a folder, s3://bucket/prefix or gs://bucket/prefix (it holds manifest.json)",
     )
+    put.add_argument(
+        "--model",
+        dest="model_name",
+        metavar="NAME",
+        help="publish into STORE/NAME/ and list NAME in STORE/catalog.json (a store of many models)",
+    )
+    put.add_argument("--description", help="with --model: the one line the model picker shows beside its name")
     put.add_argument("--weights", type=Path, help="the .weights.h5 file, when MODEL is an architecture JSON")
     put.add_argument("--schema", type=Path, help="schema JSON to check against the model and embed")
     put.add_argument("--notes", default="", help="free text shown on the model card")
@@ -82,6 +94,7 @@ def _add_convert_and_token(subcommands) -> None:
     convert = subcommands.add_parser("convert", help="add a LiteRT artifact to a published version (lean runtime)")
     convert.add_argument("--version", required=True, help="the published version to convert")
     convert.add_argument("--store", required=True, help="the store: a folder, s3://bucket/prefix or gs://bucket/prefix")
+    convert.add_argument("--model", help="the model's name in a store of many models (STORE/NAME/manifest.json)")
     convert.add_argument(
         "--reference", type=Path, help="add the statistics of this training CSV (no LiteRT conversion)"
     )
@@ -98,8 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.debug and args.command in ("predict", "publish", "convert"):
         runtime.import_tensorflow_quietly()
     try:
+        if args.command == "models":
+            return commands.models()
         if args.command == "versions":
-            return commands.versions()
+            return commands.versions(args.model)
         if args.command == "publish":
             return commands.publish_model(args)
         if args.command == "convert":
@@ -110,7 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return predicting.predict_spark(args)
         if args.format != "csv" or args.master:
             raise InputError("--format and --master are for --engine spark; the local engine writes a CSV")
-        return predicting.predict(Path(args.input), Path(args.output), args.version, args.explain, args.drift)
+        return predicting.predict(
+            Path(args.input), Path(args.output), args.version, args.explain, args.drift, args.model
+        )
     except DashboardError as exc:
         print(f"error: {exc}", file=sys.stderr)
         if args.debug:

@@ -13,6 +13,7 @@ import numpy as np
 
 from dashboard import history, service
 from dashboard.common.files import write_bytes_atomic
+from dashboard.config import Settings
 from dashboard.errors import InputError
 from dashboard.prediction import images
 from dashboard.prediction.images import SUFFIXES
@@ -41,8 +42,15 @@ def _print_drift_found(found) -> None:
         )
 
 
-def predict(source: Path, target: Path, requested: str | None, explain: bool = False, drift: bool = False) -> int:
-    settings = service.settings()
+def predict(
+    source: Path,
+    target: Path,
+    requested: str | None,
+    explain: bool = False,
+    drift: bool = False,
+    model: str | None = None,
+) -> int:
+    settings = model_settings(model)
     if not source.exists():
         raise InputError(f"cannot read {source}: no such file or folder; check the path")
     catalog = service.catalog(settings)
@@ -192,7 +200,7 @@ def predict_spark(args: argparse.Namespace) -> int:
         raise InputError(
             f"--engine spark needs PySpark ({exc.name} is not installed): pip install -r requirements-spark.txt"
         ) from None
-    settings = service.settings()
+    settings = model_settings(args.model)
     history.check(settings)
     started = time.perf_counter()
     done = spark.run(args.input, args.output, args.version, args.format, args.master, settings)
@@ -210,6 +218,14 @@ def predict_spark(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0 if rows > errors or rows == 0 else 1
+
+
+def model_settings(name: str | None) -> Settings:
+    """The settings of the model called name (--model; None: the catalog's default model)."""
+    settings = service.settings()
+    if name is None and not settings.catalog_url:
+        return settings
+    return service.for_model(settings, service.models(settings), name)
 
 
 def _record(recorder, settings, served, result, source: Path, data: bytes, seconds: float) -> None:

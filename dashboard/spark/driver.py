@@ -57,10 +57,18 @@ class Run:
 
 
 def predict(
-    df: DataFrame, version: str | None = None, settings: Settings | None = None, *, _safe_text: bool = False
+    df: DataFrame,
+    version: str | None = None,
+    settings: Settings | None = None,
+    *,
+    model: str | None = None,
+    _safe_text: bool = False,
 ) -> DataFrame:
     """df with the CLI's output columns added (prediction, probabilities, model_version, error), as a lazy Spark
     DataFrame; version as MODEL_VERSION takes it (None: the default). Raises DashboardError on the driver."""
+    if model is not None:  # a model of the catalog (MODEL_CATALOG_URL) by name
+        settings = settings or service.settings()
+        settings = service.for_model(settings, service.models(settings), model)
     job = prepare(df, version, settings, _safe_text)
     return apply(df, job)
 

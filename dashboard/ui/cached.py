@@ -21,7 +21,7 @@ def pool(settings: Settings) -> ModelPool:
     return service.process_pool(settings)
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
+@st.cache_resource(show_spinner=False, max_entries=32)  # a few per model of a catalog
 def _catalog(_settings: Settings, settings_key: str, period: int, refreshes: int) -> Catalog:
     return service.catalog(_settings)
 
@@ -47,7 +47,7 @@ def refresh() -> None:
     """Forget the cached version list (and remembered failures) so the next run reads the sources again."""
     session.count_refresh()
     session.forget_failure()
-    _catalog.clear()
+    _catalog.clear()  # (the catalog of models is keyed by the refresh count: read again too)
 
 
 _LINK_REREAD = [0.0]  # when a shared link last made the catalog be read again (process-wide)

@@ -18,15 +18,18 @@ def serve(settings: Settings, catalog: Catalog, label: str, box=None) -> tuple[S
     A failure is remembered until Retry or Refresh, so later clicks do not wait on a broken source again.
     """
     version = catalog.get(label)
+    good = session.last_good()
+    if good is not None and good.version.model_name != version.model_name:  # another model's answers: never
+        good = None
     failed = session.failure()
     if failed is not None and (failed.label, failed.identity) == (label, version.identity):
-        return session.last_good(), failed
+        return good, failed
     try:
         served = cached.load(settings, version, box)
     except DashboardError as exc:
         report(exc, f"version {label} could not be served")
         failed = Failure(label, version.identity, exc.message, retryable=isinstance(exc, ModelSourceError))
         session.remember_failure(failed)
-        return session.last_good(), failed
+        return good, failed
     session.remember_good(served)
     return served, None

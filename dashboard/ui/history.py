@@ -73,8 +73,9 @@ def report_form(recorder: Recorder | None, served: Served, prediction_id: str | 
         st.success(f"Thanks: reported as {md(right)}. It is listed in the Feedback tab.")
 
 
-def _filters(settings: Settings, recorder: Recorder, who: str, prefix: str) -> Filters:
-    """The filter row (version, person, source, since); HISTORY_SCOPE=own fixes the person to who."""
+def _filters(settings: Settings, recorder: Recorder, who: str, prefix: str, model: Model) -> Filters:
+    """The filter row (version, person, source, since) for the model on the page; HISTORY_SCOPE=own fixes the
+    person to who."""
     columns = st.columns(4)
     version = columns[0].selectbox("Version", [ANY, *recorder.distinct("version")], key=f"{prefix}-version")
     if settings.history_scope == "own":
@@ -85,11 +86,16 @@ def _filters(settings: Settings, recorder: Recorder, who: str, prefix: str) -> F
     source = columns[2].selectbox("Source", [ANY, *history.SOURCES], key=f"{prefix}-source")
     since = columns[3].date_input("Since", value=None, key=f"{prefix}-since")
     return Filters(
+        model=model[0],
+        model_is_default=model[1],
         version=None if version == ANY else version,
         user=None if user == ANY else user,
         source=None if source == ANY else source,
         since=datetime.combine(since, time.min, tzinfo=UTC) if since else None,
     )
+
+
+Model = tuple[str, bool]  # the model on the page, and whether it is the default one (rows from before names are)
 
 
 def _paged(read, filters: Filters, key: str) -> tuple[history.Listing, int]:
@@ -145,7 +151,7 @@ def _closed(settings: Settings) -> bool:
     return True
 
 
-def history_tab(settings: Settings, recorder: Recorder | None, who: str) -> None:
+def history_tab(settings: Settings, recorder: Recorder | None, who: str, model: Model) -> None:
     """The latest predictions, newest first, filtered and paged; one opens; Download exports the filtered list."""
     if recorder is None:
         st.info("History is off on this server (HISTORY=off): predictions are not recorded.")
@@ -153,7 +159,7 @@ def history_tab(settings: Settings, recorder: Recorder | None, who: str) -> None
     if _closed(settings):
         return
     try:
-        filters = _filters(settings, recorder, who, "history")
+        filters = _filters(settings, recorder, who, "history", model)
         listing, offset = _paged(recorder.predictions, filters, "history-page")
     except DashboardError as exc:
         report(exc, "reading the history failed")
@@ -248,7 +254,7 @@ def _export(recorder: Recorder, filters: Filters) -> bytes:
     return safe_csv(frame)
 
 
-def feedback_tab(settings: Settings, recorder: Recorder | None, who: str) -> None:
+def feedback_tab(settings: Settings, recorder: Recorder | None, who: str, model: Model) -> None:
     """Agreement per version, the reports (newest first, paged), and the reports as training data."""
     if recorder is None:
         st.info("History is off on this server (HISTORY=off): there is nothing to report on.")
@@ -256,7 +262,7 @@ def feedback_tab(settings: Settings, recorder: Recorder | None, who: str) -> Non
     if _closed(settings):
         return
     try:
-        filters = _filters(settings, recorder, who, "feedback")
+        filters = _filters(settings, recorder, who, "feedback", model)
         agreement = recorder.agreement(filters)
         listing, _ = _paged(recorder.feedback, filters, "feedback-page")
     except DashboardError as exc:

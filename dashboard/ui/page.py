@@ -13,7 +13,7 @@ if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashb
 from dashboard import history
 from dashboard.common.logs import configure_logging, log
 from dashboard.errors import DashboardError, describe
-from dashboard.ui import batch, cached, compare, fallback, sidebar, signin, single
+from dashboard.ui import batch, cached, compare, fallback, models, sidebar, signin, single
 from dashboard.ui import history as history_ui
 from dashboard.ui.words import md
 
@@ -30,6 +30,7 @@ def main() -> None:
         st.error(f"The configuration cannot be used: {md(exc.message)}")
         st.stop()
     who = signin.gate(settings.access)  # strangers and the refused stop here, before anything about the model
+    settings, default_model = models.pick(settings, signin.viewer(settings.access, who))
     catalog, catalog_error = cached.catalog(settings)
     if catalog is None:
         st.error(f"No model versions could be read: {md(catalog_error)}")
@@ -74,12 +75,13 @@ def main() -> None:
     with tab_compare:
         compare_tab(settings, catalog, served)
     # History and Feedback read the database: only when open, so they are fresh when opened and cost nothing else
+    model = (served.version.model_name, default_model)
     if tab_history.open:
         with tab_history:
-            history_tab(settings, recorder, who)
+            history_tab(settings, recorder, who, model)
     if tab_feedback.open:
         with tab_feedback:
-            feedback_tab(settings, recorder, who)
+            feedback_tab(settings, recorder, who, model)
 
 
 # Each tab is a fragment: pressing Predict, uploading a file or comparing reruns that tab only, not the page
@@ -101,13 +103,13 @@ def compare_tab(settings, catalog, served) -> None:
 
 
 @st.fragment
-def history_tab(settings, recorder, who: str) -> None:
-    history_ui.history_tab(settings, recorder, who)
+def history_tab(settings, recorder, who: str, model) -> None:
+    history_ui.history_tab(settings, recorder, who, model)
 
 
 @st.fragment
-def feedback_tab(settings, recorder, who: str) -> None:
-    history_ui.feedback_tab(settings, recorder, who)
+def feedback_tab(settings, recorder, who: str, model) -> None:
+    history_ui.feedback_tab(settings, recorder, who, model)
 
 
 def intro(catalog, served) -> str:

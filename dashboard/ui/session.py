@@ -14,6 +14,7 @@ import streamlit as st
 from dashboard.prediction.reading.table import InputTable
 from dashboard.prediction.scoring import BatchResult, Comparison
 from dashboard.service import Served
+from dashboard.store.catalog import ModelCatalog
 from dashboard.store.versions import Catalog
 
 
@@ -54,6 +55,32 @@ def _set(name: str, value: Any) -> None:
 
 def _drop(name: str) -> None:
     st.session_state.pop(name, None)
+
+
+# models
+def last_models() -> ModelCatalog | None:
+    """The last catalog of models that could be read."""
+    return _get("last-models")
+
+
+def remember_models(catalog: ModelCatalog) -> None:
+    _set("last-models", catalog)
+
+
+def model_link_read() -> bool:
+    """True once ?model= from a shared link has been read in this session."""
+    return bool(_get("model-link-read"))
+
+
+def mark_model_link_read() -> None:
+    _set("model-link-read", True)
+
+
+def forget_model_choices() -> None:
+    """Another model was picked: follow its default version, forget the last one's failure."""
+    for name in ("picked", "failed", "url-warning"):
+        _drop(name)
+    _set("link-read", True)  # ?version= in the link was for the model the link named
 
 
 # versions

@@ -51,3 +51,11 @@ def show_who(access: Access, who: str) -> None:
             "This page is open to anyone who can reach this address: API tokens protect only the API. "
             "Set the AUTH_* variables to require sign-in."
         )
+
+
+def viewer(access: Access, who: str) -> str:
+    """Who the page's person is for a model's own allow-list: their address only when the provider verified it
+    (a catalog entry's "allowed_domains" must not admit an unverified address), else "anonymous"."""
+    if access.sign_in is None or st.user.get("email_verified") is not True:
+        return "anonymous"
+    return who
