@@ -1,0 +1,395 @@
+"""Many models in one dashboard (issue 27): a catalog of three real models — the iris classifier, a house-price
+regression and the digits CNN — published with `publish --model NAME`, served by name through the CLI, the
+page (AppTest), the HTTP API's three doors and the history; the catalog written atomically by concurrent
+publishers; per-model access; the pool's memory bound."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from dashboard import service
+from dashboard.errors import ModelMemoryError, UnknownModelError
+from dashboard.service.publish import PublishOptions, add_to_catalog, publish
+from tests.support import dashboard_server
+from tests.support.helpers import DEMO, REPO, api_json, at_once, settings_for
+from tests.support.secretscan import SCANNED
+
+DIGITS = DEMO / "digits"
+IRIS_SCHEMA = json.loads((DEMO / "manifest.json").read_text())["versions"][0]["schema"]
+DIGITS_SCHEMA = json.loads((DIGITS / "manifest.json").read_text())["versions"][0]["schema"]
+HOUSE_SCHEMA = {
+    "features": [
+        {"name": "rooms", "type": "number", "min": 1, "max": 8, "default": 3},
+        {"name": "area", "type": "number", "min": 20, "max": 250, "default": 80, "unit": "m2"},
+    ],
+    "output": {"type": "regression", "name": "price", "unit": "k€"},
+}
+IRIS_ROW = {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.2, "petal_width": 2.3}
+HOUSES = [{"rooms": 2, "area": 55.0}, {"rooms": 5, "area": 140.0}, {"rooms": 3, "area": 80.0}]
+ADMIN, ANALYST = "a" * 40, "b" * 40  # API tokens: admin may use every model, analyst not the digits model
+
+
+def house_model(seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((2,), name="features")
+    return keras.Model(inputs, keras.layers.Dense(1)(keras.layers.Dense(4, activation="relu")(inputs)))
+
+
+@pytest.fixture(scope="module")
+def catalog_store(tmp_path_factory):
+    """A store of three models published with --model: iris (2 versions, the default), house (2), digits (1)."""
+    folder = tmp_path_factory.mktemp("catalog")
+    store, work = folder / "store", folder / "work"
+    work.mkdir()
+    schemas = {}
+    for name, schema in (("iris", IRIS_SCHEMA), ("house", HOUSE_SCHEMA), ("digits", DIGITS_SCHEMA)):
+        schemas[name] = work / f"{name}.schema.json"
+        schemas[name].write_text(json.dumps(schema))
+    houses = {}
+    for version, seed in (("1.0.0", 1), ("2.0.0", 2)):
+        houses[version] = house_model(seed)
+        houses[version].save(work / f"house-{version}.keras")
+    published = [
+        ("iris", DEMO / "iris-1.0.0.keras", "1.0.0", "Iris species from flower measurements"),
+        ("iris", DEMO / "iris-1.1.0.keras", "1.1.0", None),
+        ("house", work / "house-1.0.0.keras", "1.0.0", "House price from rooms and area"),
+        ("house", work / "house-2.0.0.keras", "2.0.0", None),
+        ("digits", DIGITS / "digits-1.0.0.keras", "1.0.0", "Handwritten digit from a 32×32 image"),
+    ]
+    for name, model, version, description in published:
+        options = PublishOptions(schema_path=schemas[name], model_name=name, description=description)
+        done = publish(model, version, str(store), options, settings=service.settings({"HOME": str(folder)}))
+        assert done.catalog == str(store / "catalog.json")
+    return {"store": store, "catalog": store / "catalog.json", "houses": houses}
+
+
+def catalog_env(catalog_store, tmp_path, **extra) -> dict[str, str]:
+    return {"MODEL_CATALOG_URL": str(catalog_store["catalog"]), "MODEL_CACHE_DIR": str(tmp_path / "cache"), **extra}
+
+
+def expected_prices(catalog_store, version: str) -> np.ndarray:
+    rows = np.array([[h["rooms"], h["area"]] for h in HOUSES], dtype="float32")
+    return catalog_store["houses"][version].predict(rows, verbose=0)[:, 0]
+
+
+def test_publish_model_writes_its_own_manifest_and_lists_it_in_the_catalog(catalog_store):
+    catalog = json.loads(catalog_store["catalog"].read_text())
+    assert catalog == {
+        "models": [
+            {
+                "name": "iris",
+                "manifest_url": "iris/manifest.json",
+                "description": "Iris species from flower measurements",
+            },
+            {"name": "house", "manifest_url": "house/manifest.json", "description": "House price from rooms and area"},
+            {
+                "name": "digits",
+                "manifest_url": "digits/manifest.json",
+                "description": "Handwritten digit from a 32×32 image",
+            },
+        ],
+        "default": "iris",
+    }
+    house = json.loads((catalog_store["store"] / "house" / "manifest.json").read_text())
+    assert house["name"] == "house" and [v["version"] for v in house["versions"]] == ["2.0.0", "1.0.0"]
+    assert all((catalog_store["store"] / "house" / v["url"]).is_file() for v in house["versions"])
+
+
+def test_concurrent_publishers_never_lose_an_entry_in_a_folder(tmp_path):
+    """Twelve publishers adding a model each at the same moment (threads: the file lock is per open file)."""
+    store = tmp_path / "store"
+    names = [f"model-{i}" for i in range(12)]
+    at_once(len(names), lambda i: add_to_catalog(str(store), names[i], f"number {i}"))
+    catalog = json.loads((store / "catalog.json").read_text())
+    assert sorted(m["name"] for m in catalog["models"]) == sorted(names)
+    assert catalog["default"] in names
+    assert not [p.name for p in store.iterdir() if p.name.startswith(".") and p.name != ".catalog.lock"]
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MODEL_", "HISTORY", "DATABASE_URL"))}
+    return subprocess.run(
+        [sys.executable, "-m", "dashboard", *args],
+        cwd=REPO,
+        env={**environ, "HISTORY": "off", **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_lists_models_and_predicts_each_by_name(catalog_store, tmp_path):
+    env = catalog_env(catalog_store, tmp_path)
+    listed = run_cli("models", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == [
+        "iris                     Iris species from flower measurements (default)",
+        "house                    House price from rooms and area",
+        "digits                   Handwritten digit from a 32×32 image",
+    ]
+    versions = run_cli("versions", "--model", "house", env=env)
+    assert versions.returncode == 0, versions.stderr
+    assert [line.split()[0] for line in versions.stdout.splitlines()] == ["2.0.0", "1.0.0"]
+    assert versions.stdout.splitlines()[0].endswith("(default)")
+
+    houses = tmp_path / "houses.csv"
+    pd.DataFrame(HOUSES).to_csv(houses, index=False)
+    out = tmp_path / "prices.csv"
+    done = run_cli(
+        "predict", "--model", "house", "--version", "1.0.0", "--input", str(houses), "--output", str(out), env=env
+    )
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    np.testing.assert_allclose(table["prediction"], expected_prices(catalog_store, "1.0.0"), rtol=1e-5)
+    assert list(table["model_version"]) == ["1.0.0"] * 3
+
+    digits = tmp_path / "digits.csv"
+    done = run_cli("predict", "--model", "digits", "--input", str(DIGITS / "samples"), "--output", str(digits), env=env)
+    assert done.returncode == 0, done.stderr
+    answers = pd.read_csv(digits)
+    right = [int(f.split("-")[1].split(".")[0]) == p for f, p in zip(answers["file"], answers["prediction"])]
+    assert len(answers) == 10 and sum(right) >= 9  # the demo CNN reads its own samples
+
+    default = run_cli("predict", "--input", str(houses), "--output", str(tmp_path / "x.csv"), env=env)
+    assert default.returncode == 1 and "sepal_length" in default.stderr  # no --model: the default model, iris
+    unknown = run_cli("versions", "--model", "housing", env=env)
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "error: there is no model housing; models: iris, house, digits"
+
+
+def test_an_unreadable_entry_is_that_models_problem_only(catalog_store, tmp_path):
+    broken = json.loads(catalog_store["catalog"].read_text())
+    broken["models"] += [
+        {"name": "gone", "manifest_url": "gone/manifest.json"},  # its manifest was never published
+        {"manifest_url": "nameless/manifest.json"},  # no name: refused, the rest kept
+    ]
+    path = catalog_store["store"] / "broken-catalog.json"
+    path.write_text(json.dumps(broken))
+    settings = settings_for(tmp_path, MODEL_CATALOG_URL=str(path))
+    catalog = service.models(settings)
+    assert catalog.names == ["iris", "house", "digits", "gone"]
+    assert catalog.problems == (
+        f'catalog {path}, models[4]: "name" must be 1 to 64 letters, digits or . _ - (starting with a letter or digit)',
+    )
+    with pytest.raises(Exception, match="gone/manifest.json"):
+        service.catalog(service.for_model(settings, catalog, "gone"))
+    house = service.for_model(settings, catalog, "house")
+    served = service.load_version(settings, service.catalog(house).default)
+    assert served.version.model_name == "house" and served.schema.output.type == "regression"
+    with pytest.raises(UnknownModelError, match="there is no model nope; models: iris, house, digits, gone"):
+        service.for_model(settings, catalog, "nope")
+
+
+def test_single_model_settings_are_a_catalog_of_one(tmp_path):
+    settings = settings_for(tmp_path, MODEL_MANIFEST_URL=str(DEMO / "manifest.json"))
+    catalog = service.models(settings)
+    assert catalog.single and catalog.names == ["iris-classifier"] and catalog.default == "iris-classifier"
+    assert service.for_model(settings, catalog, None) is settings
+    assert service.catalog(settings).default.model_name == "iris-classifier"
+
+
+def test_the_pool_keeps_models_within_the_memory_budget_and_refuses_what_cannot_fit(catalog_store, tmp_path):
+    settings = settings_for(tmp_path, MODEL_CATALOG_URL=str(catalog_store["catalog"]))
+    catalog = service.models(settings)
+    versions = {name: service.catalog(service.for_model(settings, catalog, name)) for name in catalog.names}
+    iris = versions["iris"].default
+    digits_size = (catalog_store["store"] / "digits").glob("digits-1.0.0-*.keras")
+    digits_bytes = next(digits_size).stat().st_size
+    pool = service.ModelPool(size=2, memory_bytes=digits_bytes + (4 << 20))
+    pool.pin(settings, iris)
+    pool.get(settings, iris)
+    for version in versions["house"].versions:
+        pool.get(settings, version)
+    assert [(m.model, m.version) for m in pool.in_memory()] == [
+        ("iris", "1.1.0"),
+        ("house", "2.0.0"),
+        ("house", "1.0.0"),
+    ]
+    pool.get(settings, versions["digits"].default)  # the least recently used go first; the pinned default stays
+    loaded = [(m.model, m.version) for m in pool.in_memory()]
+    assert loaded[0] == ("iris", "1.1.0") and loaded[-1] == ("digits", "1.0.0") and len(loaded) < 4
+    assert sum(m.bytes for m in pool.in_memory()) <= pool.memory_bytes
+
+    tight = service.ModelPool(size=2, memory_bytes=digits_bytes // 2)
+    with pytest.raises(ModelMemoryError) as refused:
+        tight.get(settings, versions["digits"].default)
+    message = refused.value.message
+    assert message.startswith("version 1.0.0 of digits needs about ") and "MODEL_MEMORY_MB" in message
+    assert tight.in_memory() == []
+
+
+@pytest.fixture(scope="module")
+def catalog_server(catalog_store, tmp_path_factory):
+    """The dashboard on the catalog, as the Procfile starts it, with two API tokens; digits is open to admin only."""
+    import hashlib
+
+    folder = tmp_path_factory.mktemp("catalog-server")
+    catalog = json.loads(catalog_store["catalog"].read_text())
+    catalog["models"][2]["tokens"] = ["admin"]
+    path = catalog_store["store"] / "catalog-with-access.json"
+    path.write_text(json.dumps(catalog))
+    tokens = ",".join(
+        f"{n}:{hashlib.sha256(t.encode()).hexdigest()}" for n, t in (("admin", ADMIN), ("analyst", ANALYST))
+    )
+    running = dashboard_server.start(
+        folder,
+        {"MODEL_CATALOG_URL": str(path), "API_TOKENS": tokens, "DATABASE_URL": f"sqlite:///{folder / 'h.db'}"},
+    )
+    running.wait_ready({"Authorization": f"Bearer {ADMIN}"})
+    yield running
+    SCANNED.append(("catalog server log", running.stop()))
+
+
+def call(server, method: str, path: str, token: str = ADMIN, **kwargs) -> requests.Response:
+    """One request; while the version asked for is loading (503 with Retry-After), asked again."""
+    for _ in range(240):
+        answer = requests.request(
+            method, server.base + path, headers={"Authorization": f"Bearer {token}"}, timeout=120, **kwargs
+        )
+        SCANNED.append((f"catalog API {method} {path}", answer.text))
+        if answer.status_code != 503:
+            return answer
+        time.sleep(0.5)
+    raise AssertionError(f"{method} {path} answered 503 for two minutes")
+
+
+def test_api_lists_the_models_each_caller_may_use(catalog_server):
+    everything = api_json(call(catalog_server, "GET", "/api/v1/models"))
+    assert everything["default"] == "iris" and everything["problems"] == []
+    assert [(m["name"], m["default_version"], m["versions"]) for m in everything["models"]] == [
+        ("iris", "1.1.0", 2),
+        ("house", "2.0.0", 2),
+        ("digits", "1.0.0", 1),
+    ]
+    assert everything["models"][1]["description"] == "House price from rooms and area"
+    analyst = api_json(call(catalog_server, "GET", "/api/v1/models", ANALYST))
+    assert [m["name"] for m in analyst["models"]] == ["iris", "house"]
+    closed = call(catalog_server, "GET", "/api/v1/versions?model=digits", ANALYST)
+    assert closed.status_code == 404
+    assert api_json(closed)["error"] == {
+        "code": "unknown_model",
+        "message": "there is no model digits; models: iris, house",
+    }
+    versions = api_json(call(catalog_server, "GET", "/api/v1/versions?model=house"))
+    assert versions["model"] == "house" and [v["version"] for v in versions["versions"]] == ["2.0.0", "1.0.0"]
+    card = api_json(call(catalog_server, "GET", "/api/v1/models/1.0.0?model=house"))
+    assert card["model"] == "house" and card["output"]["type"] == "regression"
+
+
+def test_every_door_predicts_the_model_it_names(catalog_store, catalog_server):
+    expected = expected_prices(catalog_store, "2.0.0")
+    native = call(catalog_server, "POST", "/api/v1/predict?model=house&version=2.0.0", json={"instances": HOUSES})
+    body = api_json(native)
+    assert native.status_code == 200 and native.headers["X-Model-Name"] == "house" and body["model"] == "house"
+    np.testing.assert_allclose([p["prediction"] for p in body["predictions"]], expected, rtol=1e-5)
+
+    tf = call(catalog_server, "POST", "/v1/models/house/versions/1.0.0:predict", json={"instances": HOUSES})
+    np.testing.assert_allclose(
+        np.array(api_json(tf)["predictions"])[:, 0], expected_prices(catalog_store, "1.0.0"), rtol=1e-5
+    )
+    mlflow = call(catalog_server, "POST", "/invocations?model=house&version=2.0.0", json={"dataframe_records": HOUSES})
+    np.testing.assert_allclose(np.array(api_json(mlflow)["predictions"])[:, 0], expected, rtol=1e-5)
+
+    default = api_json(call(catalog_server, "POST", "/api/v1/predict", json={"instances": [IRIS_ROW]}))
+    assert default["model"] == "iris" and default["predictions"][0]["prediction"] == "virginica"
+    seven = base64.b64encode((DIGITS / "samples" / "digit-7.png").read_bytes()).decode()
+    digit = api_json(call(catalog_server, "POST", "/v1/models/digits:predict", json={"instances": [{"b64": seven}]}))
+    assert int(np.argmax(digit["predictions"][0])) == 7
+
+    unknown = call(catalog_server, "POST", "/v1/models/housing:predict", json={"instances": HOUSES})
+    assert unknown.status_code == 404
+    assert api_json(unknown) == {
+        "error": "Servable not found for request: Latest(housing); models here: iris, house, digits"
+    }
+    closed = call(catalog_server, "POST", "/v1/models/digits:predict", ANALYST, json={"instances": [{"b64": seven}]})
+    assert closed.status_code == 404 and "models here: iris, house" in api_json(closed)["error"]
+    wrong = call(catalog_server, "POST", "/invocations?model=nope", json={"dataframe_records": HOUSES})
+    assert (
+        wrong.status_code == 404 and api_json(wrong)["message"] == "there is no model nope; models: iris, house, digits"
+    )
+
+
+def test_history_carries_the_model_and_filters_by_it(catalog_server):
+    made = api_json(
+        call(catalog_server, "POST", "/api/v1/predict?model=house&version=1.0.0", json={"instances": HOUSES[:1]})
+    )
+    for _ in range(50):
+        listed = api_json(call(catalog_server, "GET", "/api/v1/history?model=house&limit=500"))
+        if made["prediction_id"] in [item["id"] for item in listed["items"]]:
+            break
+    assert {item["model"] for item in listed["items"]} == {"house"}
+    iris = api_json(call(catalog_server, "GET", "/api/v1/history?limit=500"))  # no model: the default one
+    assert iris["items"] and {item["model"] for item in iris["items"]} == {"iris"}
+    closed = call(catalog_server, "GET", "/api/v1/history?model=digits", ANALYST)
+    assert closed.status_code == 404 and api_json(closed)["error"]["code"] == "unknown_model"
+    reported = call(
+        catalog_server, "POST", "/api/v1/feedback", json={"prediction_id": made["prediction_id"], "value": 310.0}
+    )
+    assert reported.status_code == 201
+    feedback = api_json(call(catalog_server, "GET", "/api/v1/feedback?model=house"))
+    assert [(f["model"], f["value"]) for f in feedback["items"]] == [("house", 310.0)]
+    assert api_json(call(catalog_server, "GET", "/api/v1/feedback"))["items"] == []  # iris has no report
+
+
+def test_page_picks_a_model_then_its_version_and_predicts(catalog_store, env):
+    from tests.support.apptest import start
+
+    env.setenv("MODEL_CATALOG_URL", str(catalog_store["catalog"]))
+    env.setenv("HISTORY", "off")
+    at = start()
+    assert not at.exception
+    picker = at.sidebar.selectbox(key="model")
+    assert picker.value == "iris" and picker.options == [
+        "iris — Iris species from flower measurements",
+        "house — House price from rooms and area",
+        "digits — Handwritten digit from a 32×32 image",
+    ]
+    assert at.sidebar.selectbox(key="version").value == "1.1.0"
+    at.sidebar.selectbox(key="version").set_value("1.0.0").run()
+    picker = at.sidebar.selectbox(key="model").set_value("house").run()
+    assert not at.exception
+    assert at.sidebar.selectbox(key="version").value == "2.0.0"  # the new model's default, not iris's pick
+    assert at.query_params["model"] == "house" and at.query_params["version"] == "2.0.0"
+    assert any("regression: price" in m.value for m in at.sidebar.markdown)
+    at.number_input(key="single-rooms").set_value(5)
+    at.number_input(key="single-area").set_value(140.0)
+    at.button(key="single-submit").click().run()
+    assert not at.exception
+    assert at.metric[0].label == "price"
+    assert at.metric[0].value == f"{expected_prices(catalog_store, '2.0.0')[1]:.4g} k€"
+
+    linked = start({"model": "digits"})
+    assert not linked.exception and linked.sidebar.selectbox(key="model").value == "digits"
+    unknown = start({"model": "housing"})
+    assert unknown.sidebar.selectbox(key="model").value == "iris"
+    assert any("There is no model housing here" in w.value for w in unknown.sidebar.warning)
+
+
+def test_page_shows_only_the_models_open_to_the_visitor(catalog_store, env, tmp_path):
+    from tests.support.apptest import start
+
+    catalog = json.loads(catalog_store["catalog"].read_text())
+    catalog["models"][0]["allowed_domains"] = ["example.com"]  # iris, the default: for signed-in colleagues only
+    path = catalog_store["store"] / "catalog-private-iris.json"
+    path.write_text(json.dumps(catalog))
+    env.setenv("MODEL_CATALOG_URL", str(path))
+    env.setenv("HISTORY", "off")
+    at = start()  # no sign-in: a stranger
+    assert not at.exception
+    assert at.sidebar.selectbox(key="model").options == [
+        "house — House price from rooms and area",
+        "digits — Handwritten digit from a 32×32 image",
+    ]
+    assert at.sidebar.selectbox(key="model").value == "house"
