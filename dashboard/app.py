@@ -27,7 +27,9 @@ from dashboard.api.gate import BearerGate
 from dashboard.api.lane import ApiLane
 from dashboard.api.predicting import fast_routes
 from dashboard.api.routes import create_api
+from dashboard.common.files import format_bytes
 from dashboard.common.logs import configure_logging, log
+from dashboard.common.memory import model_budget
 from dashboard.errors import DashboardError
 from dashboard.service.batching import MicroBatcher
 from dashboard.service.serving import Serving
@@ -57,6 +59,13 @@ def _server() -> Serving:
                 "sign-in without AUTH_ALLOWED_EMAILS or AUTH_ALLOWED_DOMAINS: anyone who can sign in with "
                 "the provider may use the dashboard"
             )
+    budget, why = model_budget(settings.memory_mb)
+    log.info(
+        "loaded models may take %s (%s); MODEL_CACHE_VERSIONS=%d versions of each model",
+        format_bytes(budget) if budget is not None else "any memory",
+        why,
+        settings.cached_versions,
+    )
     batcher = MicroBatcher(wait=settings.api_batch_wait_ms / 1000, max_rows=settings.api_batch_max_rows)
     return Serving(settings=settings, batcher=batcher, recorder=recorder)
 

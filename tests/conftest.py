@@ -103,6 +103,14 @@ def models(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def catalog_store(tmp_path_factory):
+    """A store of three real models published with --model (tests/support/catalog.py)."""
+    from tests.support.catalog import build_catalog
+
+    return build_catalog(tmp_path_factory.mktemp("catalog"))
+
+
 @pytest.fixture
 def copy_demo(tmp_path):
     """A writable copy of the demo store folder."""

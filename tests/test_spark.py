@@ -360,3 +360,24 @@ def test_a_folder_of_images_on_spark_gives_the_local_clis_rows(spark, env, tmp_p
     assert list(on_spark["file"]) == ["broken.png", *[f"nested/digit-{d}.png" for d in range(10)]]
     same(local.sort_values("file", ignore_index=True), on_spark)
     assert "broken.png: not an image Pillow can read" in on_spark["error"][0]
+
+
+def test_spark_predicts_a_model_of_the_catalog_by_name(spark, env, tmp_path, catalog_store, capsys):
+    from tests.support.catalog import HOUSES, expected_prices
+
+    env.setenv("MODEL_CATALOG_URL", str(catalog_store["catalog"]))
+    source = tmp_path / "houses.csv"
+    pd.DataFrame(HOUSES).to_csv(source, index=False)
+    argv = ["predict", "--engine", "spark", "--master", "local[2]", "--model", "house", "--input", str(source)]
+    assert cli.main([*argv, "--version", "1.0.0", "--output", str(tmp_path / "out")]) == 0
+    on_spark = spark_csv(tmp_path / "out")
+    np.testing.assert_allclose(on_spark["prediction"].astype(float), expected_prices(catalog_store, "1.0.0"), rtol=1e-5)
+    assert (on_spark["model_version"] == "1.0.0").all()
+    runs = history.recorder(service.settings()).predictions(history.Filters(model="house", source="cli")).items
+    assert [(r["model"], r["version"], r["rows"]) for r in runs] == [("house", "1.0.0", 3)]
+    from dashboard import spark as engine  # the Python API takes the name too
+
+    frame = engine.predict(spark.createDataFrame(pd.DataFrame(HOUSES)), model="house").toPandas()
+    np.testing.assert_allclose(frame["prediction"], expected_prices(catalog_store, "2.0.0"), rtol=1e-5)
+    assert cli.main([*argv, "--model", "housing", "--output", str(tmp_path / "x")]) == 1
+    assert capsys.readouterr().err.strip().endswith("there is no model housing; models: iris, house, digits")
