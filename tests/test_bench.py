@@ -118,3 +118,16 @@ def test_image_benchmark_quick_mode_prints_every_figure():
     ):
         assert figure in stdout, figure
     assert "65 forward passes, one call" in stdout
+
+
+def test_catalog_memory_benchmark_quick_mode_prints_every_figure():
+    stdout = quick("catalog")
+    for figure in (
+        "store: 5 models x 3 versions",
+        "baseline (default model only",
+        "rss at",
+        "loads ",
+        "slope ",
+        "peak RSS",
+    ):
+        assert figure in stdout, figure
