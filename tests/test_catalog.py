@@ -335,3 +335,14 @@ def test_page_shows_only_the_models_open_to_the_visitor(catalog_store, env, tmp_
         "digits — Handwritten digit from a 32×32 image",
     ]
     assert at.sidebar.selectbox(key="model").value == "house"
+
+
+def test_catalog_json_schema_accepts_what_publish_writes_and_rejects_a_bad_name(catalog_store):
+    import jsonschema
+
+    schema = json.loads((REPO / "dashboard" / "schemas" / "catalog.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    validator.validate(json.loads(catalog_store["catalog"].read_text()))
+    bad = {"models": [{"name": "../etc", "manifest_url": "x/manifest.json"}, {"name": "ok"}]}
+    messages = sorted(e.message for e in validator.iter_errors(bad))
+    assert len(messages) == 2 and "'manifest_url' is a required property" in messages
