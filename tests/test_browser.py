@@ -296,3 +296,28 @@ def test_a_person_predicts_an_image_and_a_folder_of_them_in_the_browser(server, 
     assert list(results["file"]) == [f"digit-{d}.png" for d in range(10)]
     assert (results["prediction"].astype(str) == [str(d) for d in range(10)]).mean() >= 0.8
     assert (results["error"] == "").all()
+
+
+def test_a_person_picks_a_model_of_the_catalog_then_predicts_with_it(server, catalog_store):
+    """The catalog's model picker in Chromium: house (a regression) after iris, its form and answer, the link."""
+    chromium_or_skip()
+    from playwright.sync_api import expect
+
+    from tests.support.catalog import expected_prices
+
+    base = server({"MODEL_CATALOG_URL": str(catalog_store["catalog"]), "HISTORY": "off"})
+    with opened(base) as page:
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_role("combobox").first.click()
+        page.get_by_role("option", name="house — House price from rooms and area").click()
+        expect(sidebar.get_by_text("Version 2.0.0")).to_be_visible(timeout=60_000)
+        expect(sidebar.get_by_text("regression: price (k€)")).to_be_visible()
+        assert "model=house" in page.url and "version=2.0.0" in page.url
+        page.get_by_role("spinbutton", name="rooms").fill("5")
+        page.get_by_role("spinbutton", name="area (m2)").fill("140")
+        page.get_by_role("button", name="Predict").click()
+        price = f"{expected_prices(catalog_store, '2.0.0')[1]:.4g} k€"
+        expect(page.get_by_test_id("stMetricValue").first).to_have_text(price, timeout=30_000)
+        page.goto(base + "/?model=digits")
+        expect(sidebar.get_by_text("Version 1.0.0")).to_be_visible(timeout=90_000)
+        expect(sidebar.get_by_text("classification: 0, 1, 2")).to_be_visible()
