@@ -25,6 +25,7 @@ from dashboard.api import connections
 from dashboard.api.compat import compat_routes
 from dashboard.api.gate import BearerGate
 from dashboard.api.lane import ApiLane
+from dashboard.api.oip import oip_routes
 from dashboard.api.predicting import fast_routes
 from dashboard.api.routes import create_api
 from dashboard.common.files import format_bytes
@@ -109,7 +110,12 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
 
 
 _sign_in = SERVER.settings.access.sign_in
-_api_routes = [*fast_routes(SERVER), Mount("/api/v1", app=create_api(SERVER)), *compat_routes(SERVER)]
+_api_routes = [
+    *fast_routes(SERVER),
+    Mount("/api/v1", app=create_api(SERVER)),
+    *compat_routes(SERVER),
+    *oip_routes(SERVER),
+]
 app = st.App(
     Path(__file__).resolve().parent / "ui" / "page.py",
     routes=_api_routes,  # reached through ApiLane, which takes the API's paths before Streamlit's middleware

@@ -489,3 +489,29 @@ def test_a_small_batch_runs_on_the_loop_but_never_waits_there_for_a_busy_model(t
             served.model.call(np.zeros((1, 4), dtype=np.float32))
     finally:
         served.model._lock.release()
+
+
+def test_tritonclient_on_an_open_dashboard_answers_as_the_native_route(api):
+    """The Open Inference Protocol without tokens (the demo's single model, by its manifest's name)."""
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    ready(api)
+    client = httpclient.InferenceServerClient(url=api.base.removeprefix("http://"), network_timeout=60)
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("iris-classifier")
+    assert client.get_server_metadata()["extensions"] == ["binary_tensor_data"]
+    rows = np.array([list(ROW.values()), ROW_LIST], dtype=np.float32)
+    found = httpclient.InferInput("input", list(rows.shape), "FP32")
+    found.set_data_from_numpy(rows)
+    answer = client.infer("iris-classifier", [found])
+    native = is_json(call(api, "POST", "/api/v1/predict", json={"instances": [ROW, ROW_LIST]}))
+    assert [label.decode() for label in answer.as_numpy("label")[:, 0]] == [
+        p["prediction"] for p in native["predictions"]
+    ]
+    assert answer.as_numpy("probabilities").tolist() == [
+        list(p["probabilities"].values()) for p in native["predictions"]
+    ]
+    with pytest.raises(InferenceServerException) as unknown:
+        client.get_model_metadata("iris")
+    assert unknown.value.status() == "404"
+    assert unknown.value.message() == "model iris is not served here; models: iris-classifier"

@@ -346,3 +346,91 @@ def test_catalog_json_schema_accepts_what_publish_writes_and_rejects_a_bad_name(
     bad = {"models": [{"name": "../etc", "manifest_url": "x/manifest.json"}, {"name": "ok"}]}
     messages = sorted(e.message for e in validator.iter_errors(bad))
     assert len(messages) == 2 and "'manifest_url' is a required property" in messages
+
+
+def triton(server):
+    import tritonclient.http as httpclient
+
+    return httpclient.InferenceServerClient(url=server.base.removeprefix("http://"), network_timeout=120)
+
+
+def infer(client, model: str, inputs, token: str = ADMIN, binary: bool = True, **kwargs):
+    """tritonclient's infer, asked again while the version loads (the protocol answers 503 meanwhile)."""
+    from tritonclient.utils import InferenceServerException
+
+    for _ in range(240):
+        try:
+            return client.infer(model, inputs, headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        except InferenceServerException as exc:
+            if exc.status() != "503":
+                raise
+            time.sleep(0.5)
+    raise AssertionError(f"{model} never loaded")
+
+
+def tensor(name: str, values: np.ndarray, datatype: str, binary: bool = True):
+    import tritonclient.http as httpclient
+
+    found = httpclient.InferInput(name, list(values.shape), datatype)
+    found.set_data_from_numpy(values, binary_data=binary)
+    return found
+
+
+def test_tritonclient_reads_metadata_and_infers_as_the_native_route_answers(catalog_server):
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    client, auth = triton(catalog_server), {"Authorization": f"Bearer {ADMIN}"}
+    assert client.is_server_live(headers=auth) and client.is_server_ready(headers=auth)
+    rows = np.array([[h["rooms"], h["area"]] for h in HOUSES], dtype=np.float32)
+    answer = infer(client, "house", [tensor("input", rows, "FP32")], model_version="1.0.0")
+    native = api_json(
+        call(catalog_server, "POST", "/api/v1/predict?model=house&version=1.0.0", json={"instances": HOUSES})
+    )
+    assert answer.as_numpy("prediction")[:, 0].tolist() == [p["prediction"] for p in native["predictions"]]
+    assert answer.get_response()["model_version"] == "1.0.0"
+    as_json = infer(
+        client,
+        "house",
+        [tensor("input", rows, "FP32", binary=False)],
+        model_version="1.0.0",
+        outputs=[httpclient.InferRequestedOutput("prediction", binary_data=False)],
+    )
+    assert as_json.as_numpy("prediction").tolist() == answer.as_numpy("prediction").tolist()
+
+    metadata = client.get_model_metadata("house", headers=auth)
+    assert metadata["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 2]}]
+    assert metadata["outputs"] == [{"name": "prediction", "datatype": "FP64", "shape": [-1, 1]}]
+    assert metadata["versions"] == ["2.0.0", "1.0.0"] and client.is_model_ready("house", "1.0.0", headers=auth)
+
+    flowers = np.array([list(IRIS_ROW.values())], dtype=np.float64)
+    iris = infer(client, "iris", [tensor("input", flowers, "FP64")])
+    native = api_json(call(catalog_server, "POST", "/api/v1/predict?model=iris", json={"instances": [IRIS_ROW]}))
+    assert iris.as_numpy("label")[0, 0].decode() == native["predictions"][0]["prediction"] == "virginica"
+    assert iris.as_numpy("probabilities")[0].tolist() == list(native["predictions"][0]["probabilities"].values())
+
+    seven = np.array([[(DIGITS / "samples" / "digit-7.png").read_bytes()]], dtype=np.object_)
+    digit = infer(client, "digits", [tensor("digit", seven, "BYTES")])
+    assert digit.as_numpy("label")[0, 0] == b"7"
+    assert client.get_model_metadata("digits", headers=auth)["inputs"] == [
+        {"name": "digit", "datatype": "BYTES", "shape": [-1, 1]}
+    ]
+
+    with pytest.raises(InferenceServerException) as wrong_shape:
+        infer(client, "iris", [tensor("input", flowers[:, :3], "FP64")])
+    assert wrong_shape.value.status() == "400"
+    assert "has shape [1, 3]; this model takes [-1, 4] (rows of 4 features)" in wrong_shape.value.message()
+    with pytest.raises(InferenceServerException) as unknown:
+        infer(client, "housing", [tensor("input", rows, "FP32")])
+    assert unknown.value.status() == "404"
+    assert unknown.value.message() == "model housing is not served here; models: iris, house, digits"
+    with pytest.raises(InferenceServerException) as closed:
+        infer(client, "digits", [tensor("digit", seven, "BYTES")], token=ANALYST)
+    assert closed.value.status() == "404" and closed.value.message().endswith("models: iris, house")
+    with pytest.raises(InferenceServerException) as refused:
+        client.infer("house", [tensor("input", rows, "FP32")])  # no token
+    assert refused.value.status() == "401"
+    bad_row = np.array([[2.0, float("nan")]], dtype=np.float32)
+    with pytest.raises(InferenceServerException) as missing:
+        infer(client, "house", [tensor("input", bad_row, "FP32")])
+    assert missing.value.message() == "1 of 1 rows cannot be predicted; row 0: area: missing value"
