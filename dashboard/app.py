@@ -22,6 +22,7 @@ if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashb
 
 from dashboard import history, service
 from dashboard.api import connections
+from dashboard.api.assistants import create_mcp, mcp_routes
 from dashboard.api.compat import compat_routes
 from dashboard.api.gate import BearerGate
 from dashboard.api.lane import ApiLane
@@ -96,13 +97,14 @@ connections.install(SERVER.settings.server_idle_seconds, SERVER.settings.server_
 
 @contextlib.asynccontextmanager
 async def lifespan(_app: st.App) -> AsyncIterator[None]:
-    """After the port is bound: load the default version in the background."""
+    """After the port is bound: load the default version in the background, run the /mcp door's sessions."""
     import threading
 
     threading.Thread(target=SERVER.preload, name="preload default version", daemon=True).start()
     if SERVER.recorder is not None:
         SERVER.recorder.start()  # the history's schema brought up to date in the background
-    yield
+    async with MCP.session_manager.run():  # the /mcp door's task group
+        yield
     if SERVER.recorder is not None:  # stopping (SIGTERM on a restart): write what waits, spool the rest to disk
         import asyncio
 
@@ -110,11 +112,13 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
 
 
 _sign_in = SERVER.settings.access.sign_in
+MCP = create_mcp(SERVER, open_access=SERVER.settings.access.open)
 _api_routes = [
     *fast_routes(SERVER),
     Mount("/api/v1", app=create_api(SERVER)),
     *compat_routes(SERVER),
     *oip_routes(SERVER),
+    *mcp_routes(MCP),
 ]
 app = st.App(
     Path(__file__).resolve().parent / "ui" / "page.py",

@@ -434,3 +434,77 @@ def test_tritonclient_reads_metadata_and_infers_as_the_native_route_answers(cata
     with pytest.raises(InferenceServerException) as missing:
         infer(client, "house", [tensor("input", bad_row, "FP32")])
     assert missing.value.message() == "1 of 1 rows cannot be predicted; row 0: area: missing value"
+
+
+def mcp_calls(server, token: str | None, work):
+    """work(session) with the official MCP SDK's client over streamable HTTP, as an assistant connects."""
+    import asyncio
+
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run():
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with (
+            httpx2.AsyncClient(headers=headers, timeout=120) as http,
+            streamable_http_client(server.base + "/mcp", http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            return await work(session)
+
+    return asyncio.run(run())
+
+
+def test_an_assistant_lists_describes_predicts_and_explains_over_mcp(catalog_server):
+    async def work(session):
+        tools = {tool.name: tool for tool in (await session.list_tools()).tools}
+        models = (await session.call_tool("list_models", {})).structured_content
+        house = (await session.call_tool("describe_model", {"model": "house", "version": "1.0.0"})).structured_content
+        versions = (await session.call_tool("list_versions", {"model": "house"})).structured_content
+        rows = [*HOUSES, {"rooms": 2, "area": "big"}]
+        predicted = (
+            await session.call_tool("predict", {"rows": rows, "model": "house", "version": "1.0.0"})
+        ).structured_content
+        iris = (await session.call_tool("predict", {"rows": [IRIS_ROW]})).structured_content
+        why = (await session.call_tool("explain", {"rows": [IRIS_ROW], "model": "iris"})).structured_content
+        unknown = await session.call_tool("predict", {"rows": HOUSES, "model": "housing"})
+        return tools, models, house, versions, predicted, iris, why, unknown
+
+    tools, models, house, versions, predicted, iris, why, unknown = mcp_calls(catalog_server, ADMIN, work)
+    assert set(tools) == {"list_models", "list_versions", "describe_model", "predict", "explain"}
+    rows_schema = tools["predict"].input_schema["properties"]["rows"]
+    assert rows_schema["type"] == "array" and rows_schema["items"]["type"] == "object"
+    assert [(m["name"], m["default"]) for m in models["models"]] == [
+        ("iris", True),
+        ("house", False),
+        ("digits", False),
+    ]
+    assert [f["name"] for f in house["features"]] == ["rooms", "area"] and house["output"]["type"] == "regression"
+    assert [v["version"] for v in versions["versions"]] == ["2.0.0", "1.0.0"]
+    native = api_json(
+        call(catalog_server, "POST", "/api/v1/predict?model=house&version=1.0.0", json={"instances": HOUSES})
+    )
+    assert [p["prediction"] for p in predicted["predictions"][:3]] == [p["prediction"] for p in native["predictions"]]
+    assert predicted["predictions"][3] == {"prediction": None, "error": "area: 'big' is not a number"}
+    assert iris["model"] == "iris" and iris["predictions"][0]["prediction"] == "virginica"
+    assert set(why["predictions"][0]["attributions"]) == set(IRIS_ROW)
+    assert unknown.is_error  # the SDK words a tool error "Error executing tool NAME: <our message>"
+    assert (
+        unknown.content[0].text
+        == "Error executing tool predict: there is no model housing; models: iris, house, digits"
+    )
+    listed = api_json(call(catalog_server, "GET", "/api/v1/history?model=house&source=mcp&limit=500"))
+    assert predicted["prediction_id"] in [item["id"] for item in listed["items"]]
+
+    def closed(session):
+        return session.call_tool("list_models", {})
+
+    analyst = mcp_calls(catalog_server, ANALYST, closed).structured_content
+    assert [m["name"] for m in analyst["models"]] == ["iris", "house"]
+    stranger = requests.post(
+        catalog_server.base + "/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, timeout=30
+    )
+    assert stranger.status_code == 401 and stranger.headers["WWW-Authenticate"].startswith("Bearer")
+    assert api_json(stranger)["error"]["code"] == "missing_token"

@@ -17,6 +17,7 @@ from dashboard.api.errors import ApiError
 from dashboard.api.reading import check_explain, explaining, models_of, who
 from dashboard.common.logs import Tally, log
 from dashboard.errors import DashboardError, InputError, MissingColumnsError, scrub
+from dashboard.history import Source
 from dashboard.prediction import images
 from dashboard.prediction.results import results_csv
 from dashboard.service import Served, understand
@@ -56,7 +57,13 @@ def record(
 
 
 def record_rows(
-    serving: Serving, served: Served, request: Request, rows: list, answers: list[dict[str, Any]], started: float
+    serving: Serving,
+    served: Served,
+    request: Request,
+    rows: list,
+    answers: list[dict[str, Any]],
+    started: float,
+    source: Source = "api",
 ) -> str | None:
     """Queue a JSON call in the history from its rows as sent and its answer rows (every JSON door alike: no table
     is built for it); its id, or None when off."""
@@ -66,7 +73,13 @@ def record_rows(
         thumbnails = serving.settings.history_images == "thumbnails"
         rows = [{name: images.kept(value, thumbnails) for name, value in row.items()} for row in rows]
     return serving.recorder.record_answer(
-        served, who(request), rows, answers, time.perf_counter() - started, keep_rows=serving.settings.history_rows
+        served,
+        who(request),
+        rows,
+        answers,
+        time.perf_counter() - started,
+        keep_rows=serving.settings.history_rows,
+        source=source,
     )
 
 

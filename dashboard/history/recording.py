@@ -58,9 +58,10 @@ class Recorder(Writer):
         answers: list[dict[str, Any]],
         seconds: float,
         keep_rows: int,
+        source: Source = "api",
     ) -> str:
         """Queue a JSON API call from its rows as sent and its answer rows: no table to convert (the hot path)."""
-        return self.queue(records.of_answer(served, who, rows, answers, seconds, keep_rows))
+        return self.queue(records.of_answer(served, who, rows, answers, seconds, keep_rows, source))
 
     def record_summary(
         self, served: Served, source: Source, who: str, rows: int, errors: int, seconds: float, file_name: str

@@ -22,8 +22,8 @@ from dashboard.prediction.schema import Schema
 from dashboard.prediction.scoring import output_columns
 from dashboard.store.versions import ModelVersion
 
-Source = Literal["form", "batch", "api", "cli"]
-SOURCES: tuple[Source, ...] = ("form", "batch", "api", "cli")
+Source = Literal["form", "batch", "api", "cli", "mcp"]
+SOURCES: tuple[Source, ...] = ("form", "batch", "api", "cli", "mcp")
 MAX_KEPT_BYTES = 256 * 1024  # rows kept with one prediction, as JSON; past it the summary alone
 _COLUMNS = tuple(c.name for c in predictions.c)
 _QUOTED = tuple(f'"{name}"' for name in _COLUMNS)
@@ -88,9 +88,11 @@ def of_answer(
     answers: list[dict[str, Any]],
     seconds: float,
     keep_rows: int,
+    source: Source = "api",
 ) -> Pending:
-    """A JSON API call from its rows as sent and its answer rows: no table to convert (the hot path)."""
-    fields = _fields(served, "api", who, len(rows), seconds, None, None)
+    """A JSON API call (or an assistant's tool call) from its rows as sent and its answer rows: no table to convert
+    (the hot path)."""
+    fields = _fields(served, source, who, len(rows), seconds, None, None)
     return Pending(fields, served.schema.output, len(rows) <= keep_rows, rows=rows, answers=answers)
 
 
