@@ -515,3 +515,35 @@ def test_tritonclient_on_an_open_dashboard_answers_as_the_native_route(api):
         client.get_model_metadata("iris")
     assert unknown.value.status() == "404"
     assert unknown.value.message() == "model iris is not served here; models: iris-classifier"
+
+
+def test_an_assistant_predicts_over_mcp_on_an_open_dashboard(api):
+    """MCP without tokens (an open dashboard answers local hosts only: DNS rebinding protection)."""
+    import asyncio
+
+    import httpx2
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run():
+        async with (
+            httpx2.AsyncClient(timeout=60) as http,
+            streamable_http_client(api.base + "/mcp", http_client=http) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            models = (await session.call_tool("list_models", {})).structured_content
+            answer = await session.call_tool("predict", {"rows": [ROW, dict(zip(ROW, ROW_LIST, strict=True))]})
+            return models, answer.structured_content
+
+    models, answer = asyncio.run(run())
+    assert [m["name"] for m in models["models"]] == ["iris-classifier"]
+    native = is_json(call(api, "POST", "/api/v1/predict", json={"instances": [ROW, ROW_LIST]}))
+    assert [p["probabilities"] for p in answer["predictions"]] == [p["probabilities"] for p in native["predictions"]]
+    foreign = requests.post(
+        api.base + "/mcp",
+        json={"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        headers={"Host": "attacker.example", "Accept": "application/json, text/event-stream"},
+        timeout=30,
+    )
+    assert foreign.status_code in (400, 403, 421)  # a page on another site reaching a local dashboard: refused
