@@ -546,4 +546,4 @@ def test_an_assistant_predicts_over_mcp_on_an_open_dashboard(api):
         headers={"Host": "attacker.example", "Accept": "application/json, text/event-stream"},
         timeout=30,
     )
-    assert foreign.status_code in (400, 403, 421)  # a page on another site reaching a local dashboard: refused
+    assert foreign.status_code == 421  # a page on another site reaching a local dashboard: refused (misdirected)

@@ -57,6 +57,9 @@ def test_api_benchmark_quick_mode_prints_every_figure():
         "text/csv request end to end",
         "server RSS over 2,000 requests",
         "dashboard form prediction while the API is under load",
+        "open-inference: c=32 single-row req/s vs hand-written FastAPI",
+        "mcp: c=32 single-row req/s vs hand-written FastAPI",
+        "mcp: one 1,000-row tool call",
     ):
         assert figure in stdout, stdout
     others = next(line for line in stdout.splitlines() if "answers other than 200" in line)
