@@ -381,7 +381,8 @@ def test_tritonclient_reads_metadata_and_infers_as_the_native_route_answers(cata
     from tritonclient.utils import InferenceServerException
 
     client, auth = triton(catalog_server), {"Authorization": f"Bearer {ADMIN}"}
-    assert client.is_server_live(headers=auth) and client.is_server_ready(headers=auth)
+    assert client.is_server_live() and client.is_server_ready(headers=auth)  # liveness needs no token
+    assert not client.is_server_ready()  # readiness does, as /api/v1/ready
     rows = np.array([[h["rooms"], h["area"]] for h in HOUSES], dtype=np.float32)
     answer = infer(client, "house", [tensor("input", rows, "FP32")], model_version="1.0.0")
     native = api_json(

@@ -14,7 +14,7 @@ from dashboard.common import sessions
 from dashboard.common.logs import log
 
 API_PREFIXES = ("/api/v1/", "/v1/models", "/invocations", "/ping", "/v2", "/mcp")
-OPEN_PATHS = ("/api/v1/health",)
+OPEN_PATHS = ("/api/v1/health", "/v2/health/live")  # liveness probes carry no token
 # the docs page, its assets and the OpenAPI document: also for a person signed in to the page (the page's own
 # cookie), so they can read the API and try calls with a token from the docs page's Authorize button
 DOC_PATHS = ("/api/v1/docs", "/api/v1/openapi.json")
