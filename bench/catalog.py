@@ -3,7 +3,7 @@
 A store of 5 models x 3 versions (Keras MLPs of 0.2 to 2.6 MB of weights each, 16 MB in all), published with
 `publish --model`, served by the real server (`streamlit run dashboard/app.py`, HISTORY=off) with MODEL_MEMORY_MB=12,
 so about half the versions fit and every pass through the 15 loads and releases most of them. A client predicts
-one row from each (model, version) in turn for M minutes (10; --quick: 0.5), waiting through the 503s while a
+one row from each (model, version) in turn for M minutes (10; --quick: 0.25), waiting through the 503s while a
 version loads. The baseline, in the same run and server: the default model alone for M/5 minutes first.
 
 Prints the server's RSS every tenth of the run, the rise from the end of the first pass to the end (MB) and its
@@ -93,10 +93,10 @@ def slope(samples: list[tuple[float, float]]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="half a minute of cycling (the figures are rough)")
+    parser.add_argument("--quick", action="store_true", help="a quarter of a minute of cycling (the figures are rough)")
     parser.add_argument("--minutes", type=float, help="minutes of cycling (default 10; --quick 0.5)")
     args = parser.parse_args()
-    minutes = args.minutes or (0.5 if args.quick else 10.0)
+    minutes = args.minutes or (0.25 if args.quick else 10.0)
     import requests
 
     folder = Path(tempfile.mkdtemp(prefix="catalog-bench-"))

@@ -163,7 +163,7 @@ def test_csv_and_compatible_answers_carry_their_prediction_id(servers):
             {"params": {"source": "fax"}},
             400,
             "bad_request",
-            "source='fax' is not one of form, batch, api, cli",
+            "source='fax' is not one of form, batch, api, cli, mcp",
         ),
         ("GET", "/api/v1/feedback", {"params": {"limit": 0}}, 400, "bad_request", "limit=0 must be between 1 and 500"),
         (

@@ -65,7 +65,7 @@ def copy(tmp_path_factory):
         ("service/pool.py", "import streamlit", "streamlit only in ui/ and app.py"),
         ("prediction/scoring.py", "import sqlalchemy", "sqlalchemy and alembic only in history/"),
         ("store/versions.py", "import keras", "keras, tensorflow and ai_edge_litert only in loading/"),
-        ("history/queries.py", "import fastapi", "fastapi, starlette and uvicorn only in api/"),
+        ("history/queries.py", "import fastapi", "fastapi, starlette, uvicorn and mcp only in api/"),
         ("cli/commands.py", "from dashboard.api import errors", "no door imports the page or the HTTP API"),
     ],
 )
