@@ -76,9 +76,10 @@ class Serving:
         good list when a re-read fails. The default model's default version is pinned in the pool."""
         settings = self.model_settings(model, who)
         key = settings.model_name or ""
-        found = self._fresh(
-            f"the versions of {key or 'the model'}", self._versions.get(key), lambda: service.catalog(settings)
-        )
+        kept = self._versions.get(key)
+        found = self._fresh(f"the versions of {key or 'the model'}", kept, lambda: service.catalog(settings))
+        if found is kept:  # the hot path: nothing read, nothing to pin again
+            return found[0]
         self._versions[key] = found
         catalog = found[0]
         if not settings.catalog_url or key == self.models().default:
