@@ -12,6 +12,7 @@ from dashboard.common.logs import log, report
 from dashboard.config import Settings
 from dashboard.errors import DashboardError
 from dashboard.service import ModelPool, Served
+from dashboard.store.catalog import ModelCatalog
 from dashboard.store.versions import Catalog, ModelVersion
 from dashboard.ui import session
 
@@ -31,15 +32,31 @@ def settings() -> Settings:
     return service.settings()
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _models(_settings: Settings, settings_key: str, period: int, refreshes: int) -> ModelCatalog:
+    return service.models(_settings)
+
+
 def catalog(settings: Settings) -> tuple[Catalog | None, str | None]:
     """The versions (re-read every MODEL_REFRESH_SECONDS or on Refresh); on failure the last good list and why."""
+    return _kept(_catalog, settings, "the versions", session.remember_catalog, session.last_catalog)
+
+
+def models(settings: Settings) -> tuple[ModelCatalog | None, str | None]:
+    """The catalog of models (MODEL_CATALOG_URL), kept and re-read as the versions are."""
+    return _kept(_models, settings, "the catalog", session.remember_models, session.last_models)
+
+
+def _kept(read, settings: Settings, what: str, remember, last) -> tuple:
+    """read's value for this refresh period (MODEL_REFRESH_SECONDS, or Refresh); on failure the last good one and
+    why."""
     period = int(time.time() // settings.refresh_seconds)
     try:
-        found = _catalog(settings, repr(settings), period, session.refreshes())
+        found = read(settings, repr(settings), period, session.refreshes())
     except DashboardError as exc:
-        report(exc, "reading the versions failed")
-        return session.last_catalog(), exc.message
-    session.remember_catalog(found)
+        report(exc, f"reading {what} failed")
+        return last(), exc.message
+    remember(found)
     return found, None
 
 

@@ -4,34 +4,12 @@ picker: they are a catalog of one."""
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from dashboard import service
-from dashboard.common.logs import report
 from dashboard.config import Settings
-from dashboard.errors import DashboardError
-from dashboard.store.catalog import ModelCatalog
-from dashboard.ui import session
+from dashboard.ui import cached, session
 from dashboard.ui.words import md
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def _models(_settings: Settings, settings_key: str, period: int, refreshes: int) -> ModelCatalog:
-    return service.models(_settings)
-
-
-def read(settings: Settings) -> tuple[ModelCatalog | None, str | None]:
-    """The catalog (re-read every MODEL_REFRESH_SECONDS or on Refresh); on failure the last good one and why."""
-    period = int(time.time() // settings.refresh_seconds)
-    try:
-        found = _models(settings, repr(settings), period, session.refreshes())
-    except DashboardError as exc:
-        report(exc, "reading the catalog failed")
-        return session.last_models(), exc.message
-    session.remember_models(found)
-    return found, None
 
 
 def pick(settings: Settings, viewer: str) -> tuple[Settings, bool]:
@@ -39,7 +17,7 @@ def pick(settings: Settings, viewer: str) -> tuple[Settings, bool]:
     when the catalog cannot be read or no model is open to `viewer`."""
     if not settings.catalog_url:
         return settings, True
-    everything, error = read(settings)
+    everything, error = cached.models(settings)
     if everything is None:
         st.error(f"The catalog of models could not be read: {md(error)}")
         st.button("Try again", key="models-retry")
