@@ -133,9 +133,7 @@ def _call(function, *args: Any) -> Any:
     """function(*args), its refusals turned into tool errors in the dashboard's words."""
     try:
         return function(*args)
-    except ApiError as exc:
-        raise ToolError(exc.message) from None
-    except DashboardError as exc:
+    except (ApiError, DashboardError) as exc:
         raise ToolError(exc.message) from None
 
 

@@ -17,8 +17,6 @@ Errors are the protocol's shape, {"error": "..."}.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import struct
 import time
@@ -34,6 +32,7 @@ from dashboard.api.answers import answer_rows, counted, raw_outputs, record_rows
 from dashboard.api.errors import ApiError
 from dashboard.api.reading import catalog_of, models_of, read_body, version_for
 from dashboard.common.logs import report
+from dashboard.prediction import images
 from dashboard.prediction.images import ImageFile
 from dashboard.service import Served
 from dashboard.service.serving import Serving
@@ -316,11 +315,12 @@ def _bytes_items(name: str, raw: bytes, count: int) -> list[bytes]:
     return items
 
 
-def _json_bytes(name: str, data: Any, count: int) -> list[bytes]:
+def _json_bytes(name: str, data: Any, count: int) -> list[str]:
+    """BYTES elements written as JSON strings (an image's as base64 text), kept as text."""
     flat = _flatten(data)
     if len(flat) != count or not all(isinstance(v, str) for v in flat):
         raise bad(f"input {name}: BYTES data must be {count} strings")
-    return [v.encode("utf-8") for v in flat]
+    return flat
 
 
 def _flatten(data: Any) -> list:
@@ -345,23 +345,15 @@ def _rows(served: Served, tensors: dict[str, Any], limit: int) -> list[dict[str,
     columns = {}
     for feature in features:
         values = tensors[feature.name]
-        if feature.type == "image":
-            columns[feature.name] = [_image(feature.name, i, v) for i, v in enumerate(values)]
+        if feature.type == "image":  # binary data: the file's bytes; JSON: base64 text of them
+            columns[feature.name] = [
+                ImageFile("", v) if isinstance(v, bytes) else images.from_b64({"b64": v}) for v in values
+            ]
         elif feature.type == "number":
             columns[feature.name] = values.tolist()
         else:
-            columns[feature.name] = [v.decode("utf-8", errors="replace") for v in values]
+            columns[feature.name] = [v.decode("utf-8", errors="replace") if isinstance(v, bytes) else v for v in values]
     return [{name: column[i] for name, column in columns.items()} for i in range(count)]
-
-
-def _image(name: str, index: int, value: bytes) -> ImageFile:
-    """An image element: its bytes (binary data), or base64 text of them (JSON)."""
-    if value[:4] in (b"\x89PNG", b"RIFF", b"GIF8") or value[:2] in (b"\xff\xd8", b"BM"):
-        return ImageFile("", value)
-    try:
-        return ImageFile("", base64.b64decode(value, validate=True))
-    except (binascii.Error, ValueError):
-        return ImageFile("", value)  # neither: the row's error says it is not an image
 
 
 def _check_rows(count: int, limit: int) -> None:

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from dashboard.common.files import format_bytes
-from dashboard.common.memory import rss_bytes
+from dashboard.common.memory import model_budget, rss_bytes
 from dashboard.config import Settings
 from dashboard.errors import ModelMemoryError
 from dashboard.service.load import Progress, Served, load_version
@@ -152,7 +152,7 @@ class ModelPool:
             return self._served.get(key_of(settings, version))
 
 
-_POOLS: dict[tuple[int, int | None], ModelPool] = {}
+_POOLS: dict[tuple[int, int | None], ModelPool] = {}  # (MODEL_CACHE_VERSIONS, MODEL_MEMORY_MB) -> the pool
 
 
 _POOLS_LOCK = threading.Lock()
@@ -161,11 +161,8 @@ _POOLS_LOCK = threading.Lock()
 def process_pool(settings: Settings) -> ModelPool:
     """The one pool of loaded versions in this process, shared by the page and the HTTP API (one model in memory,
     two doors). The only process-wide state outside st.cache_resource: the API runs outside any script run."""
-    from dashboard.common.memory import model_budget
-
-    budget = model_budget(settings.memory_mb)[0]
-    key = (settings.cached_versions, budget)
-    with _POOLS_LOCK:
+    key = (settings.cached_versions, settings.memory_mb)
+    with _POOLS_LOCK:  # the budget (read from the cgroup when unset) is worked out once, not on every request
         if key not in _POOLS:
-            _POOLS[key] = ModelPool(*key)
+            _POOLS[key] = ModelPool(settings.cached_versions, model_budget(settings.memory_mb)[0])
         return _POOLS[key]
