@@ -139,8 +139,8 @@ def test_alembic_upgrades_from_empty_and_from_the_previous_revision(database, se
     }
     with engine.begin() as connection:
         connection.execute(predictions.insert(), [row])
-    assert historydb.migrate(engine) == "0003"
-    assert historydb.migrate(engine) == "0003"  # a second start changes nothing
+    assert historydb.migrate(engine) == "0004"
+    assert historydb.migrate(engine) == "0004"  # a second start changes nothing
     engine.dispose()
     recorder = make_recorder(database)
     try:

@@ -11,8 +11,9 @@ Feedback tabs, the API's lists) go to the database directly.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import sqlalchemy as sa
 
 from dashboard.config import Settings
 from dashboard.errors import ConfigError, InputError
-from dashboard.history import database, queries, records, reports
+from dashboard.history import database, monitoring, queries, records, reports
 from dashboard.history.database import HistoryError
 from dashboard.history.queries import PAGE_ROWS, Filters, Listing
 from dashboard.history.records import Served, Source
@@ -34,6 +35,9 @@ from dashboard.history.writer import UNREACHABLE, Writer
 class Recorder(Writer):
     """The process's history: recording goes through the writer's queue (writer.Writer); the reads behind the tabs
     and the API (queries, reports) go to the database directly, once this process's waiting records are written."""
+
+    monitor_cache_seconds: float = 30.0
+    _monitors: dict[monitoring.Scope, tuple[float, monitoring.Monitor]] = field(default_factory=dict)
 
     # recording
     def record(
@@ -126,6 +130,24 @@ class Recorder(Writer):
     def training_zip(self, filters: Filters) -> bytes:
         """The reports of an image model as a zip: one folder per right answer, and labels.csv."""
         return reports.training_zip(self._read, filters)
+
+    # monitoring
+    def monitor(
+        self, scope: monitoring.Scope, output_type: str, reference: Mapping[str, Any] | None
+    ) -> monitoring.Monitor:
+        """The Monitor tab's figures for scope (monitoring.monitor), computed at most every MONITOR_CACHE_SECONDS
+        for the same scope: a page's reruns and a dashboard's viewers share one computation."""
+        now = time.monotonic()
+        with self._wake:
+            kept = self._monitors.get(scope)
+        if kept is not None and now - kept[0] < self.monitor_cache_seconds:
+            return kept[1]
+        found = monitoring.monitor(self._read, self.engine.dialect.name, scope, output_type, reference)
+        with self._wake:
+            if len(self._monitors) > 64:  # old scopes (ranges ending at past hours) are not asked again
+                self._monitors.clear()
+            self._monitors[scope] = (now, found)
+        return found
 
     def _insert_report(self, entry: dict[str, Any]) -> int:
         try:

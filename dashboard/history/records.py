@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from dashboard.history import monitoring
 from dashboard.history.tables import predictions
 from dashboard.prediction import images
 from dashboard.prediction.schema import Schema
@@ -49,6 +51,8 @@ class Pending:
     rows: list[Mapping[str, Any]] | None = None  # a JSON API call: the rows as sent
     answers: list[dict[str, Any]] | None = None  # ... and the answer's rows
     ready: bool = False  # fields already complete (record_summary)
+    reference: Mapping[str, Any] | None = None  # the version's training reference: the monitor's drift bins
+    bins: monitoring.Digest | None = None  # the inputs' bins, counted before a large table's inputs were dropped
 
     @property
     def size(self) -> int:
@@ -76,9 +80,11 @@ def of_table(
     (inputs, prediction, probabilities, error); its rows are kept when there are at most keep_rows of them."""
     fields = _fields(served, source, who, len(table), seconds, file_name, file_sha256)
     keep = len(table) <= keep_rows
-    if not keep:  # only the summary is stored: the queue holds two columns, not the whole table
+    reference, bins = served.version.reference, None
+    if not keep:  # only the summary is stored: the queue holds two columns, not the whole table (and the bins)
+        bins = monitoring.input_bins(_good_columns(table, served.schema.names), reference) if reference else []
         table = table[["prediction", "error"]]
-    return Pending(fields, served.schema.output, keep, table=table)
+    return Pending(fields, served.schema.output, keep, table=table, reference=reference, bins=bins)
 
 
 def of_answer(
@@ -93,7 +99,8 @@ def of_answer(
     """A JSON API call (or an assistant's tool call) from its rows as sent and its answer rows: no table to convert
     (the hot path)."""
     fields = _fields(served, source, who, len(rows), seconds, None, None)
-    return Pending(fields, served.schema.output, len(rows) <= keep_rows, rows=rows, answers=answers)
+    keep = len(rows) <= keep_rows
+    return Pending(fields, served.schema.output, keep, rows=rows, answers=answers, reference=served.version.reference)
 
 
 def of_summary(
@@ -140,8 +147,11 @@ def insert(connection: sa.Connection, rows: list[dict[str, Any]]) -> None:
     driver call per batch instead of one per row spares it the GIL hand-offs, and one C-encoded document is
     far cheaper than SQLAlchemy's per-row bind processing. Times are written as each dialect stores them."""
     sqlite = connection.dialect.name == "sqlite"
-    rows = [{**row, "created_at": _stored_time(row["created_at"], sqlite)} for row in rows]  # copies: a retry
-    # one by one must find the rows as they were
+    monitoring.add(connection, rows)  # the hourly counts, in the same transaction
+    rows = [  # copies: a retry one by one must find the rows as they were
+        {**{k: v for k, v in row.items() if k != "monitor"}, "created_at": _stored_time(row["created_at"], sqlite)}
+        for row in rows
+    ]
     try:
         document = json.dumps(rows, ensure_ascii=False, allow_nan=False)
     except ValueError:  # NaN or infinity somewhere in an output: JSON has no such numbers
@@ -169,9 +179,39 @@ def row_of(pending: Pending) -> dict[str, Any]:
     """The database row for a queued prediction: inputs and outputs (when kept) and the summary."""
     fields = dict(pending.fields)
     if pending.ready:
-        return fields
+        return {**fields, "monitor": _digest(fields, [], None, None)}
     if pending.answers is not None:
-        return {**fields, **_from_answers(pending)}
+        answers = pending.answers
+        good = [i for i, a in enumerate(answers) if not a.get("error")]
+        sent = pending.rows or []
+        inputs = {name: [sent[i].get(name) for i in good if i < len(sent)] for name in pending.features}
+        row = {**fields, **_from_answers(pending)}
+        return {**row, "monitor": _digest(row, [answers[i]["prediction"] for i in good], inputs, pending.reference)}
+    row = _from_table(pending, fields)
+    full = pending.table
+    good = ~full["error"].astype(bool).to_numpy() if len(full) else np.zeros(0, dtype=bool)
+    answers = full["prediction"].to_numpy()[good].tolist() if len(full) else []
+    if pending.bins is not None:  # the inputs were counted when recorded
+        return {**row, "monitor": _digest(row, answers, None, None) + pending.bins}
+    inputs = _good_columns(full, pending.features)
+    return {**row, "monitor": _digest(row, answers, inputs, pending.reference)}
+
+
+def _digest(row: dict[str, Any], answers: list[Any], inputs: Any, reference: Any) -> monitoring.Digest:
+    return monitoring.digest(
+        row["duration_ms"], row["rows"], row["errors"], row["output_type"], answers, inputs, reference
+    )
+
+
+def _good_columns(table: pd.DataFrame, names: list[str]) -> dict[str, list[Any]]:
+    """The predicted rows' values of each feature column the table has."""
+    if not len(table):
+        return {}
+    good = ~table["error"].astype(bool).to_numpy()
+    return {name: table[name].to_numpy()[good].tolist() for name in names if name in table.columns}
+
+
+def _from_table(pending: Pending, fields: dict[str, Any]) -> dict[str, Any]:
     full = pending.table
     errors = full["error"].astype(bool).to_numpy() if len(full) else []
     fields["errors"] = int(sum(errors))

@@ -77,10 +77,18 @@ def add(
         "label": label,
         "value": float(value) if value is not None else None,
         "comment": (comment or "").replace("\x00", "").strip()[:2000] or None,
+        "answer": _answer(found, row),
     }
     entry["id"] = insert(entry)
     log.info("feedback %s by %s on prediction %s (version %s)", entry["id"], who, prediction_id, found["version"])
     return public(entry)
+
+
+def _answer(found: dict[str, Any], row: int) -> str | None:
+    """The answer the report corrects, as text, when the prediction kept its rows (else None)."""
+    answered = _row_of(found.get("outputs"), row)
+    value = answered.get("prediction") if isinstance(answered, dict) else None
+    return None if value is None else str(value)[:255]
 
 
 def listing(read: Read, filters: Filters, limit: int = PAGE_ROWS, offset: int = 0) -> Listing:

@@ -42,4 +42,21 @@ feedback = sa.Table(
     sa.Column("label", sa.Text),  # the right label (classification, binary)
     sa.Column("value", sa.Float),  # the right value (regression)
     sa.Column("comment", sa.Text),
+    sa.Column("answer", sa.Text),  # the answer it corrects (label or value, as text); NULL before 0004
+)
+
+# hourly counts behind the Monitor tab (history/monitoring.py), added to as predictions are written
+monitor_counts = sa.Table(
+    "monitor_counts",
+    metadata,
+    sa.Column("hour", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model", sa.String(64), nullable=False),  # "" for a dashboard's only, unnamed model
+    sa.Column("version", sa.String(64), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # the door: form, batch, api, cli, mcp
+    sa.Column("metric", sa.String(16), nullable=False),  # monitoring.Metric
+    sa.Column("feature", sa.String(255), nullable=False),  # an input feature (metric "bin"/"outside"), else ""
+    sa.Column("key", sa.String(255), nullable=False),  # a latency bucket, a class, a bin or a choice, else ""
+    sa.Column("count", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.Float, nullable=False),  # a sum beside the count (the calls' milliseconds)
+    sa.PrimaryKeyConstraint("model", "version", "hour", "source", "metric", "feature", "key"),
 )

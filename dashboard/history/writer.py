@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from dashboard.common.logs import log
-from dashboard.history import database
+from dashboard.history import database, monitoring
 from dashboard.history.database import HistoryError
 from dashboard.history.records import Pending, insert, row_of
 from dashboard.history.spool import Spool
@@ -194,6 +194,7 @@ class Writer:
         with self.engine.begin() as connection:
             connection.execute(feedback.delete().where(feedback.c.prediction_id.in_(old)))
             gone = connection.execute(predictions.delete().where(predictions.c.created_at < cutoff)).rowcount
+            monitoring.prune(connection, cutoff)
         if gone:
             days = self.retention_days
             log.info("history: %d prediction(s) older than %d days deleted (HISTORY_RETENTION_DAYS)", gone, days)
