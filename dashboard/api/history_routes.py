@@ -14,10 +14,11 @@ from fastapi.responses import JSONResponse
 
 from dashboard.api.documents import ERRORS, FeedbackPage, FeedbackRequest, HistoryPage
 from dashboard.api.errors import ApiError
-from dashboard.api.reading import models_of, who
+from dashboard.api.reading import catalog_of, models_of, version_for, who
 from dashboard.errors import InputError, UnknownModelError
 from dashboard.history import SOURCES, Filters, Recorder, UnknownPredictionError
 from dashboard.history.database import HistoryError
+from dashboard.service import monitor as watch
 from dashboard.service.serving import Serving
 
 MAX_LIMIT = 500
@@ -87,6 +88,47 @@ def add_history_routes(api: FastAPI, serving: Serving) -> None:
         return JSONResponse(stored, status_code=201)
 
 
+def add_monitor_route(api: FastAPI, serving: Serving) -> None:
+    """GET /monitor: the Monitor tab's figures as JSON."""
+
+    @api.get(
+        "/monitor",
+        summary="Monitoring of one model's version over a time range: volume by door, latency, outputs, drift, feedback",
+        responses=ERRORS,
+    )
+    async def monitor(
+        request: Request,
+        model: str | None = None,
+        version: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        bucket: str = "day",
+    ) -> JSONResponse:
+        recorder = _recorder(serving)
+        if bucket not in ("day", "hour"):
+            raise ApiError(400, "bad_request", f"bucket={bucket!r} is not one of day, hour")
+        catalog = catalog_of(serving, request)
+        served, _ = await version_for(serving, version or catalog.default.label, request)
+        default = served.version.model_name == models_of(serving, None).default
+        try:
+            scope = watch.scope_of(served, _when("since", since), _when("until", until), bucket, default)
+        except InputError as exc:
+            raise ApiError(400, "bad_request", exc.message) from exc
+        found = await _read(watch.figures, recorder, served, scope)
+        return JSONResponse(found.as_json(), headers={"X-Model-Name": scope.model, "X-Model-Version": scope.version})
+
+
+def _when(name: str, text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ApiError(
+            400, "bad_request", f"{name}={text!r} is not a date; use ISO 8601 such as 2026-11-30 or 2026-11-30T08:00:00Z"
+        ) from exc
+
+
 def _recorder(serving: Serving) -> Recorder:
     if serving.recorder is None:
         raise ApiError(404, "history_off", "prediction history is off on this server (HISTORY=off)")
@@ -98,16 +140,7 @@ def _filters(
 ) -> Filters:
     if source is not None and source not in SOURCES:
         raise ApiError(400, "bad_request", f"source={source!r} is not one of {', '.join(SOURCES)}")
-    when = None
-    if since:
-        try:
-            when = datetime.fromisoformat(since)
-        except ValueError as exc:
-            raise ApiError(
-                400,
-                "bad_request",
-                f"since={since!r} is not a date; use ISO 8601 such as 2026-11-30 or 2026-11-30T08:00:00Z",
-            ) from exc
+    when = _when("since", since)
     if serving.settings.history_scope == "own":
         user = who(request)
     return Filters(version=version or None, user=user or None, source=source, since=when)

@@ -23,7 +23,7 @@ from dashboard.api import predicting
 from dashboard.api.answers import models_listing, version_info
 from dashboard.api.documents import ERRORS, PREDICT_BODY, ErrorAnswer, ModelInfo, Models, PredictAnswer, Versions
 from dashboard.api.errors import RETRY_AFTER, ApiError, error_response
-from dashboard.api.history_routes import add_history_routes
+from dashboard.api.history_routes import add_history_routes, add_monitor_route
 from dashboard.api.reading import (
     catalog_of,
     choose,
@@ -62,6 +62,7 @@ def create_api(serving: Serving) -> FastAPI:
     _add_model_routes(api, serving)
     _add_predict_route(api, serving)
     add_history_routes(api, serving)
+    add_monitor_route(api, serving)
     _add_docs(api)
     return api
 

@@ -137,7 +137,7 @@ def _listing_frame(items: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _closed(settings: Settings) -> bool:
+def closed(settings: Settings) -> bool:
     """With API tokens but no sign-in the page is open to anyone while the history holds what token holders sent:
     nobody on the page can be told apart, so nobody reads it here (says so, and how to open it)."""
     access = settings.access
@@ -156,7 +156,7 @@ def history_tab(settings: Settings, recorder: Recorder | None, who: str, model: 
     if recorder is None:
         st.info("History is off on this server (HISTORY=off): predictions are not recorded.")
         return
-    if _closed(settings):
+    if closed(settings):
         return
     try:
         filters = _filters(settings, recorder, who, "history", model)
@@ -259,7 +259,7 @@ def feedback_tab(settings: Settings, recorder: Recorder | None, who: str, model:
     if recorder is None:
         st.info("History is off on this server (HISTORY=off): there is nothing to report on.")
         return
-    if _closed(settings):
+    if closed(settings):
         return
     try:
         filters = _filters(settings, recorder, who, "feedback", model)

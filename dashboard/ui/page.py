@@ -13,7 +13,7 @@ if __package__ in (None, ""):  # run as a script by `streamlit run`: make `dashb
 from dashboard import history
 from dashboard.common.logs import configure_logging, log
 from dashboard.errors import DashboardError, describe
-from dashboard.ui import batch, cached, compare, fallback, models, sidebar, signin, single
+from dashboard.ui import batch, cached, compare, fallback, models, monitor, sidebar, signin, single
 from dashboard.ui import history as history_ui
 from dashboard.ui.words import md
 
@@ -65,8 +65,8 @@ def main() -> None:
             "(details in the sidebar)."
         )
     st.markdown(intro(catalog, served))
-    tab_single, tab_batch, tab_compare, tab_history, tab_feedback = st.tabs(
-        ["Predict", "Batch", "Compare", "History", "Feedback"], key="tab", on_change="rerun"
+    tab_single, tab_batch, tab_compare, tab_history, tab_feedback, tab_monitor = st.tabs(
+        ["Predict", "Batch", "Compare", "History", "Feedback", "Monitor"], key="tab", on_change="rerun"
     )
     with tab_single:
         single_tab(served, who, recorder)
@@ -74,7 +74,7 @@ def main() -> None:
         batch_tab(settings, served, who, recorder)
     with tab_compare:
         compare_tab(settings, catalog, served)
-    # History and Feedback read the database: only when open, so they are fresh when opened and cost nothing else
+    # History, Feedback and Monitor read the database: only when open, so they are fresh when opened and cost nothing else
     model = (served.version.model_name, default_model)
     if tab_history.open:
         with tab_history:
@@ -82,6 +82,9 @@ def main() -> None:
     if tab_feedback.open:
         with tab_feedback:
             feedback_tab(settings, recorder, who, model)
+    if tab_monitor.open:
+        with tab_monitor:
+            monitor_tab(settings, recorder, served, default_model)
 
 
 # Each tab is a fragment: pressing Predict, uploading a file or comparing reruns that tab only, not the page
@@ -110,6 +113,11 @@ def history_tab(settings, recorder, who: str, model) -> None:
 @st.fragment
 def feedback_tab(settings, recorder, who: str, model) -> None:
     history_ui.feedback_tab(settings, recorder, who, model)
+
+
+@st.fragment
+def monitor_tab(settings, recorder, served, default_model: bool) -> None:
+    monitor.monitor_tab(settings, recorder, served, default_model)
 
 
 def intro(catalog, served) -> str:
