@@ -26,6 +26,7 @@ from dashboard.api.assistants import create_mcp, mcp_routes
 from dashboard.api.compat import compat_routes
 from dashboard.api.gate import BearerGate
 from dashboard.api.lane import ApiLane
+from dashboard.api.metrics import RequestMetrics, metrics_routes
 from dashboard.api.oip import oip_routes
 from dashboard.api.predicting import fast_routes
 from dashboard.api.routes import create_api
@@ -119,11 +120,16 @@ _api_routes = [
     *compat_routes(SERVER),
     *oip_routes(SERVER),
     *mcp_routes(MCP),
+    *metrics_routes(),
 ]
 app = st.App(
     Path(__file__).resolve().parent / "ui" / "page.py",
     routes=_api_routes,  # reached through ApiLane, which takes the API's paths before Streamlit's middleware
-    middleware=[Middleware(BearerGate, access=SERVER.settings.access), Middleware(ApiLane, routes=_api_routes)],
+    middleware=[
+        Middleware(RequestMetrics),  # outermost: the gate's refusals are counted too
+        Middleware(BearerGate, access=SERVER.settings.access),
+        Middleware(ApiLane, routes=_api_routes),
+    ],
     lifespan=lifespan,
     # AUTH_* config vars become Streamlit's [auth] section (a dyno has no secrets.toml)
     secrets=_sign_in.as_secrets() if _sign_in is not None and _sign_in.from_environment else None,

@@ -13,7 +13,7 @@ from dashboard.access import Access
 from dashboard.common import sessions
 from dashboard.common.logs import log
 
-API_PREFIXES = ("/api/v1/", "/v1/models", "/invocations", "/ping", "/v2", "/mcp")
+API_PREFIXES = ("/api/v1/", "/v1/models", "/invocations", "/ping", "/v2", "/mcp", "/metrics")
 OPEN_PATHS = ("/api/v1/health", "/v2/health/live")  # liveness probes carry no token
 # the docs page, its assets and the OpenAPI document: also for a person signed in to the page (the page's own
 # cookie), so they can read the API and try calls with a token from the docs page's Authorize button

@@ -36,8 +36,8 @@ class Recorder(Writer):
     """The process's history: recording goes through the writer's queue (writer.Writer); the reads behind the tabs
     and the API (queries, reports) go to the database directly, once this process's waiting records are written."""
 
-    monitor_cache_seconds: float = 30.0
-    _monitors: dict[monitoring.Scope, tuple[float, monitoring.Monitor]] = field(default_factory=dict)
+    monitor_cache_seconds: float = 10.0
+    _monitors: dict[monitoring.Scope, tuple[float, monitoring.Monitor, int]] = field(default_factory=dict)
 
     # recording
     def record(
@@ -135,18 +135,21 @@ class Recorder(Writer):
     def monitor(
         self, scope: monitoring.Scope, output_type: str, reference: Mapping[str, Any] | None
     ) -> monitoring.Monitor:
-        """The Monitor tab's figures for scope (monitoring.monitor), computed at most every MONITOR_CACHE_SECONDS
-        for the same scope: a page's reruns and a dashboard's viewers share one computation."""
+        """The Monitor tab's figures for scope (monitoring.monitor), computed again only when this process wrote
+        predictions since and monitor_cache_seconds have passed: a page's reruns and a dashboard's viewers share one
+        computation under load, and an idle dashboard shows its last prediction at once."""
         now = time.monotonic()
         with self._wake:
             kept = self._monitors.get(scope)
-        if kept is not None and now - kept[0] < self.monitor_cache_seconds:
+            waiting = bool(self._pending or self._busy)
+        if kept is not None and (kept[2] == self.written and not waiting or now - kept[0] < self.monitor_cache_seconds):
             return kept[1]
+        written = self.written
         found = monitoring.monitor(self._read, self.engine.dialect.name, scope, output_type, reference)
         with self._wake:
             if len(self._monitors) > 64:  # old scopes (ranges ending at past hours) are not asked again
                 self._monitors.clear()
-            self._monitors[scope] = (now, found)
+            self._monitors[scope] = (now, found, written)
         return found
 
     def _insert_report(self, entry: dict[str, Any]) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from dashboard.common import metrics
 from dashboard.common.logs import log
 from dashboard.history import database, monitoring
 from dashboard.history.database import HistoryError
@@ -86,6 +87,7 @@ class Writer:
             if not full:
                 self._pending.append(pending)
                 self._waiting_bytes += pending.size
+                self._depth()
                 if len(self._pending) == 1:
                     self._wake.notify_all()
                 return pending.fields["id"]
@@ -99,14 +101,15 @@ class Writer:
             try:
                 rows.append(row_of(pending))
             except Exception as exc:  # a record that cannot become a row is lost: say so
-                self.dropped += 1
+                self._drop(1)
                 log.warning("history: a prediction could not be recorded: %s", database.explain(exc, self.url))
         kept = self.spool.add(rows) if self.spool is not None and rows else 0
         self._spool_due = self._spool_due or kept > 0
         lost = len(rows) - kept
         first_spooled = kept and not self.spooled
         self.spooled += kept
-        before, self.dropped = self.dropped, self.dropped + lost
+        before = self.dropped
+        self._drop(lost)
         thousands = before // 1000 != self.dropped // 1000
         if first_spooled or (lost and (before == 0 or thousands)) or why.startswith("stopping"):  # once per cause
             log.warning(
@@ -119,6 +122,14 @@ class Writer:
                 lost,
                 self.dropped,
             )
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        metrics.HISTORY_DROPPED.inc(count)
+
+    def _depth(self) -> None:
+        """The queue's depth on /metrics (held: _wake)."""
+        metrics.HISTORY_QUEUE.set(len(self._pending) + self._busy)
 
     def status(self) -> Status:
         with self._wake:
@@ -179,6 +190,7 @@ class Writer:
                 written = self._write_rows(rows) if rows else 0
                 path.unlink(missing_ok=True)
                 self.written += written
+                metrics.HISTORY_WRITTEN.inc(written)
                 log.info("history: %d spooled record(s) written from %s", written, path.name)
         except BaseException:
             self._spool_due = True  # the database stopped answering: the rest is tried again
@@ -229,8 +241,10 @@ class Writer:
                 self._busy = len(batch)
                 self._inflight = batch
                 self._waiting_bytes -= sum(p.size for p in batch)
+            started = time.perf_counter()
             try:
                 done = self._write(batch)
+                metrics.HISTORY_WRITE_SECONDS.observe(time.perf_counter() - started)
             except UNREACHABLE as exc:
                 with self._wake:
                     if not self._closing:  # closing: close() has spooled them
@@ -241,7 +255,7 @@ class Writer:
                 delay = self._pause(exc, "writing the history failed; the records wait and are retried", delay)
                 continue
             except Exception as exc:  # a bug or a refused batch must not stop the writer
-                self.dropped += len(batch)
+                self._drop(len(batch))
                 done = 0
                 log.warning(
                     "history: %d record(s) could not be written: %s", len(batch), database.explain(exc, self.url)
@@ -249,10 +263,12 @@ class Writer:
             if self._problem is not None:
                 log.info("history: %s reachable again; waiting records written", database.shown(self.url))
             self._problem, delay = None, 0.5
+            metrics.HISTORY_WRITTEN.inc(done)
             with self._wake:
                 self.written += done
                 self._busy = 0
                 self._inflight = []
+                self._depth()
                 self._wake.notify_all()
 
     def _pause(self, exc: BaseException, context: str, delay: float) -> float:
@@ -273,7 +289,7 @@ class Writer:
             try:
                 rows.append(row_of(pending))
             except Exception as exc:
-                self.dropped += 1
+                self._drop(1)
                 log.warning("history: a prediction could not be recorded: %s", database.explain(exc, self.url))
         return self._write_rows(rows)
 
@@ -300,7 +316,7 @@ class Writer:
                 except sa.exc.IntegrityError:  # its id is there already (spooled at a stop, then written)
                     continue
                 except (sa.exc.DBAPIError, sa.exc.StatementError) as exc:
-                    self.dropped += 1
+                    self._drop(1)
                     log.warning("history: the database refused a record: %s", database.explain(exc, self.url))
             return written
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,29 @@ class BatchResult(RowCounts):
         """Up to ten 'row N (line M): why' lines for the validation report: N counts data rows from 1, M is the
         line in the file (the header is line 1)."""
         return [f"{row_reference(i)}: {self.errors[i]}" for i in np.flatnonzero(~self.good)[:10]]
+
+
+Reason = Literal["missing_value", "not_a_number", "too_large", "not_a_choice", "bad_text", "not_finite_answer", "other"]
+_REASONS: tuple[tuple[str, Reason], ...] = (  # what a row's first problem says -> why it was refused
+    (": missing value", "missing_value"),
+    ("is not one of", "not_a_choice"),
+    ("is beyond the largest number", "too_large"),
+    ("is not a number", "not_a_number"),
+    ("is not a finite number", "not_a_number"),
+    ("is ambiguous", "not_a_number"),
+    ("is not valid text", "bad_text"),
+    ("the model's answer for this row is not a finite number", "not_finite_answer"),
+)
+
+
+def refusals(errors: np.ndarray, good: np.ndarray) -> dict[Reason, int]:
+    """How many rows were refused for each reason (a row's first problem counts)."""
+    found: dict[Reason, int] = {}
+    for index in np.flatnonzero(~good):
+        first = str(errors[index]).split("; ", 1)[0]
+        reason = next((r for text, r in _REASONS if text in first), "other")
+        found[reason] = found.get(reason, 0) + 1
+    return found
 
 
 def row_reference(index: int) -> str:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import service
+from dashboard.common import metrics
 from dashboard.loading.runtime import ModelBusy, not_waiting
 from dashboard.prediction.scoring import BatchResult
 from dashboard.prediction.validate import RangeWarning
@@ -108,6 +109,7 @@ class MicroBatcher:
             task.add_done_callback(self._tasks.discard)
 
     async def _run(self, key: str, served: Served, jobs: list[_Job]) -> None:
+        metrics.BATCH_ROWS.observe(sum(len(job.rows) for job in jobs))
         try:
             await self._work(served, jobs)
         finally:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from dashboard.common import metrics
 from dashboard.common.files import format_bytes
 from dashboard.common.memory import model_budget, rss_bytes
 from dashboard.config import Settings
@@ -77,16 +79,24 @@ class ModelPool:
                 if key in self._served:
                     self._served.move_to_end(key)
                     return self._served[key]
+            started = time.monotonic()
             try:
                 with self._load_lock:
                     before = rss_bytes()
                     served = load_version(settings, version, progress, admit=lambda size: self._admit(key, size))
                     cost = self._cost(served, rss_bytes() - before)
+            except BaseException:
+                metrics.MODEL_LOADS.labels(key[0], key[1], "failed").inc()
+                raise
             finally:
                 with self._lock:
                     self._loading.pop(key, None)
+            metrics.MODEL_LOADS.labels(key[0], key[1], "loaded").inc()
+            metrics.MODEL_LOAD_SECONDS.labels(key[0]).observe(time.monotonic() - started)
             with self._lock:
                 self._served[key], self._bytes[key] = served, cost
+                metrics.MODELS_LOADED.inc()
+                metrics.MODEL_BYTES.labels(key[0], key[1]).inc(cost)
                 self._release_over(key)
         gc.collect()
         return served
@@ -132,6 +142,8 @@ class ModelPool:
                 return
             del self._served[dropped]
             freed = self._bytes.pop(dropped, 0)
+            metrics.MODELS_LOADED.dec()
+            metrics.MODEL_BYTES.labels(dropped[0], dropped[1]).dec(freed)
             log.info(
                 "released version %s of %s (%s) to stay within bounds", dropped[1], dropped[0], format_bytes(freed)
             )

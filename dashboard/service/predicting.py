@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from dashboard.common import metrics
 from dashboard.config import Settings
 from dashboard.prediction import scoring
 from dashboard.prediction.reading import csv_files
@@ -24,7 +25,22 @@ def predict_table(
     """Validate a table read from a CSV file against the served schema and predict its good rows."""
     strings = frozenset(i.name for i in served.model.inputs if i.is_string)
     validated = validate(table, served.schema, served.model.named_inputs, strings, max_warnings)
-    return scoring.predict_validated(served.model, table.frame, validated, served.schema.output, served.label, progress)
+    return counted(
+        served,
+        scoring.predict_validated(served.model, table.frame, validated, served.schema.output, served.label, progress),
+    )
+
+
+def counted(served: Served, result: BatchResult) -> BatchResult:
+    """result, its rows counted in the process's metrics (predicted, and refused by reason)."""
+    model, version = served.version.model_name, served.label
+    predicted = int(result.good.sum())
+    if predicted:
+        metrics.ROWS_PREDICTED.labels(model, version).inc(predicted)
+    if predicted < len(result.good):
+        for reason, rows in scoring.refusals(result.errors, result.good).items():
+            metrics.ROWS_REFUSED.labels(model, version, reason).inc(rows)
+    return result
 
 
 def predict_frame(
@@ -66,4 +82,4 @@ def predict_rows(served: Served, rows: Sequence[Mapping[str, Any]]) -> BatchResu
         return predict_frame(served, frame_of(rows, names), None, None)
     validated = validate_matrix(numbers, served.schema, None)
     frame = pd.DataFrame(numbers, columns=list(names), copy=False)
-    return scoring.predict_validated(served.model, frame, validated, served.schema.output, served.label)
+    return counted(served, scoring.predict_validated(served.model, frame, validated, served.schema.output, served.label))
