@@ -34,6 +34,7 @@ from dashboard.common.files import format_bytes
 from dashboard.common.logs import configure_logging, log
 from dashboard.common.memory import model_budget
 from dashboard.errors import DashboardError
+from dashboard.service.alerts import alerts_for, watch_forever
 from dashboard.service.batching import MicroBatcher
 from dashboard.service.serving import Serving
 
@@ -70,7 +71,18 @@ def _server() -> Serving:
         settings.cached_versions,
     )
     batcher = MicroBatcher(wait=settings.api_batch_wait_ms / 1000, max_rows=settings.api_batch_max_rows)
-    return Serving(settings=settings, batcher=batcher, recorder=recorder)
+    alerts = alerts_for(settings)
+    if alerts is not None:
+        if recorder is None:
+            log.warning("MONITOR_WEBHOOK_URL is set but HISTORY=off: only load failures are alerted")
+        log.info(
+            "alerts go to the webhook at %s (every %g s; refused rows over %.1f%%, flagged answers over %.1f%%)",
+            alerts.where,
+            settings.monitor_check_seconds,
+            100 * settings.monitor_error_rate,
+            100 * settings.monitor_flag_rate,
+        )
+    return Serving(settings=settings, batcher=batcher, recorder=recorder, alerts=alerts)
 
 
 def _no_nagle() -> None:
@@ -104,8 +116,14 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
     threading.Thread(target=SERVER.preload, name="preload default version", daemon=True).start()
     if SERVER.recorder is not None:
         SERVER.recorder.start()  # the history's schema brought up to date in the background
+    stop = threading.Event()
+    if SERVER.alerts is not None:
+        every = SERVER.settings.monitor_check_seconds
+        watcher = (SERVER.alerts, every, SERVER.check_alerts, stop)
+        threading.Thread(target=watch_forever, args=watcher, name="alert watcher", daemon=True).start()
     async with MCP.session_manager.run():  # the /mcp door's task group
         yield
+    stop.set()
     if SERVER.recorder is not None:  # stopping (SIGTERM on a restart): write what waits, spool the rest to disk
         import asyncio
 

@@ -93,6 +93,11 @@ class Settings:
     history_queue_mb: int = 64  # ... and the memory they may take; past either, records go to the spool on disk
     history_spool_mb: int = 256  # records kept on local disk until the database answers (then dropped, counted)
     history_retention_days: int = 365  # predictions and reports older than this are deleted (0: kept forever)
+    # monitoring alerts (service/alerts.py): the webhook URL is a secret (it lets anyone post), kept out of repr
+    monitor_webhook_url: str | None = field(default=None, repr=False)
+    monitor_error_rate: float = 0.1  # share of refused rows over the last hour that sends an alert
+    monitor_flag_rate: float = 0.05  # share of predicted rows reported wrong over the last day that sends one
+    monitor_check_seconds: float = 300.0  # how often the history is checked for alerts
 
     @property
     def model_limits(self) -> ModelLimits:
@@ -158,6 +163,7 @@ def load_settings(environ: Mapping[str, str] | None = None, secrets: Mapping[str
         **_limits(get),
         **_buckets(get),
         **_history(get),
+        **_monitoring(get),
         access=_access(get, sec),
     )
 
@@ -284,6 +290,32 @@ def _history(get: Get) -> dict[str, Any]:
         history_retention_days=integer(
             get("HISTORY_RETENTION_DAYS"), "HISTORY_RETENTION_DAYS", d.history_retention_days, minimum=0
         ),
+    )
+
+
+def _monitoring(get: Get) -> dict[str, Any]:
+    """Alerts to a webhook: where, and the thresholds."""
+    d = DEFAULTS
+    url = get("MONITOR_WEBHOOK_URL")
+    if url and not re.match(r"https?://[^/\s]+", url):
+        raise ConfigError("MONITOR_WEBHOOK_URL must be an http:// or https:// URL (the address alerts are posted to)")
+    rates = {}
+    for name, default in (("MONITOR_ERROR_RATE", d.monitor_error_rate), ("MONITOR_FLAG_RATE", d.monitor_flag_rate)):
+        given = get(name)
+        try:
+            rates[name] = default if given is None else float(given)
+        except ValueError:
+            rates[name] = -1.0
+        if not 0 < rates[name] <= 1:
+            raise ConfigError(f"{name}={given!r} is not a share; use a number above 0 and at most 1, such as 0.1 (10%)")
+    every = number(get("MONITOR_CHECK_SECONDS"), "MONITOR_CHECK_SECONDS", d.monitor_check_seconds)
+    if every < 1:
+        raise ConfigError(f"MONITOR_CHECK_SECONDS must be at least 1, not {every:g}")
+    return dict(
+        monitor_webhook_url=url,
+        monitor_error_rate=rates["MONITOR_ERROR_RATE"],
+        monitor_flag_rate=rates["MONITOR_FLAG_RATE"],
+        monitor_check_seconds=every,
     )
 
 

@@ -93,7 +93,7 @@ def add_monitor_route(api: FastAPI, serving: Serving) -> None:
 
     @api.get(
         "/monitor",
-        summary="Monitoring of one model's version over a time range: volume by door, latency, outputs, drift, feedback",
+        summary="One version watched over a time range: volume by door, latency, answers, drift, feedback",
         responses=ERRORS,
     )
     async def monitor(
@@ -125,7 +125,9 @@ def _when(name: str, text: str | None) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError as exc:
         raise ApiError(
-            400, "bad_request", f"{name}={text!r} is not a date; use ISO 8601 such as 2026-11-30 or 2026-11-30T08:00:00Z"
+            400,
+            "bad_request",
+            f"{name}={text!r} is not a date; use ISO 8601 such as 2026-11-30 or 2026-11-30T08:00:00Z",
         ) from exc
 
 

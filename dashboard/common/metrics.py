@@ -86,9 +86,7 @@ HISTORY_QUEUE = Gauge(
     registry=REGISTRY,
     multiprocess_mode="livesum",
 )
-HISTORY_WRITTEN = Counter(
-    f"{PREFIX}_history_written", "Predictions written to the history.", registry=REGISTRY
-)
+HISTORY_WRITTEN = Counter(f"{PREFIX}_history_written", "Predictions written to the history.", registry=REGISTRY)
 HISTORY_DROPPED = Counter(
     f"{PREFIX}_history_dropped",
     "Predictions the history could not keep (past its queue and spool, or refused by the database).",
@@ -115,4 +113,3 @@ def exposition() -> tuple[bytes, str]:
         shared.MultiProcessCollector(registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
-

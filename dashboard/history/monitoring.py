@@ -307,8 +307,17 @@ def _volume(by_metric: Mapping[str, list[dict[str, Any]]], bucket: Bucket) -> li
     for metric, column in (("calls", "predictions"), ("rows", "rows"), ("errors", "refused_rows")):
         for row in by_metric.get(metric, ()):
             key = (bucket_of(row["hour"], bucket), row["source"])
-            entry = table.setdefault(key, {"time": iso(key[0]), "door": key[1], "predictions": 0, "rows": 0,
-                                           "refused_rows": 0, "milliseconds": 0.0})
+            entry = table.setdefault(
+                key,
+                {
+                    "time": iso(key[0]),
+                    "door": key[1],
+                    "predictions": 0,
+                    "rows": 0,
+                    "refused_rows": 0,
+                    "milliseconds": 0.0,
+                },
+            )
             entry[column] += row["count"]
             if metric == "calls":
                 entry["milliseconds"] += row["total"]
@@ -468,8 +477,12 @@ def _feedback(
     ]
     when = _bucket_sql(predictions.c.created_at, dialect, scope.bucket).label("bucket")
     flagged = read(
-        sa.select(when, sa.func.count(sa.distinct(feedback.c.prediction_id + ":" + sa.cast(feedback.c.row, sa.String)))
-                  .label("flagged"))
+        sa.select(
+            when,
+            sa.func.count(sa.distinct(feedback.c.prediction_id + ":" + sa.cast(feedback.c.row, sa.String))).label(
+                "flagged"
+            ),
+        )
         .select_from(feedback.join(predictions))
         .where(*where)
         .group_by(when)

@@ -10,6 +10,7 @@ Feedback tabs, the API's lists) go to the database directly.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Mapping
@@ -142,7 +143,9 @@ class Recorder(Writer):
         with self._wake:
             kept = self._monitors.get(scope)
             waiting = bool(self._pending or self._busy)
-        if kept is not None and (kept[2] == self.written and not waiting or now - kept[0] < self.monitor_cache_seconds):
+        age = now - kept[0] if kept is not None else math.inf
+        unchanged = kept is not None and kept[2] == self.written and not waiting
+        if age < self.monitor_cache_seconds or (unchanged and age < 300):
             return kept[1]
         written = self.written
         found = monitoring.monitor(self._read, self.engine.dialect.name, scope, output_type, reference)

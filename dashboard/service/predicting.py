@@ -82,4 +82,5 @@ def predict_rows(served: Served, rows: Sequence[Mapping[str, Any]]) -> BatchResu
         return predict_frame(served, frame_of(rows, names), None, None)
     validated = validate_matrix(numbers, served.schema, None)
     frame = pd.DataFrame(numbers, columns=list(names), copy=False)
-    return counted(served, scoring.predict_validated(served.model, frame, validated, served.schema.output, served.label))
+    result = scoring.predict_validated(served.model, frame, validated, served.schema.output, served.label)
+    return counted(served, result)

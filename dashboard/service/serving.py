@@ -16,6 +16,7 @@ from dashboard.config import Settings
 from dashboard.errors import DashboardError
 from dashboard.history import Recorder
 from dashboard.service import ModelPool, Served
+from dashboard.service.alerts import Alerts
 from dashboard.service.batching import MicroBatcher
 from dashboard.service.models import for_model, models
 from dashboard.store.catalog import ModelCatalog, read_catalog
@@ -32,6 +33,7 @@ class Serving:
     settings: Settings
     batcher: MicroBatcher
     recorder: Recorder | None = None  # the prediction history (None when HISTORY=off)
+    alerts: Alerts | None = None  # MONITOR_WEBHOOK_URL's sender (None when unset)
     _models: tuple[ModelCatalog, float] | None = None  # the catalog of models, and when it was read
     _versions: dict[str, tuple[Catalog, float]] = field(default_factory=dict)  # model name ("": single) -> versions
     _narrowed: dict[str, tuple] = field(default_factory=dict)  # model name -> (the catalog read, its settings)
@@ -122,6 +124,29 @@ class Serving:
         except DashboardError as exc:
             report(exc, "preloading the default version failed")
 
+    def _is_default(self, version: ModelVersion) -> bool:
+        """version is its model's default version."""
+        try:
+            return self.catalog(version.model_name or None).default.identity == version.identity
+        except DashboardError:
+            return False
+
+    def check_alerts(self) -> list[dict]:
+        """One round of alert checks: every model's default version that is loaded, over its history."""
+        if self.alerts is None or self.recorder is None:
+            return []
+        posted = []
+        default = self.models().default
+        for entry in self.models().entries:
+            try:
+                version = self.catalog(entry.name).default
+            except DashboardError:
+                continue  # a model whose versions cannot be read: its load failure is the alert
+            served = self.pool.peek(self.settings, version)
+            if served is not None:
+                posted += self.alerts.check(served, self.recorder, default_model=entry.name == default)
+        return posted
+
     def _load(self, version: ModelVersion) -> None:
         started = time.monotonic()
         try:
@@ -130,6 +155,8 @@ class Serving:
             report(exc, f"version {version.label} could not be loaded for the API")
             with self._lock:
                 self._failed[version.identity] = (exc.message, time.monotonic())
+            if self.alerts is not None and self._is_default(version):
+                self.alerts.load_failed(version.model_name, version.label, exc.message)
         else:
             log.info("version %s ready for the API after %.2f s", version.label, time.monotonic() - started)
             # TensorFlow brings millions of long-lived objects: move them out of the collector's sight, or every

@@ -63,9 +63,7 @@ def _scope(served: Served, default_model: bool):
         since = until - timedelta(days=RANGES[chosen])
     else:
         today = datetime.now(UTC).date()
-        picked = st.date_input(
-            "Dates (UTC)", (today - timedelta(days=6), today), max_value=today, key="monitor-dates"
-        )
+        picked = st.date_input("Dates (UTC)", (today - timedelta(days=6), today), max_value=today, key="monitor-dates")
         if not isinstance(picked, tuple) or len(picked) != 2:
             st.info("Pick the first and the last day of the range.")
             return None

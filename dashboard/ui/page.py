@@ -74,7 +74,8 @@ def main() -> None:
         batch_tab(settings, served, who, recorder)
     with tab_compare:
         compare_tab(settings, catalog, served)
-    # History, Feedback and Monitor read the database: only when open, so they are fresh when opened and cost nothing else
+    # History, Feedback and Monitor read the database: only when open, so they are fresh when opened and cost
+    # nothing else
     model = (served.version.model_name, default_model)
     if tab_history.open:
         with tab_history:
