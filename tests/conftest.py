@@ -111,6 +111,14 @@ def catalog_store(tmp_path_factory):
     return build_catalog(tmp_path_factory.mktemp("catalog"))
 
 
+@pytest.fixture(scope="session")
+def seeded_history(tmp_path_factory):
+    """(an SQLite history file holding a drifting week up to now, what was seeded): tests/support/monitor.py."""
+    from tests.support.monitor import seeded_file
+
+    return seeded_file(tmp_path_factory.mktemp("seeded-history"))
+
+
 @pytest.fixture
 def copy_demo(tmp_path):
     """A writable copy of the demo store folder."""
