@@ -321,3 +321,34 @@ def test_a_person_picks_a_model_of_the_catalog_then_predicts_with_it(server, cat
         page.goto(base + "/?model=digits")
         expect(sidebar.get_by_text("Version 1.0.0")).to_be_visible(timeout=90_000)
         expect(sidebar.get_by_text("classification: 0, 1, 2")).to_be_visible()
+
+
+def test_a_person_opens_the_monitor_tab_reads_its_charts_and_downloads_the_drift(server, seeded_history, tmp_path):
+    """The Monitor tab in Chromium on a drifting week: headline figures, every chart drawn, a download."""
+    chromium_or_skip()
+    from playwright.sync_api import expect
+
+    from tests.support.monitor import DAYS, SHIFTED, copy_history
+
+    path = copy_history(seeded_history[0], tmp_path / "db")
+    base = server({"DATABASE_URL": f"sqlite:///{path}"})
+    with opened(base) as page:
+        page.get_by_role("tab", name="Monitor").click()
+        main = page.get_by_test_id("stMain")
+        expect(main.get_by_text("Inputs against the training data")).to_be_visible(timeout=60_000)
+        values = main.get_by_test_id("stMetricValue")
+        expect(values.first).to_have_text(f"{DAYS * 41:,}")
+        expect(values.nth(4)).to_have_text("1")  # features drifting
+        charts = main.get_by_test_id("stVegaLiteChart")
+        expect(charts).to_have_count(5, timeout=30_000)  # volume, latency, answers, drift, agreement
+        for index in range(5):
+            expect(charts.nth(index).locator("canvas, svg").first).to_be_visible(timeout=30_000)
+        with page.expect_download() as pending:
+            main.get_by_role("button", name="Download drift (CSV)").click()
+        saved = tmp_path / "drift.csv"
+        pending.value.save_as(saved)
+        drift = pd.read_csv(saved)
+        overall = drift[drift["time"] == "all"].set_index("feature")
+        assert overall.loc[SHIFTED, "verdict"] == "major"
+        assert (overall["verdict"] == "major").sum() == 1
+        screenshot(page, "monitor.png")

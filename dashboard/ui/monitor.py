@@ -20,7 +20,7 @@ from dashboard.ui.history import closed
 from dashboard.ui.words import md
 
 RANGES = {"Last 24 hours": 1, "Last 7 days": 7, "Last 30 days": 30, "Pick dates": 0}
-VERDICT_MARK = {"stable": "🟢 stable", "moderate": "🟠 moderate", "major": "🔴 major", None: "— too few rows"}
+TOO_FEW = "too few values"  # under drift.MIN_ROWS recorded values: no verdict
 
 
 def monitor_tab(settings: Settings, recorder: Recorder | None, served: Served, default_model: bool) -> None:
@@ -152,19 +152,20 @@ def _drift(found: Monitor) -> None:
         st.caption("No drift measured: " + ("; ".join(found.notes) or "no recorded inputs in this range."))
         return
     overall = [d for d in found.drift if d["time"] == "all"]
-    table = pd.DataFrame(
+    table = pd.DataFrame(  # the Batch tab's columns (ui/insight.drift), for the whole range
         {
-            "feature": [d["feature"] for d in overall],
-            "verdict": [VERDICT_MARK[d["verdict"]] for d in overall],
-            "PSI": [d["psi"] for d in overall],
-            "moderate at": [d["moderate_at"] for d in overall],
-            "major at": [d["major_at"] for d in overall],
-            "outside training range": [f"{d['outside_share']:.1%}" for d in overall],
+            "input": [d["feature"] for d in overall],
+            "verdict": [d["verdict"] or TOO_FEW for d in overall],
+            "PSI": [round(d["psi"], 3) for d in overall],
+            "moderate from": [d["moderate_at"] for d in overall],
+            "major from": [d["major_at"] for d in overall],
+            "outside the training range": [f"{d['outside_share']:.1%}" for d in overall],
             "values": [d["rows"] for d in overall],
         }
     )
     st.dataframe(table, hide_index=True, key="monitor-drift-table")
-    daily = _frame([d for d in found.drift if d["time"] != "all"])
+    # per day: only days with enough values for a verdict (a few values give a large PSI by chance)
+    daily = _frame([d for d in found.drift if d["time"] != "all" and d["verdict"] is not None])
     if len(daily):
         st.line_chart(daily, x="time", y="psi", color="feature")
     st.caption(

@@ -85,8 +85,10 @@ def seed_week(recorder: Recorder, start: datetime, seed: int = 7) -> Week:
                 frame.loc[0, "sepal_width"] = None
             result = service.predict_frame(served, frame, None, None)
             table = result.table
-            answers = [{"prediction": p if not e else None, "error": e or None} for p, e in
-                       zip(table["prediction"], table["error"], strict=True)]
+            answers = [
+                {"prediction": p if not e else None, "error": e or None}
+                for p, e in zip(table["prediction"], table["error"], strict=True)
+            ]
             rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
             pending = records.of_answer(served, "token ci", rows, answers, 0.002 + 0.001 * (call % 5), 100)
             pid = queue(pending, at(call * 40))
