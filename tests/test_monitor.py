@@ -183,6 +183,9 @@ def test_reports_give_the_agreement_per_day_and_the_most_corrected_answers(seede
         assert entry["flagged"] == flagged and entry["rows"] == ROWS_PER_DAY
         assert entry["agreement"] == round(1 - flagged / ROWS_PER_DAY, 4)
     assert found.totals["flagged_rows"] == sum(week.flagged.values()) > 0
+    early = 1 - sum(week.flagged.get(d, 0) for d in range(3)) / (3 * ROWS_PER_DAY)
+    late = 1 - sum(week.flagged.get(d, 0) for d in range(3, DAYS)) / (4 * ROWS_PER_DAY)
+    assert found.totals["agreement_change"] == round(late - early, 4) < 0  # reports came in the last days
     assert {c["corrected_to"] for c in found.corrected} == {"virginica"}
     assert sum(c["reports"] for c in found.corrected) == found.totals["flagged_rows"]
     assert all(c["answer"] in ("setosa", "versicolor", "virginica") for c in found.corrected)

@@ -34,6 +34,7 @@ LATENCY_MS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 15, 25, 50, 100, 250, 500, 1000, 25
 GAMMA = 1.1  # a regression's values are counted in buckets (GAMMA**(k-1), GAMMA**k]: quantiles within ±5%
 TINY = 1e-12  # |value| below this counts as 0
 TOP_CORRECTED = 10
+SMALL = 32  # inputs of at most this many values are counted without numpy
 Digest = list[list[Any]]  # [metric, feature, key, count, total]
 
 
@@ -104,7 +105,22 @@ def input_bins(inputs: Mapping[str, Sequence[Any]], reference: Mapping[str, Any]
         if values is None:
             continue
         if stats["type"] == "number":
-            numbers = np.array([_number(v) for v in values], dtype=float)
+            if len(values) <= SMALL:  # an API call's few rows: plain Python (numpy's per-call cost dominates)
+                numbers = [x for x in map(_number, values) if math.isfinite(x)]
+                if not numbers:
+                    continue
+                bins: dict[int, int] = defaultdict(int)
+                for x in numbers:
+                    bins[bisect.bisect_right(stats["edges"], x)] += 1
+                found += [["bin", name, str(index), n, 0.0] for index, n in bins.items()]
+                outside = sum(1 for x in numbers if x < stats["min"] or x > stats["max"])
+                found.append(["outside", name, "", outside, 0.0])
+                continue
+            given = np.asarray(values)
+            if given.dtype.kind in "fiu":  # a table's number column: no conversion per value
+                numbers = given.astype(float)
+            else:
+                numbers = np.array([_number(v) for v in values], dtype=float)
             numbers = numbers[np.isfinite(numbers)]
             if not numbers.size:
                 continue
@@ -275,6 +291,7 @@ def monitor(read: Read, dialect: str, scope: Scope, output_type: str, reference:
     reports, corrected = _feedback(read, dialect, scope, models, output_type, by_metric["rows"])
     totals["flagged_rows"] = sum(r["flagged"] for r in reports)
     totals["agreement"] = round(1 - totals["flagged_rows"] / totals["rows"], 4) if totals["rows"] else None
+    totals["agreement_change"] = agreement_change(reports)
     notes = []
     if not reference:
         notes.append("this version has no published reference: drift is not measured (publish with --reference)")
@@ -468,12 +485,17 @@ def _feedback(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per bucket of prediction time: rows predicted, rows reported wrong, agreement (1 - flagged / rows); and the
     answers corrected most (classifiers: which answer was corrected to which label)."""
-    named = predictions.c.model.in_([m for m in models if m])
+    # The reports are few and the predictions many: the join starts from the reports of the range (a report is made
+    # after its prediction) and finds each prediction by its id. The predictions' own columns are wrapped in
+    # coalesce() so that no planner starts from their indexes instead (SQLite did: a scan of a million predictions
+    # for no report, 1.1 s); the unnamed model ("") is a NULL name.
+    created = sa.func.coalesce(predictions.c.created_at, predictions.c.created_at)
     where = [
-        sa.or_(named, predictions.c.model.is_(None)) if "" in models else named,
-        predictions.c.version == scope.version,
-        predictions.c.created_at >= scope.since,
-        predictions.c.created_at < scope.until,
+        feedback.c.created_at >= scope.since,
+        sa.func.coalesce(predictions.c.model, "").in_(models),
+        sa.func.coalesce(predictions.c.version, predictions.c.version) == scope.version,
+        created >= scope.since,
+        created < scope.until,
     ]
     when = _bucket_sql(predictions.c.created_at, dialect, scope.bucket).label("bucket")
     flagged = read(
@@ -514,6 +536,20 @@ def _feedback(
         )
         corrected = [{"answer": r["answer"], "corrected_to": r["label"], "reports": int(r["reports"])} for r in top]
     return series, corrected
+
+
+def agreement_change(series: list[dict[str, Any]]) -> float | None:
+    """The trend of agreement: its value over the later half of the periods minus the earlier half's (None with
+    fewer than two periods of predictions)."""
+    made = [entry for entry in series if entry["rows"]]
+    if len(made) < 2:
+        return None
+    half = len(made) // 2
+
+    def agreement(entries: list[dict[str, Any]]) -> float:
+        return 1 - sum(e["flagged"] for e in entries) / sum(e["rows"] for e in entries)
+
+    return round(agreement(made[half:]) - agreement(made[:half]), 4)
 
 
 def _bucket_time(text: str, bucket: Bucket) -> datetime:

@@ -203,12 +203,12 @@ def _digest(row: dict[str, Any], answers: list[Any], inputs: Any, reference: Any
     )
 
 
-def _good_columns(table: pd.DataFrame, names: list[str]) -> dict[str, list[Any]]:
-    """The predicted rows' values of each feature column the table has."""
+def _good_columns(table: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
+    """The predicted rows' values of each feature column the table has (arrays: a large file's are binned at once)."""
     if not len(table):
         return {}
     good = ~table["error"].astype(bool).to_numpy()
-    return {name: table[name].to_numpy()[good].tolist() for name in names if name in table.columns}
+    return {name: table[name].to_numpy()[good] for name in names if name in table.columns}
 
 
 def _from_table(pending: Pending, fields: dict[str, Any]) -> dict[str, Any]:

@@ -87,10 +87,13 @@ def _headline(found: Monitor) -> None:
     columns[1].metric("Rows", f"{totals['rows']:,}")
     columns[2].metric("Rows refused", f"{totals['refused_share']:.1%}", help="Rows that could not be predicted.")
     agreement = totals["agreement"]
+    change = totals["agreement_change"]
     columns[3].metric(
         "Agreement",
         "—" if agreement is None else f"{agreement:.1%}",
-        help="Share of predicted rows nobody reported as a wrong answer.",
+        delta=None if not change else f"{100 * change:+.1f} pts",
+        help="Share of predicted rows nobody reported as a wrong answer; the change compares the later half of the "
+        "range with the earlier half.",
     )
     columns[4].metric(
         "Features drifting",
