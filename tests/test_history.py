@@ -23,7 +23,7 @@ from dashboard.history import database as historydb
 from dashboard.history.spool import Spool
 from dashboard.history.tables import predictions
 from tests.support.helpers import DEMO, REPO
-from tests.support.postgres import postgres_or_skip, start_postgres
+from tests.support.postgres import new_database, postgres_or_skip, running_postgres, start_postgres
 from tests.support.secretscan import SCANNED, watch
 
 SAMPLE = DEMO / "sample.csv"
@@ -31,12 +31,7 @@ SAMPLE = DEMO / "sample.csv"
 
 @pytest.fixture(scope="module")
 def postgres():
-    postgres_or_skip()
-    server = start_postgres()
-    watch(server.password)
-    yield server
-    SCANNED.append(("PostgreSQL server log", (server.folder / "server.log").read_text(errors="replace")))
-    server.remove()
+    yield from running_postgres("PostgreSQL server log")
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +46,7 @@ def database(request, tmp_path):
     """A fresh, empty database: an SQLite file, or a new database on the module's PostgreSQL server."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'history.sqlite3'}"
-    server = request.getfixturevalue("postgres")
-    name = f"t{time.monotonic_ns()}"
-    admin = sa.create_engine(historydb.database_url(server.url, tmp_path), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return server.url.rsplit("/", 1)[0] + "/" + name
+    return new_database(request.getfixturevalue("postgres"))
 
 
 def make_recorder(url: str, bound: int = 10_000) -> history.Recorder:

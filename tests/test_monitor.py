@@ -16,13 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 import requests
-import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from dashboard import history, service
 from dashboard.history import database as historydb
 from dashboard.history import monitoring
 from dashboard.history.monitoring import Scope
+from dashboard.service.alerts import Alerts
 from dashboard.service.serving import Serving
 from tests.support import dashboard_server
 from tests.support.apptest import start
@@ -39,7 +39,7 @@ from tests.support.monitor import (
     seed_week,
     week_start,
 )
-from tests.support.postgres import postgres_or_skip, start_postgres
+from tests.support.postgres import new_database, running_postgres
 from tests.support.secretscan import SCANNED, watch
 
 ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -87,12 +87,7 @@ def test_drift_thresholds_are_simulated_on_a_coarse_grid_that_never_raises_them(
 
 @pytest.fixture(scope="module")
 def postgres():
-    postgres_or_skip()
-    server = start_postgres()
-    watch(server.password)
-    yield server
-    SCANNED.append(("PostgreSQL server log (monitor)", (server.folder / "server.log").read_text(errors="replace")))
-    server.remove()
+    yield from running_postgres("PostgreSQL server log (monitor)")
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -101,13 +96,7 @@ def seeded(request, tmp_path_factory):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('monitor') / 'history.sqlite3'}"
     else:
-        server = request.getfixturevalue("postgres")
-        name = f"m{time.monotonic_ns()}"
-        admin = sa.create_engine(historydb.database_url(server.url, None), isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(sa.text(f"CREATE DATABASE {name}"))
-        admin.dispose()
-        url = server.url.rsplit("/", 1)[0] + "/" + name
+        url = new_database(request.getfixturevalue("postgres"))
     recorder = history.Recorder(historydb.database_url(url, None))
     week = seed_week(recorder, week_start(DAYS + 3))
     yield recorder, week
@@ -533,3 +522,29 @@ def test_the_monitor_tab_shows_the_week_as_charts_with_downloads(env, seeded_his
     at.date_input(key="monitor-dates").set_value((long_ago, long_ago + timedelta(days=2))).run()
     assert not at.exception
     assert any("No predictions of version 1.1.0 were recorded in this range" in i.value for i in at.main.info)
+
+
+def test_flagged_answers_over_the_threshold_are_posted_once(served, tmp_path):
+    receiver = Receiver(failures=0)
+    recorder = history.Recorder(historydb.database_url(f"sqlite:///{tmp_path / 'h.sqlite3'}", None))
+    try:
+        table = service.predict_frame(served, __import__("pandas").DataFrame([ROW])).table
+        ids = [recorder.record(served, "form", "ana@example.com", table, 0.003, keep_rows=1) for _ in range(40)]
+        assert recorder.flush(30)
+        alerts = Alerts(receiver.url, error_rate=0.1, flag_rate=0.05)
+        assert alerts.check(served, recorder) == []  # 0 of 40 reported
+        for pid in ids[:4]:
+            recorder.add_feedback(pid, "ana@example.com", label="virginica")
+        recorder.monitor_cache_seconds = 0.0
+        posted = alerts.check(served, recorder)
+        assert [m["cause"] for m in posted] == ["flagged_answers"]
+        assert posted[0]["text"] == (
+            "keras-dashboard: 10.0% of the answers of iris-classifier 1.1.0 in the last day were reported wrong "
+            "(4 of 40; MONITOR_FLAG_RATE is 5.0%)"
+        )
+        assert posted[0]["value"] == 0.1 and posted[0]["threshold"] == 0.05
+        assert alerts.check(served, recorder) == []  # still on: nothing more
+        assert receiver.bodies == posted
+    finally:
+        recorder.close()
+        receiver.close()

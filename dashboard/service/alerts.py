@@ -85,56 +85,28 @@ class Alerts:
         found: list[tuple[tuple, dict[str, Any]]] = []
         for entry in day.drift:
             if entry["time"] == "all" and entry["verdict"] == "major":
-                found.append(
-                    (
-                        ("drift", model, version, entry["feature"]),
-                        self._message(
-                            "drift",
-                            model,
-                            version,
-                            f"input {entry['feature']!r} of {model} {version} drifted (major) from the training data "
-                            f"over the last day: PSI {entry['psi']:.3f} over {entry['rows']:,} values (major from "
-                            f"{entry['major_at']:.3f})",
-                            entry["psi"],
-                            entry["major_at"],
-                            entry["feature"],
-                        ),
-                    )
+                psi, major, name = entry["psi"], entry["major_at"], entry["feature"]
+                text = (
+                    f"input {name!r} of {model} {version} drifted (major) from the training data over the last day: "
+                    f"PSI {psi:.3f} over {entry['rows']:,} values (major from {major:.3f})"
                 )
+                found.append(
+                    (("drift", model, version, name), self._message("drift", model, version, text, psi, major, name))
+                )
+
+        def rate(cause: Cause, count: int, total: int, limit: float, setting: str, what: str) -> None:
+            if total >= MIN_ROWS and count / total > limit:
+                text = f"{count / total:.1%} {what} ({count:,} of {total:,}; {setting} is {limit:.1%})"
+                message = self._message(cause, model, version, text, round(count / total, 4), limit)
+                found.append(((cause, model, version, ""), message))
+
         # the hour's scope starts at the previous clock hour: up to two hours of counts
         rows, refused = hour.totals["rows"], hour.totals["refused_rows"]
-        if rows >= MIN_ROWS and refused / rows > self.error_rate:
-            found.append(
-                (
-                    ("refused_rows", model, version, ""),
-                    self._message(
-                        "refused_rows",
-                        model,
-                        version,
-                        f"{refused / rows:.1%} of the rows sent to {model} {version} in the last hour were refused "
-                        f"({refused:,} of {rows:,}; MONITOR_ERROR_RATE is {self.error_rate:.1%})",
-                        round(refused / rows, 4),
-                        self.error_rate,
-                    ),
-                )
-            )
-        predicted = day.totals["rows"] - day.totals["refused_rows"]
-        flagged = day.totals["flagged_rows"]
-        if predicted >= MIN_ROWS and flagged / predicted > self.flag_rate:
-            found.append(
-                (
-                    ("flagged_answers", model, version, ""),
-                    self._message(
-                        "flagged_answers",
-                        model,
-                        version,
-                        f"{flagged / predicted:.1%} of the answers of {model} {version} in the last day were reported "
-                        f"wrong ({flagged:,} of {predicted:,}; MONITOR_FLAG_RATE is {self.flag_rate:.1%})",
-                        round(flagged / predicted, 4),
-                        self.flag_rate,
-                    ),
-                )
-            )
+        what = f"of the rows sent to {model} {version} in the last hour were refused"
+        rate("refused_rows", refused, rows, self.error_rate, "MONITOR_ERROR_RATE", what)
+        predicted, flagged = day.totals["rows"] - day.totals["refused_rows"], day.totals["flagged_rows"]
+        what = f"of the answers of {model} {version} in the last day were reported wrong"
+        rate("flagged_answers", flagged, predicted, self.flag_rate, "MONITOR_FLAG_RATE", what)
         return self._turned_on(found, prefix=(model, version))
 
     def load_failed(self, model: str, version: str, why: str) -> list[dict[str, Any]]:

@@ -107,3 +107,32 @@ def postgres_or_skip() -> None:
             pytest.fail(f"REQUIRE_BROWSER is set but {WHY_NOT}")
         print(WHY_NOT)
         pytest.skip(WHY_NOT)
+
+
+def running_postgres(label: str):
+    """A module's PostgreSQL server, as a fixture body (`yield from`): its password watched by the secret scan, its
+    log scanned after (label names it in the scan)."""
+    from tests.support.secretscan import SCANNED, watch
+
+    postgres_or_skip()
+    server = start_postgres()
+    watch(server.password)
+    yield server
+    SCANNED.append((label, (server.folder / "server.log").read_text(errors="replace")))
+    server.remove()
+
+
+def new_database(server: Postgres) -> str:
+    """The URL of a new, empty database on server."""
+    import time
+
+    import sqlalchemy as sa
+
+    from dashboard.history.database import database_url
+
+    name = f"t{time.monotonic_ns()}"
+    admin = sa.create_engine(database_url(server.url, None), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return server.url.rsplit("/", 1)[0] + "/" + name
