@@ -36,6 +36,7 @@ from tests.support.monitor import (
     FORMS,
     SHIFTED,
     copy_history,
+    draw,
     seed_week,
     week_start,
 )
@@ -528,14 +529,14 @@ def test_flagged_answers_over_the_threshold_are_posted_once(served, tmp_path):
     receiver = Receiver(failures=0)
     recorder = history.Recorder(historydb.database_url(f"sqlite:///{tmp_path / 'h.sqlite3'}", None))
     try:
-        table = service.predict_frame(served, __import__("pandas").DataFrame([ROW])).table
-        ids = [recorder.record(served, "form", "ana@example.com", table, 0.003, keep_rows=1) for _ in range(40)]
+        drawn = draw(served.version.reference, 40, np.random.default_rng(3))  # like the training data: no drift
+        table = service.predict_frame(served, drawn).table
+        ids = [recorder.record(served, "form", "ana", table.iloc[[i]], 0.003, keep_rows=1) for i in range(40)]
         assert recorder.flush(30)
         alerts = Alerts(receiver.url, error_rate=0.1, flag_rate=0.05)
         assert alerts.check(served, recorder) == []  # 0 of 40 reported
         for pid in ids[:4]:
             recorder.add_feedback(pid, "ana@example.com", label="virginica")
-        recorder.monitor_cache_seconds = 0.0
         posted = alerts.check(served, recorder)
         assert [m["cause"] for m in posted] == ["flagged_answers"]
         assert posted[0]["text"] == (
@@ -548,3 +549,28 @@ def test_flagged_answers_over_the_threshold_are_posted_once(served, tmp_path):
     finally:
         recorder.close()
         receiver.close()
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"MONITOR_WEBHOOK_URL": "hooks.example.com/x"}, "MONITOR_WEBHOOK_URL must be an http:// or https:// URL"),
+        ({"MONITOR_ERROR_RATE": "10%"}, "MONITOR_ERROR_RATE='10%' is not a share; use a number above 0 and at most 1"),
+        ({"MONITOR_FLAG_RATE": "2"}, "MONITOR_FLAG_RATE='2' is not a share; use a number above 0 and at most 1"),
+        ({"MONITOR_CHECK_SECONDS": "0.5"}, "MONITOR_CHECK_SECONDS must be at least 1, not 0.5"),
+    ],
+)
+def test_bad_monitor_settings_say_what_to_write(environ, message):
+    from dashboard.config import load_settings
+    from dashboard.errors import ConfigError
+
+    with pytest.raises(ConfigError) as raised:
+        load_settings(environ, secrets={})
+    assert raised.value.message.startswith(message)
+
+
+def test_the_webhook_url_stays_out_of_the_settings_repr():
+    from dashboard.config import load_settings
+
+    settings = load_settings({"MONITOR_WEBHOOK_URL": "https://hooks.example.com/T0/B0/s3cr3t"}, secrets={})
+    assert settings.monitor_webhook_url.endswith("s3cr3t") and "s3cr3t" not in repr(settings)

@@ -158,7 +158,10 @@ class Recorder(Writer):
     def _insert_report(self, entry: dict[str, Any]) -> int:
         try:
             with self.engine.begin() as connection:
-                return connection.execute(feedback.insert().returning(feedback.c.id), entry).scalar_one()
+                found = connection.execute(feedback.insert().returning(feedback.c.id), entry).scalar_one()
+            with self._wake:
+                self._monitors.clear()  # the monitors' agreement changed
+            return found
         except UNREACHABLE as exc:
             raise HistoryError(
                 f"the history database cannot be reached: {database.explain(exc, self.url)}; try again"

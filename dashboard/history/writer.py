@@ -19,7 +19,7 @@ from dashboard.common import metrics
 from dashboard.common.logs import log
 from dashboard.history import database, monitoring
 from dashboard.history.database import HistoryError
-from dashboard.history.records import Pending, insert, row_of
+from dashboard.history.records import Pending, insert, row_of, rows_of
 from dashboard.history.spool import Spool
 from dashboard.history.tables import feedback, predictions
 
@@ -284,13 +284,10 @@ class Writer:
 
     def _write(self, batch: list[Pending]) -> int:
         """Insert the batch in one transaction (one by one when the database refuses one); the rows written."""
-        rows = []
-        for pending in batch:
-            try:
-                rows.append(row_of(pending))
-            except Exception as exc:
-                self._drop(1)
-                log.warning("history: a prediction could not be recorded: %s", database.explain(exc, self.url))
+        rows, failed = rows_of(batch)
+        for _, exc in failed:
+            self._drop(1)
+            log.warning("history: a prediction could not be recorded: %s", database.explain(exc, self.url))
         return self._write_rows(rows)
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> int:
