@@ -233,7 +233,7 @@ def test_a_person_flags_a_wrong_answer_and_exports_it_for_training(server, tmp_p
 
 
 def test_on_a_phone_every_tab_fits_and_answers_lead_the_table(server):
-    """Issue 22: at 390 px the five tabs fit without the tab row's scroll arrow; the results table starts with the
+    """Issue 22: at 390 px the six tabs fit without the tab row's scroll arrow; the results table starts with the
     prediction (and error), not the inputs."""
     chromium_or_skip()
     from playwright.sync_api import expect, sync_playwright
@@ -245,7 +245,7 @@ def test_on_a_phone_every_tab_fits_and_answers_lead_the_table(server):
             page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
             page.goto(base)
             expect(page.get_by_role("button", name="Predict", exact=True)).to_be_visible(timeout=90_000)
-            for name in ("Predict", "Batch", "Compare", "History", "Feedback"):
+            for name in ("Predict", "Batch", "Compare", "History", "Feedback", "Monitor"):
                 tab = page.get_by_role("tab", name=name, exact=True)
                 box = tab.bounding_box()
                 assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (name, box)

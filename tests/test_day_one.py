@@ -347,7 +347,7 @@ def test_the_page_says_server_not_dyno_and_legends_sit_below_plots(env):
     what_if = next(c for c in at.get("vega_lite_chart") if "changes" in c.proto.spec)
     assert '"orient": "bottom"' in what_if.proto.spec or '"orient":"bottom"' in what_if.proto.spec
     tabs = [t.label for t in at.tabs]
-    assert tabs == ["Predict", "Batch", "Compare", "History", "Feedback"]
+    assert tabs == ["Predict", "Batch", "Compare", "History", "Feedback", "Monitor"]
 
 
 def test_a_model_that_cannot_be_served_offers_no_retry(env, tmp_path):
