@@ -331,6 +331,7 @@ def test_the_monitor_api_answers_the_seeded_week_behind_the_token(monitored):
         ({"bucket": "minute"}, 400, "bucket='minute' is not one of day, hour"),
         ({"since": "2026-01-01", "until": "2025-01-01"}, 400, "since (2026-01-01 00:00) must be before until"),
         ({"since": "2024-01-01", "bucket": "hour"}, 400, "a monitor covers at most 31 days by hour"),
+        ({"until": "0001-01-01"}, 400, "since and until must be dates between the years 2 and 9998"),
         ({"model": "housing"}, 404, "there is no model housing"),
         ({"version": "9.9.9"}, 404, "9.9.9"),
     ],

@@ -24,8 +24,11 @@ def scope_of(
 ) -> Scope:
     """The scope of a monitor of served's version over [since, until) (default: the last 7 days); InputError for a
     range that is empty, reversed or too long."""
-    until = _utc(until) or default_range()[1]
-    since = _utc(since) or until - timedelta(days=DEFAULT_DAYS)
+    try:
+        until = _utc(until) or default_range()[1]
+        since = _utc(since) or until - timedelta(days=DEFAULT_DAYS)
+    except OverflowError as exc:  # a date near year 1 or 9999
+        raise InputError("since and until must be dates between the years 2 and 9998") from exc
     if since >= until:
         raise InputError(f"since ({since:%Y-%m-%d %H:%M}) must be before until ({until:%Y-%m-%d %H:%M})")
     longest = MAX_HOURLY_DAYS if bucket == "hour" else MAX_DAYS
