@@ -575,3 +575,14 @@ def test_the_webhook_url_stays_out_of_the_settings_repr():
 
     settings = load_settings({"MONITOR_WEBHOOK_URL": "https://hooks.example.com/T0/B0/s3cr3t"}, secrets={})
     assert settings.monitor_webhook_url.endswith("s3cr3t") and "s3cr3t" not in repr(settings)
+
+
+def test_a_regression_s_answers_are_shown_as_quantiles_within_five_percent():
+    values = np.linspace(10.0, 200.0, 1000)
+    digest = monitoring.digest(3.0, len(values), 0, "regression", values.tolist(), None, None)
+    hour = datetime(2026, 11, 30, 8, tzinfo=UTC)
+    rows = [{"hour": hour, "key": key, "count": count} for metric, _, key, count, _ in digest if metric == "output"]
+    (entry,) = monitoring._outputs(rows, "day", "regression")
+    assert entry["count"] == 1000 and entry["time"] == "2026-11-30T00:00:00Z"
+    for q in (5, 25, 50, 75, 95):
+        assert entry[f"p{q}"] == pytest.approx(np.quantile(values, q / 100), rel=0.05)

@@ -137,6 +137,10 @@ def _latency(found: Monitor) -> None:
 
 
 def _outputs(found: Monitor) -> None:
+    if not found.outputs:
+        st.subheader("Answers")
+        st.caption("No answers in this range: every row sent was refused (see Rows refused).")
+        return
     frame = _frame(found.outputs)
     if found.output_type == "regression":
         st.subheader("Predicted values")
