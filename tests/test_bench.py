@@ -8,10 +8,14 @@ import sys
 from tests.support.helpers import REPO
 
 
-def quick(script: str) -> str:
+def quick(script: str, *extra: str) -> str:
     """What `python -m bench.SCRIPT --quick` prints (from the repository's root, as the docs say); it must exit 0."""
     done = subprocess.run(
-        [sys.executable, "-m", f"bench.{script}", "--quick"], cwd=REPO, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", f"bench.{script}", "--quick", *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -134,3 +138,20 @@ def test_catalog_memory_benchmark_quick_mode_prints_every_figure():
         "peak RSS",
     ):
         assert figure in stdout, figure
+
+
+def test_monitor_benchmark_quick_mode_prints_every_figure():
+    stdout = quick("monitor", "--rows", "3000")  # the figures, not the scale: 3,000 predictions on each database
+    for database in ("SQLite", "PostgreSQL"):
+        assert f"\n{database}\n" in stdout, database
+    for figure in (
+        "predictions in the history / hourly count rows",
+        "seeding through records.insert",
+        "monitor of the week, cold (best of 3)",
+        "drift verdicts over the week",
+        "Monitor tab opens (AppTest page run, tab open, cold)",
+        "baseline: volume + mean latency from the predictions table",
+        "baseline: the inputs read into pandas for drift",
+    ):
+        assert stdout.count(figure) == 2, figure
+    assert stdout.count("3,000  ") >= 2 and "NOTE" not in stdout
