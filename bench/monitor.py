@@ -17,6 +17,7 @@ higher). Then, on each database, cold (a new recorder, no cached monitor, no cac
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -135,9 +136,7 @@ def measure(name: str, url: str, rows: int, served) -> dict[str, float]:
     started = time.perf_counter()
     with engine.connect() as connection:
         inputs = connection.execute(sa.text(f"SELECT inputs FROM predictions LIMIT {sample}")).scalars().all()
-    frame = pd.DataFrame(
-        [row for kept in inputs for row in (kept if isinstance(kept, list) else __import__("json").loads(kept))]
-    )
+    frame = pd.DataFrame([row for kept in inputs for row in (kept if isinstance(kept, list) else json.loads(kept))])
     spent = (time.perf_counter() - started) * rows / sample
     figures["baseline_read"] = spent
     line(

@@ -119,7 +119,7 @@ async def lifespan(_app: st.App) -> AsyncIterator[None]:
     stop = threading.Event()
     if SERVER.alerts is not None:
         every = SERVER.settings.monitor_check_seconds
-        watcher = (SERVER.alerts, every, SERVER.check_alerts, stop)
+        watcher = (every, SERVER.check_alerts, stop)
         threading.Thread(target=watch_forever, args=watcher, name="alert watcher", daemon=True).start()
     async with MCP.session_manager.run():  # the /mcp door's task group
         yield

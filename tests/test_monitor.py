@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+import pandas as pd
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,7 +27,7 @@ from dashboard.service.alerts import Alerts
 from dashboard.service.serving import Serving
 from tests.support import dashboard_server
 from tests.support.apptest import start
-from tests.support.helpers import REPO, api_json
+from tests.support.helpers import REPO, api_json, free_port
 from tests.support.monitor import (
     API_CALLS,
     API_ROWS,
@@ -187,7 +188,7 @@ def test_the_monitor_is_read_again_once_something_new_is_written(seeded, served)
     scope = Scope(served.version.model_name, served.label, now - timedelta(hours=2), now + timedelta(hours=1))
     before = recorder.monitor(scope, "classification", served.version.reference).totals["predictions"]
     assert recorder.monitor(scope, "classification", None) is recorder.monitor(scope, "classification", None)
-    table = service.predict_frame(served, __import__("pandas").DataFrame([ROW])).table
+    table = service.predict_frame(served, pd.DataFrame([ROW])).table
     recorder.record(served, "form", "me", table, 0.002, keep_rows=1)
     recorder.monitor_cache_seconds = 0.0  # what is cached is kept until something is written, then read again
     try:
@@ -199,7 +200,7 @@ def test_the_monitor_is_read_again_once_something_new_is_written(seeded, served)
 def test_two_writers_adding_to_the_same_hours_lose_no_count(seeded, served):
     recorder, _ = seeded
     other = history.Recorder(recorder.url)
-    table = service.predict_frame(served, __import__("pandas").DataFrame([ROW] * 3)).table
+    table = service.predict_frame(served, pd.DataFrame([ROW] * 3)).table
     when = week_start(40) + timedelta(hours=5)
     try:
 
@@ -356,7 +357,8 @@ def scrape(base: str) -> dict[tuple[str, tuple], float]:
 
 def test_metrics_count_known_traffic_in_prometheus_format(monitored):
     running, _, _ = monitored
-    assert requests.get(running.base + "/metrics", timeout=30).status_code == 401
+    refused = requests.get(running.base + "/metrics", timeout=30)
+    assert refused.status_code == 401 and api_json(refused)["error"]["code"] == "missing_token"
     before = scrape(running.base)
     bad = {**ROW, "sepal_width": None}
     for _ in range(3):
@@ -427,7 +429,7 @@ def test_a_default_version_that_fails_to_load_is_alerted_without_secrets(tmp_pat
             {
                 "HOME": str(tmp_path),
                 "MODEL_CACHE_DIR": str(tmp_path / "cache"),
-                "MODEL_URL": signed.replace("https://bucket.s3.amazonaws.com", f"http://127.0.0.1:{_closed_port()}"),
+                "MODEL_URL": signed.replace("https://bucket.s3.amazonaws.com", f"http://127.0.0.1:{free_port()}"),
                 "MODEL_RETRIES": "0",
                 "MONITOR_WEBHOOK_URL": receiver.url,
                 "HISTORY": "off",
@@ -449,12 +451,6 @@ def test_a_default_version_that_fails_to_load_is_alerted_without_secrets(tmp_pat
         assert len(receiver.bodies) == 1
     finally:
         receiver.close()
-
-
-def _closed_port() -> int:
-    from tests.support.helpers import free_port
-
-    return free_port()
 
 
 def test_metrics_of_several_processes_are_summed_in_multiprocess_mode(tmp_path):
@@ -579,7 +575,7 @@ def test_the_webhook_url_stays_out_of_the_settings_repr():
 
 def test_a_regression_s_answers_are_shown_as_quantiles_within_five_percent():
     values = np.linspace(10.0, 200.0, 1000)
-    digest = monitoring.digest(3.0, len(values), 0, "regression", values.tolist(), None, None)
+    digest = monitoring.digest(3.0, len(values), 0, "regression", values.tolist())
     hour = datetime(2026, 11, 30, 8, tzinfo=UTC)
     rows = [{"hour": hour, "key": key, "count": count} for metric, _, key, count, _ in digest if metric == "output"]
     (entry,) = monitoring._outputs(rows, "day", "regression")

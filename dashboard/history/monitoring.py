@@ -47,11 +47,9 @@ def digest(
     errors: int,
     output_type: str,
     answers: Sequence[Any],
-    inputs: Mapping[str, Sequence[Any]] | None,
-    reference: Mapping[str, Any] | None,
 ) -> Digest:
-    """One record's contribution to the hourly counts. answers: the predicted rows' answers (labels, or values for a
-    regression); inputs: per feature, the predicted rows' values as sent (None: not known)."""
+    """One record's contribution to the hourly counts but its inputs' bins (input_bins): its call, latency bucket,
+    rows, refused rows, and its predicted rows' answers (labels, or values for a regression)."""
     found: Digest = [
         ["calls", "", "", 1, float(duration_ms)],
         ["rows", "", "", int(rows), 0.0],
@@ -61,10 +59,7 @@ def digest(
     counts: dict[str, int] = defaultdict(int)
     for answer in answers:
         counts[value_key(answer) if output_type == "regression" else str(answer)] += 1
-    found += [["output", "", key, n, 0.0] for key, n in counts.items()]
-    if inputs and reference:
-        found += input_bins(inputs, reference)
-    return found
+    return found + [["output", "", key, n, 0.0] for key, n in counts.items()]
 
 
 def latency_key(duration_ms: float) -> str:

@@ -231,7 +231,7 @@ def _good_inputs(pending: Pending) -> dict[str, Any]:
 
 
 def _digest(row: dict[str, Any], answers: list[Any]) -> monitoring.Digest:
-    return monitoring.digest(row["duration_ms"], row["rows"], row["errors"], row["output_type"], answers, None, None)
+    return monitoring.digest(row["duration_ms"], row["rows"], row["errors"], row["output_type"], answers)
 
 
 def _good_columns(table: pd.DataFrame | None, names: list[str]) -> dict[str, np.ndarray]:

@@ -188,7 +188,7 @@ def alerts_for(settings: Settings) -> Alerts | None:
     return Alerts(settings.monitor_webhook_url, settings.monitor_error_rate, settings.monitor_flag_rate)
 
 
-def watch_forever(alerts: Alerts, every: float, rounds, stop: threading.Event) -> None:
+def watch_forever(every: float, rounds, stop: threading.Event) -> None:
     """Call rounds() (one check of every model's default version) every `every` seconds until stop is set; a check
     that fails is logged and the next one goes on."""
     while not stop.wait(every):

@@ -136,15 +136,15 @@ class Serving:
         if self.alerts is None or self.recorder is None:
             return []
         posted = []
-        default = self.models().default
-        for entry in self.models().entries:
+        catalog = self.models()
+        for entry in catalog.entries:
             try:
                 version = self.catalog(entry.name).default
             except DashboardError:
                 continue  # a model whose versions cannot be read: its load failure is the alert
             served = self.pool.peek(self.settings, version)
             if served is not None:
-                posted += self.alerts.check(served, self.recorder, default_model=entry.name == default)
+                posted += self.alerts.check(served, self.recorder, default_model=entry.name == catalog.default)
         return posted
 
     def _load(self, version: ModelVersion) -> None:

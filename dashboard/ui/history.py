@@ -151,12 +151,17 @@ def closed(settings: Settings) -> bool:
     return True
 
 
+def readable(settings: Settings, recorder: Recorder | None, off: str) -> bool:
+    """Whether a tab may read the history here; says why not (off: the words for HISTORY=off) when it may not."""
+    if recorder is None:
+        st.info(f"History is off on this server (HISTORY=off): {off}")
+        return False
+    return not closed(settings)
+
+
 def history_tab(settings: Settings, recorder: Recorder | None, who: str, model: Model) -> None:
     """The latest predictions, newest first, filtered and paged; one opens; Download exports the filtered list."""
-    if recorder is None:
-        st.info("History is off on this server (HISTORY=off): predictions are not recorded.")
-        return
-    if closed(settings):
+    if not readable(settings, recorder, "predictions are not recorded."):
         return
     try:
         filters = _filters(settings, recorder, who, "history", model)
@@ -256,10 +261,7 @@ def _export(recorder: Recorder, filters: Filters) -> bytes:
 
 def feedback_tab(settings: Settings, recorder: Recorder | None, who: str, model: Model) -> None:
     """Agreement per version, the reports (newest first, paged), and the reports as training data."""
-    if recorder is None:
-        st.info("History is off on this server (HISTORY=off): there is nothing to report on.")
-        return
-    if closed(settings):
+    if not readable(settings, recorder, "there is nothing to report on."):
         return
     try:
         filters = _filters(settings, recorder, who, "feedback", model)

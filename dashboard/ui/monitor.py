@@ -16,7 +16,7 @@ from dashboard.history import Recorder
 from dashboard.history.monitoring import Monitor, default_range
 from dashboard.service import monitor as watch
 from dashboard.service.load import Served
-from dashboard.ui.history import closed
+from dashboard.ui.history import readable
 from dashboard.ui.words import md
 
 RANGES = {"Last 24 hours": 1, "Last 7 days": 7, "Last 30 days": 30, "Pick dates": 0}
@@ -25,10 +25,7 @@ TOO_FEW = "too few values"  # under drift.MIN_ROWS recorded values: no verdict
 
 def monitor_tab(settings: Settings, recorder: Recorder | None, served: Served, default_model: bool) -> None:
     """The Monitor tab of the served version (see the module docstring)."""
-    if recorder is None:
-        st.info("Monitoring reads the prediction history, which is off on this server (HISTORY=off).")
-        return
-    if closed(settings):
+    if not readable(settings, recorder, "the Monitor reads the prediction history, so there is nothing to show."):
         return
     scope = _scope(served, default_model)
     if scope is None:
